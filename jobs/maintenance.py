@@ -1,0 +1,13 @@
+"""Recovery: whatever the database says is unfinished goes back on the queue."""
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def recover_unfinished():
+    """Called by every worker every few seconds; each step is idempotent."""
+    steps = []
+    for name, step in steps:
+        count = step()
+        if count:
+            log.info("recovery %s: re-enqueued %s", name, count)

@@ -1,0 +1,61 @@
+"""The worker process: drains the queue and, every few seconds, re-enqueues what the
+database says is unfinished (so a lost Redis or a killed worker never loses work)."""
+import logging
+import os
+import signal
+import socket
+import time
+
+from rq import SimpleWorker
+
+from app.extensions import db
+from app.queue import get_queue, get_redis
+
+log = logging.getLogger(__name__)
+HEARTBEAT_KEY = "crm:worker-heartbeat:"
+TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
+
+
+class CrmWorker(SimpleWorker):
+    """Runs jobs in this process; each job starts with a fresh database session."""
+
+    def perform_job(self, job, queue):
+        try:
+            return super().perform_job(job, queue)
+        finally:
+            db.session.remove()
+
+
+def tick():
+    """Re-enqueue unfinished work recorded in the database. Safe to run anywhere, any time."""
+    from jobs import maintenance
+
+    maintenance.recover_unfinished()
+    db.session.remove()
+
+
+def run_worker(burst=False):
+    """Work until SIGTERM/SIGINT (or until the queue is empty with burst=True)."""
+    name = f"{socket.gethostname()}.{os.getpid()}"
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+    redis = get_redis()
+    last_tick = 0.0
+    log.info("worker %s started", name)
+    while not stopping:
+        now = time.monotonic()
+        if now - last_tick >= TICK_SECONDS:
+            redis.set(HEARTBEAT_KEY + name, str(time.time()), ex=60)
+            try:
+                tick()
+            except Exception:  # noqa: BLE001 - a failed tick is logged and retried next time
+                log.exception("worker tick failed")
+                db.session.remove()
+            last_tick = now
+        worker = CrmWorker([get_queue()], connection=redis)
+        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+        if burst:
+            break
+        time.sleep(0.2)
+    redis.delete(HEARTBEAT_KEY + name)
+    log.info("worker %s stopped", name)

@@ -1,0 +1,130 @@
+"""The `crm` command: a Flask CLI group over the app factory, and the WSGI entry point."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from app import create_app
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_default_commands=False)
+def cli():
+    """Attack A Crack CRM."""
+
+
+def init_database():
+    """Migrate, sync roles and make sure an admin exists. Idempotent."""
+    from flask_migrate import upgrade
+
+    from app.users import ensure_admin, sync_roles
+
+    upgrade()
+    sync_roles()
+    user, created, generated = ensure_admin()
+    if generated:
+        click.echo(f"\n  Admin user created: {user.username} / password: {generated}\n"
+                   "  (shown once; set ADMIN_PASSWORD to choose it)\n")
+    elif created:
+        click.echo(f"Admin user created: {user.username}")
+
+
+@cli.command("init")
+@with_appcontext
+def init_command():
+    """Migrate the database, create the roles and the admin."""
+    init_database()
+
+
+@cli.command("create-admin")
+@click.option("--username", prompt=True)
+@click.option("--email", default=None)
+@click.password_option()
+@with_appcontext
+def create_admin_command(username, email, password):
+    """Create an admin user."""
+    from app.users import ensure_user
+
+    _, created = ensure_user(username, password, "Admin", email=email)
+    click.echo("Admin created." if created else f"User {username} already exists.")
+
+
+@cli.command("create-user")
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(["Admin", "Marketer", "Staff"]), required=True)
+@click.option("--email", default=None)
+@click.password_option()
+@with_appcontext
+def create_user_command(username, role, email, password):
+    """Create a user with one role."""
+    from app.users import ensure_user
+
+    _, created = ensure_user(username, password, role, email=email)
+    click.echo("User created." if created else f"User {username} already exists.")
+
+
+@cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@with_appcontext
+def worker_command(burst):
+    """Run an RQ worker (run as many as you like, on any machine)."""
+    from jobs.worker import run_worker
+
+    run_worker(burst=burst)
+
+
+@cli.command("demo")
+@with_appcontext
+def demo_command():
+    """Load a small fake data set so a new user sees a populated CRM."""
+    from app.demo import load_demo
+
+    click.echo(load_demo())
+
+
+@cli.command("run")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--workers", default=1, type=int, help="RQ worker processes to start beside the web server.")
+@with_appcontext
+def run_command(host, port, workers):
+    """Web server plus worker(s) on this machine. Ctrl-C stops everything."""
+    init_database()
+    env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"])
+    children = [subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env) for _ in range(workers)]
+    children.append(subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
+         "--access-logfile", "-", "run:create_wsgi()"], env=env))
+    click.echo(f"CRM running on http://{host}:{port}  (Ctrl-C stops)")
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    try:
+        while not stop and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def create_wsgi():
+    """WSGI entry point for gunicorn: `gunicorn 'run:create_wsgi()'`."""
+    return create_app()
+
+
+def main():
+    cli(prog_name="crm")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Fixtures: app (migrated once per session), db (clean tables per test), redis (flushed),
+clients logged in per role, and a worker that runs queued jobs in-process."""
+import os
+import re
+import secrets
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import text
+
+from app import create_app
+from app.extensions import db as _db
+
+PASSWORD = "Test-password-1"
+USERS = {"admin": "Admin", "marketer": "Marketer", "staff": "Staff", "staff2": "Staff"}
+BUSINESS_TABLES = [
+    "audit_log", "import_rows", "imports", "messages", "campaign_recipients", "campaign_lists",
+    "campaign_variants", "campaigns", "opt_outs", "list_members", "contact_properties", "todos",
+    "properties", "lists", "contacts", "webhook_events",
+]
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    instance = tmp_path_factory.mktemp("instance")
+    database_url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{instance / 'test.db'}"
+    redis_url = os.environ.get("TEST_REDIS_URL", "")
+    app = create_app({
+        "TESTING": True,
+        "INSTANCE_DIR": instance,
+        "UPLOAD_FOLDER": str(instance / "uploads"),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "ADMIN_PASSWORD": PASSWORD,
+        "FAB_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashes for tests only
+        "OPENPHONE_API_KEY": "test-key",
+        "OPENPHONE_BASE_URL": "http://127.0.0.1:9",
+        "OPENPHONE_WEBHOOK_SECRET": "whsec_" + "dGVzdC1zZWNyZXQtdGVzdC1zZWNyZXQ=",
+    })
+    with app.app_context():
+        from flask_migrate import downgrade, upgrade
+
+        from app.users import ensure_user, sync_roles
+
+        if database_url.startswith("postgresql"):
+            downgrade(revision="base")  # a clean schema for every session
+        upgrade()
+        sync_roles()
+        for username, role in USERS.items():
+            ensure_user(username, PASSWORD, role)
+        _db.session.commit()
+        _db.session.remove()
+    yield app
+
+
+@pytest.fixture
+def redis(app):
+    from app.queue import get_redis
+
+    with app.app_context():
+        conn = get_redis()
+        conn.flushdb()
+        yield conn
+
+
+@pytest.fixture
+def db(app, redis):
+    """A clean database (users and roles kept) inside an app context."""
+    with app.app_context():
+        _db.session.remove()
+        with _db.engine.begin() as conn:
+            for table in BUSINESS_TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
+        yield _db
+        _db.session.remove()
+
+
+def user_id(username):
+    from flask_appbuilder.security.sqla.models import User
+
+    return _db.session.query(User.id).filter_by(username=username).scalar()
+
+
+def csrf_token(app, client):
+    """A valid CSRF token for this client's session (what a rendered form would carry)."""
+    with client.session_transaction() as session:
+        raw = session.setdefault("csrf_token", secrets.token_hex(20))
+    return URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps(raw)
+
+
+def login(app, client, username, password=PASSWORD):
+    return client.post("/login/", data={"username": username, "password": password,
+                                        "csrf_token": csrf_token(app, client)})
+
+
+@pytest.fixture
+def client_for(app, db):
+    """client_for("staff") -> a test client logged in as that user."""
+
+    def make(username):
+        client = app.test_client()
+        response = login(app, client, username)
+        assert response.status_code == 302, f"login as {username} failed"
+        return client
+
+    return make
+
+
+@pytest.fixture
+def post_form(app):
+    """post_form(client, url, data): a form post carrying a valid CSRF token."""
+
+    def post(client, url, data=None, **kwargs):
+        data = dict(data or {})
+        data.setdefault("csrf_token", csrf_token(app, client))
+        return client.post(url, data=data, **kwargs)
+
+    return post
+
+
+@pytest.fixture
+def run_jobs(app, redis):
+    """Run every queued job in this process, as a worker would."""
+    from jobs.worker import CrmWorker
+
+    def run():
+        from app.queue import get_queue
+
+        with app.app_context():
+            CrmWorker([get_queue()], connection=redis).work(burst=True, logging_level="WARNING")
+            _db.session.remove()
+
+    return run
+
+
+def find_csrf(html):
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    return match.group(1) if match else None

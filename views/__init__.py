@@ -1,0 +1,10 @@
+"""The one place that registers every view and API with Flask-AppBuilder."""
+
+
+def register(appbuilder):
+    from views import api, audit, contacts, health
+
+    contacts.register(appbuilder)
+    audit.register(appbuilder)
+    api.register(appbuilder)
+    health.register(appbuilder)

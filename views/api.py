@@ -1,0 +1,63 @@
+"""REST API over the core records, scoped by role exactly like the screens."""
+from flask_appbuilder import ModelRestApi
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+
+from app.models import Campaign, Contact, ContactList, Import, Message, Property
+from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
+
+CONTACT_FIELDS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city",
+                  "mail_state", "mail_zip", "source", "assigned_user.id", "notes", "created_at"]
+EDITABLE = ["first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip",
+            "assigned_user", "notes"]
+
+
+class ContactApi(ModelRestApi):
+    resource_name = "contact"
+    datamodel = SQLAInterface(Contact)
+    base_filters = STAFF_SCOPE
+    list_columns = show_columns = CONTACT_FIELDS
+    add_columns = edit_columns = EDITABLE
+    search_columns = ["first_name", "last_name", "phone", "email", "source", "assigned_user"]
+    order_columns = ["id", "last_name", "first_name", "created_at"]
+
+
+class PropertyApi(ModelRestApi):
+    resource_name = "property"
+    datamodel = SQLAInterface(Property)
+    list_columns = ["id", "apn", "address", "city", "state", "zip", "type", "year_built", "estimated_value"]
+
+
+class ListApi(ModelRestApi):
+    resource_name = "list"
+    datamodel = SQLAInterface(ContactList)
+    list_columns = show_columns = ["id", "name", "description", "created_at"]
+    add_columns = edit_columns = ["name", "description"]
+
+
+class CampaignApi(ModelRestApi):
+    resource_name = "campaign"
+    datamodel = SQLAInterface(Campaign)
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "name", "status", "sending_number", "daily_limit", "created_at"]
+
+
+class MessageApi(ModelRestApi):
+    resource_name = "message"
+    datamodel = SQLAInterface(Message)
+    base_filters = CONTACT_SCOPE
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "contact.id", "direction", "body", "status", "from_phone", "to_phone",
+                                   "created_at", "delivered_at"]
+
+
+class ImportApi(ModelRestApi):
+    resource_name = "import"
+    datamodel = SQLAInterface(Import)
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "filename", "format", "status", "total_rows", "rows_done",
+                                   "created_at", "finished_at"]
+
+
+def register(appbuilder):
+    for api in (ContactApi, PropertyApi, ListApi, CampaignApi, MessageApi, ImportApi):
+        appbuilder.add_api(api)

@@ -1,0 +1,99 @@
+"""Contacts, properties, lists, opt-outs and todos."""
+from flask_appbuilder import ModelView
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+
+from app.models import Contact, ContactList, ContactProperty, ListMember, Message, OptOut, Property, Todo
+from app.security import AssignedToCurrentUser
+
+STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
+CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
+
+
+class ContactPropertyView(ModelView):
+    datamodel = SQLAInterface(ContactProperty)
+    base_permissions = ["can_list"]
+    list_columns = ["property", "role"]
+
+
+class ContactMessageView(ModelView):
+    datamodel = SQLAInterface(Message)
+    base_permissions = ["can_list"]
+    base_filters = CONTACT_SCOPE
+    base_order = ("created_at", "desc")
+    list_columns = ["created_at", "direction", "body", "status"]
+
+
+class ListMemberView(ModelView):
+    datamodel = SQLAInterface(ListMember)
+    base_permissions = ["can_list", "can_delete"]
+    list_columns = ["list", "contact", "added_at"]
+
+
+class ContactView(ModelView):
+    datamodel = SQLAInterface(Contact)
+    base_filters = STAFF_SCOPE
+    base_order = ("id", "desc")
+    list_columns = ["first_name", "last_name", "phone", "email", "source", "assigned_user", "created_at"]
+    search_columns = ["first_name", "last_name", "phone", "email", "source", "assigned_user", "created_at"]
+    show_fieldsets = [
+        ("Contact", {"fields": ["first_name", "last_name", "phone", "email", "source", "assigned_user", "notes"]}),
+        ("Mailing address", {"fields": ["mail_address", "mail_city", "mail_state", "mail_zip"], "expanded": False}),
+        ("Record", {"fields": ["created_at", "updated_at"], "expanded": False}),
+    ]
+    add_columns = ["first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state",
+                   "mail_zip", "assigned_user", "notes"]
+    edit_columns = add_columns
+    related_views = [ContactPropertyView, ListMemberView, ContactMessageView]
+    show_template = "contact_show.html"
+
+
+class PropertyContactView(ModelView):
+    datamodel = SQLAInterface(ContactProperty)
+    base_permissions = ["can_list"]
+    list_columns = ["contact", "role"]
+
+
+class PropertyView(ModelView):
+    datamodel = SQLAInterface(Property)
+    base_order = ("id", "desc")
+    list_columns = ["address", "city", "zip", "type", "year_built", "estimated_value", "owner_name"]
+    search_columns = ["apn", "address", "city", "state", "zip", "type", "year_built", "owner_name",
+                      "owner_occupied", "listing_status"]
+    related_views = [PropertyContactView]
+
+
+class ListView(ModelView):
+    datamodel = SQLAInterface(ContactList)
+    base_order = ("created_at", "desc")
+    list_columns = ["name", "description", "created_at"]
+    add_columns = edit_columns = ["name", "description"]
+    search_columns = ["name", "created_at"]
+    related_views = [ListMemberView]
+
+
+class OptOutView(ModelView):
+    datamodel = SQLAInterface(OptOut)
+    base_permissions = ["can_list", "can_show", "can_add"]
+    base_order = ("created_at", "desc")
+    list_columns = ["phone", "active", "source", "reason", "created_at", "revoked_at"]
+    search_columns = ["phone", "active", "source", "created_at"]
+    add_columns = ["phone", "reason"]
+
+
+class TodoView(ModelView):
+    datamodel = SQLAInterface(Todo)
+    base_filters = CONTACT_SCOPE
+    base_order = ("due_date", "asc")
+    list_columns = ["title", "contact", "due_date", "done", "assigned_user"]
+    add_columns = edit_columns = ["title", "contact", "due_date", "done", "assigned_user"]
+    search_columns = ["title", "due_date", "done"]
+
+
+def register(appbuilder):
+    appbuilder.add_view(ContactView, "Contacts", icon="fa-address-book", category="Contacts")
+    appbuilder.add_view(TodoView, "Todos", icon="fa-check-square", category="Contacts")
+    appbuilder.add_view(PropertyView, "Properties", icon="fa-home", category="Properties")
+    appbuilder.add_view(ListView, "Lists", icon="fa-list", category="Lists")
+    appbuilder.add_view(OptOutView, "Opt-outs", icon="fa-ban", category="Opt-outs")
+    for view in (ContactPropertyView, ContactMessageView, ListMemberView, PropertyContactView):
+        appbuilder.add_view_no_menu(view)
