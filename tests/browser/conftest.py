@@ -1,0 +1,134 @@
+"""A live CRM (`crm run`: gunicorn + worker + sandbox OpenPhone) and a headless Chromium.
+
+The live CRM uses its own database: a temporary SQLite file, or, when TEST_DATABASE_URL
+points at PostgreSQL, a fresh database beside it."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ADMIN_PASSWORD = "Journey-admin-1"
+ARTIFACTS = ROOT / "test-artifacts"
+
+if not Path(CHROMIUM).exists():
+    pytest.exit("Chromium is missing: apt-get install chromium chromium-driver", returncode=2)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fresh_database(tmp_path):
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        return f"sqlite:///{tmp_path / 'live.db'}"
+    url = make_url(base)
+    name = f"{url.database}_live"
+    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory):
+    """Start `crm run` on a free port; yield its base URL and settings."""
+    tmp = tmp_path_factory.mktemp("live")
+    port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENPHONE_")}
+    env.update({
+        "INSTANCE_DIR": str(tmp),
+        "DATABASE_URL": fresh_database(tmp),
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL", "").rsplit("/", 1)[0] + "/12" if os.environ.get("TEST_REDIS_URL") else "",
+        "ADMIN_USERNAME": "admin",
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "SANDBOX_PORT": str(sandbox_port),
+        "WORKER_TICK_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if env["REDIS_URL"]:
+        import redis
+
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    log = open(tmp / "crm-run.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "run", "run", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/login/", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    else:
+        proc.poll()
+    if proc.poll() is not None or time.monotonic() >= deadline:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("crm run did not serve the login page:\n" + (tmp / "crm-run.log").read_text()[-4000:])
+    yield {"url": base, "env": env, "sandbox_port": sandbox_port, "log": tmp / "crm-run.log"}
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context; a failing test leaves a screenshot in test-artifacts/."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+def sign_in(page, base, username, password):
+    page.goto(base + "/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_load_state()

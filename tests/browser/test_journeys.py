@@ -1,0 +1,36 @@
+"""Journeys a person would recognise, in a real headless Chromium against `crm run`."""
+from tests.browser.conftest import ADMIN_PASSWORD, sign_in
+
+
+def create_user(page, base, username, role, password):
+    page.goto(base + "/users/add")
+    page.fill("input[name=first_name]", username.title())
+    page.fill("input[name=last_name]", role)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=email]", f"{username}@example.com")
+    page.eval_on_selector("select[name=roles]", """(select, role) => {
+        for (const option of select.options) option.selected = option.text.trim() === role;
+        select.dispatchEvent(new Event('change', {bubbles: true}));
+    }""", role)
+    page.fill("input[name=password]", password)
+    page.fill("input[name=conf_password]", password)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_load_state()
+
+
+def test_admin_creates_a_marketer_and_a_staff_user_who_can_sign_in(live, page, browser):
+    base = live["url"]
+    sign_in(page, base, "admin", ADMIN_PASSWORD)
+    for menu in ("Contacts", "Lists", "Audit log", "Security"):
+        assert page.locator(".navbar").get_by_text(menu, exact=True).first.is_visible()
+    create_user(page, base, "maria", "Marketer", "Maria-pass-123")
+    create_user(page, base, "sam", "Staff", "Sam-pass-123")
+    page.goto(base + "/users/list/")
+    assert "maria" in page.content() and "sam" in page.content()
+
+    staff = browser.new_context().new_page()
+    sign_in(staff, base, "sam", "Sam-pass-123")
+    staff.goto(base + "/contactview/list/")
+    assert staff.url.endswith("/contactview/list/")
+    assert "Audit log" not in staff.locator(".navbar").inner_text()
+    staff.context.close()
