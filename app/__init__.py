@@ -25,6 +25,7 @@ def create_app(overrides=None):
     from app.queue import limiter_storage_uri
 
     app.config["FAB_ROLES"] = security.ROLES
+    app.config.setdefault("RATELIMIT_KEY_FUNC", security.login_throttle_key)
     app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 

@@ -85,6 +85,16 @@ class CrmSecurityManager(SecurityManager):
         audit.record_now("logout", object_type="ab_user", object_id=getattr(user, "id", None))
 
 
+def login_throttle_key():
+    """Throttle logins per client address and account name: guessing one account's password
+    is stopped without locking everyone behind the same office address out."""
+    from flask import request
+    from flask_limiter.util import get_remote_address
+
+    username = (request.form.get("username") or "").strip().lower()[:100]
+    return f"{get_remote_address()}|{username}"
+
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",

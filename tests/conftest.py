@@ -16,8 +16,8 @@ PASSWORD = "Test-password-1"
 
 # Browser journeys need Debian's Chromium; without it they are not collected (see README).
 if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
-    collect_ignore = ["browser"]
-    print("tests/browser not collected: Chromium is missing (apt-get install chromium chromium-driver)")
+    collect_ignore = ["e2e"]
+    print("tests/e2e not collected: Chromium is missing (apt-get install chromium chromium-driver)")
 USERS = {"admin": "Admin", "marketer": "Marketer", "staff": "Staff", "staff2": "Staff"}
 BUSINESS_TABLES = [
     "audit_log", "import_rows", "imports", "messages", "campaign_recipients", "campaign_lists",

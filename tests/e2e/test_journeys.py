@@ -1,5 +1,5 @@
 """Journeys a person would recognise, in a real headless Chromium against `crm run`."""
-from tests.browser.conftest import ADMIN_PASSWORD, sign_in
+from tests.e2e.conftest import ADMIN_PASSWORD, sign_in
 
 
 def create_user(page, base, username, role, password):
