@@ -1,0 +1,151 @@
+"""When a campaign text may go out: the campaign's window, the legal window in the
+recipient's local time, and the pacing of the day's quota. Pure functions of "now"."""
+import math
+from datetime import datetime, time, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import geocoder
+from phonenumbers import timezone as phone_timezone
+
+FEDERAL = ((time(8), time(21)),) * 7  # Monday=0 .. Sunday=6
+_EARLY = ((time(8), time(20)),) * 7
+STATE_RULES = {
+    "FL": _EARLY, "OK": _EARLY, "MD": _EARLY, "MS": _EARLY, "NJ": _EARLY,
+    "CT": ((time(9), time(20)),) * 7,
+    "TX": ((time(9), time(21)),) * 6 + ((time(12), time(21)),),
+    "RI": ((time(9), time(18)),) * 5 + ((time(10), time(17)),) * 2,
+}
+# Texts per person per rolling 24 hours, where a state limits it.
+DAILY_PER_PERSON = {"FL": 3}
+
+_E, _C, _M, _P = "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"
+STATE_ZONES = {
+    **{s: (_E,) for s in "CT DE DC GA ME MD MA NH NJ NY NC OH PA RI SC VT VA WV".split()},
+    **{s: (_C,) for s in "AL AR IL IA LA MN MS MO OK WI".split()},
+    **{s: (_M,) for s in "CO MT NM UT WY".split()},
+    **{s: (_P,) for s in "CA WA NV".split()},
+    "FL": (_E, _C), "IN": (_E, _C), "KY": (_E, _C), "MI": (_E, _C), "TN": (_E, _C),
+    "TX": (_C, _M), "KS": (_C, _M), "NE": (_C, _M), "ND": (_C, _M), "SD": (_C, _M),
+    "ID": (_M, _P), "OR": (_P, _M), "AZ": ("America/Phoenix",),
+    "AK": ("America/Anchorage", "America/Adak"), "HI": ("Pacific/Honolulu",),
+    "PR": ("America/Puerto_Rico",),
+}
+ALL_ZONES = tuple(sorted({z for zones in STATE_ZONES.values() for z in zones}))
+STATE_NAMES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA", "Colorado": "CO",
+    "Connecticut": "CT", "Delaware": "DE", "Washington D.C.": "DC", "Florida": "FL", "Georgia": "GA",
+    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
+    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA",
+    "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT",
+    "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM",
+    "New York": "NY", "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK",
+    "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD",
+    "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA",
+    "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY", "Puerto Rico": "PR",
+}
+
+
+def rule_for(state):
+    return STATE_RULES.get(state, FEDERAL)
+
+
+def strictest_rule(rules):
+    """The intersection of several weekly rules: latest start, earliest end, per weekday."""
+    return tuple((max(r[d][0] for r in rules), min(r[d][1] for r in rules)) for d in range(7))
+
+
+STRICTEST = strictest_rule([FEDERAL, *STATE_RULES.values()])
+
+
+@lru_cache(maxsize=4096)
+def _phone_area(prefix):
+    """(state or None, zones) guessed from the area code of a +1 number prefix ('+1617')."""
+    try:
+        number = phonenumbers.parse(prefix + "5550123")
+    except phonenumbers.NumberParseException:
+        return None, ALL_ZONES
+    zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if z.startswith(("America/", "Pacific/")))
+    state = STATE_NAMES.get(geocoder.description_for_number(number, "en"))
+    return state, zones or (STATE_ZONES.get(state) or ALL_ZONES)
+
+
+@lru_cache(maxsize=4096)
+def recipient_location(state, phone):
+    """(weekly rule, candidate zones): the property's state when known, else the phone's
+    area code; where neither is known, the strictest rule in every US zone."""
+    state = (state or "").upper() or None
+    if state in STATE_ZONES:
+        return rule_for(state), STATE_ZONES[state]
+    if phone and phone.startswith("+1") and len(phone) == 12:
+        phone_state, zones = _phone_area(phone[:5])
+        if phone_state:
+            return rule_for(phone_state), zones
+        return STRICTEST, zones
+    return STRICTEST, ALL_ZONES
+
+
+def effective_state(state, phone):
+    """The state whose rules apply: the property's, else the phone area code's, else None."""
+    state = (state or "").upper() or None
+    if state in STATE_ZONES:
+        return state
+    if phone and phone.startswith("+1") and len(phone) == 12:
+        return _phone_area(phone[:5])[0]
+    return None
+
+
+def in_weekly_window(rule, local):
+    start, end = rule[local.weekday()]
+    return start <= local.time().replace(tzinfo=None) < end
+
+
+def is_legal_now(state, phone, now):
+    """True when a marketing text is lawful now (aware UTC datetime) for every candidate zone."""
+    rule, zones = recipient_location(state, phone)
+    return all(in_weekly_window(rule, now.astimezone(ZoneInfo(zone))) for zone in zones)
+
+
+def campaign_window(days, start, end):
+    """The campaign's own window as a weekly rule: days "0,1,2,3,4" (Monday=0), start-end."""
+    open_days = {int(d) for d in str(days or "").split(",") if d.strip().isdigit()}
+    return tuple((start, end) if d in open_days else (time(0), time(0)) for d in range(7))
+
+
+def is_campaign_open(days, start, end, now, zone):
+    return in_weekly_window(campaign_window(days, start, end), now.astimezone(ZoneInfo(zone)))
+
+
+def paced_quota(daily_limit, start, end, now, zone, spread=True):
+    """How many texts may have gone out by now today: the quota spread evenly over the window
+    (the first at the window's start), or the whole limit at once with spread=False."""
+    if not spread:
+        return daily_limit
+    local = now.astimezone(ZoneInfo(zone))
+    window = _seconds(end) - _seconds(start)
+    if window <= 0:
+        return 0
+    elapsed = _seconds(local.time()) - _seconds(start)
+    if elapsed < 0:
+        return 0
+    return min(daily_limit, math.floor(daily_limit * min(elapsed, window) / window) + 1)
+
+
+def day_bounds_utc(now, zone):
+    """[start, end) of today in the zone, as naive UTC datetimes (how the database stores time)."""
+    local = now.astimezone(ZoneInfo(zone))
+    start = datetime.combine(local.date(), time(0), ZoneInfo(zone))
+    end = datetime.combine(local.date() + timedelta(days=1), time(0), ZoneInfo(zone))
+    return (start.astimezone(timezone.utc).replace(tzinfo=None), end.astimezone(timezone.utc).replace(tzinfo=None))
+
+
+def _seconds(t):
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def utc(naive_or_aware):
+    """An aware UTC datetime from the database's naive UTC or any aware datetime."""
+    if naive_or_aware.tzinfo is None:
+        return naive_or_aware.replace(tzinfo=timezone.utc)
+    return naive_or_aware.astimezone(timezone.utc)
