@@ -49,6 +49,13 @@ OPENPHONE_BASE_URL = os.environ.get("OPENPHONE_BASE_URL", "https://api.openphone
 OPENPHONE_WEBHOOK_SECRET = os.environ.get("OPENPHONE_WEBHOOK_SECRET", "")
 OPENPHONE_RATE_PER_SECOND = int(os.environ.get("OPENPHONE_RATE_PER_SECOND", "10"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "5055"))
+OPENPHONE_TIMEOUT_SECONDS = float(os.environ.get("OPENPHONE_TIMEOUT_SECONDS", "15"))
+# A send that got no clear answer is looked up in OpenPhone's message list after this delay.
+OPENPHONE_RECONCILE_AFTER_SECONDS = int(os.environ.get("OPENPHONE_RECONCILE_AFTER_SECONDS", "60"))
+REPLY_ATTRIBUTION_DAYS = int(os.environ.get("REPLY_ATTRIBUTION_DAYS", "14"))
+OPT_OUT_CONFIRMATION = os.environ.get(
+    "OPT_OUT_CONFIRMATION", "You have been unsubscribed and will not receive more texts from us.")
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "5"))
 
 # Flask-AppBuilder
 APP_NAME = "Attack A Crack CRM"

@@ -171,6 +171,8 @@ class Campaign(Model):
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     started_at = Column(DateTime)
     finished_at = Column(DateTime)
+    planned_at = Column(DateTime)  # audience planned; counts per exclusion reason are final
+    plan_error = Column(Text)
     lists = relationship("ContactList", secondary="campaign_lists")
     variants = relationship("CampaignVariant", back_populates="campaign", foreign_keys="CampaignVariant.campaign_id",
                             cascade="all, delete-orphan", order_by="CampaignVariant.label")
@@ -208,7 +210,8 @@ class CampaignRecipient(Model):
     id = Column(Integer, primary_key=True)
     campaign_id = Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False)
     contact_id = Column(Integer, ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
-    phone = Column(String(20), nullable=False, index=True)
+    phone = Column(String(20), index=True)  # None: the contact has no valid phone (excluded)
+    state = Column(String(2))  # the property's state at planning time; decides the legal window
     variant_id = Column(Integer, ForeignKey("campaign_variants.id", ondelete="SET NULL"), index=True)
     position = Column(Integer, nullable=False, default=0)
     # excluded, queued, sending, sent, failed, review, skipped
@@ -243,6 +246,7 @@ class Message(Model):
     error = Column(Text)
     sent_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    sending_started_at = Column(DateTime)  # claimed by a sender; reconciled if stuck
     sent_at = Column(DateTime)
     delivered_at = Column(DateTime)
     contact = relationship("Contact", back_populates="messages")
@@ -307,6 +311,7 @@ class WebhookEvent(Model):
     error = Column(Text)
     received_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     processed_at = Column(DateTime)
+    next_attempt_at = Column(DateTime, index=True)  # when a retrying event is due again
 
 
 class AuditLog(Model):

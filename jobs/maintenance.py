@@ -6,7 +6,9 @@ log = logging.getLogger(__name__)
 
 def recover_unfinished():
     """Called by every worker every few seconds; each step is idempotent."""
-    steps = []
+    from app.messages import recover_events, recover_sending
+
+    steps = [("sending", recover_sending), ("webhook events", recover_events)]
     for name, step in steps:
         count = step()
         if count:

@@ -1,0 +1,230 @@
+"""The outbox and the one sender: one-off texts, the API, bulk actions and campaigns all
+queue a Message here and send it with send_queued, exactly once."""
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+
+from app.contacts import normalize_phone
+from app.extensions import db
+from app.models import CampaignRecipient, Contact, Message, WebhookEvent, utcnow
+from app.openphone import AmbiguousError, OpenPhoneError, PermanentError, client_from_config
+from app.opt_outs import OptedOut, classify_opt_out, is_opted_out, opt_in, opt_out  # noqa: F401 (contract)
+
+log = logging.getLogger(__name__)
+MAX_LENGTH = 1600
+CONFIRMATION_KIND = "opt_out_confirmation"  # the one text an opted-out phone may still get
+RECIPIENT_STATUS = {"sent": "sent", "failed": "failed", "review": "review", "cancelled": "skipped"}
+
+
+class TextError(ValueError):
+    """A text that cannot be queued as written; the message says why."""
+
+
+def queue_text(phone, body, *, contact_id=None, user_id=None, campaign_recipient_id=None, from_number=None,
+               kind="sms"):
+    """Add an outgoing Message (status queued) to the session; the caller commits and enqueues."""
+    number = normalize_phone(phone)
+    if not number:
+        raise TextError(f"{phone!r} is not a valid phone number.")
+    body = (body or "").strip()
+    if not body:
+        raise TextError("The text is empty.")
+    if len(body) > MAX_LENGTH:
+        raise TextError(f"The text is {len(body)} characters; OpenPhone accepts at most {MAX_LENGTH}.")
+    if kind != CONFIRMATION_KIND and is_opted_out(number):
+        raise OptedOut(f"{number} has opted out of texts.")
+    if contact_id is None:
+        contact_id = db.session.scalar(select(Contact.id).filter_by(phone=number))
+    message = Message(direction="outgoing", kind=kind, status="queued", body=body, to_phone=number,
+                      from_phone=from_number or current_app.config["OPENPHONE_FROM"], contact_id=contact_id,
+                      sent_by_id=user_id, campaign_recipient_id=campaign_recipient_id)
+    db.session.add(message)
+    return message
+
+
+def enqueue_send(message_id):
+    from app.queue import enqueue
+
+    return enqueue("jobs.messages.send_message", message_id, job_id=f"send-message-{message_id}")
+
+
+def _finish(message, status, **fields):
+    """Record an outcome on the message and on its campaign recipient, in one commit."""
+    message.status = status
+    for key, value in fields.items():
+        setattr(message, key, value)
+    recipient = db.session.get(CampaignRecipient, message.campaign_recipient_id) if message.campaign_recipient_id else None
+    if recipient is not None and status in RECIPIENT_STATUS:
+        recipient.status = RECIPIENT_STATUS[status]
+        if status == "sent":
+            recipient.sent_at = message.sent_at
+        elif status == "cancelled":
+            recipient.exclusion_reason, recipient.opted_out_at = "opted_out", recipient.opted_out_at or utcnow()
+        else:
+            recipient.error = message.error
+    db.session.commit()
+    return message
+
+
+def send_queued(message_id):
+    """Send one queued message exactly once; returns it with its outcome."""
+    claimed = db.session.execute(
+        update(Message).where(Message.id == message_id, Message.status == "queued")
+        .values(status="sending", sending_started_at=utcnow())).rowcount
+    db.session.commit()  # the claim is durable before OpenPhone hears anything
+    message = db.session.get(Message, message_id, populate_existing=True)
+    if not claimed or message is None:
+        return message
+    if message.kind != CONFIRMATION_KIND and is_opted_out(message.to_phone):
+        log.info("message %s cancelled: %s opted out", message.id, message.to_phone)
+        return _finish(message, "cancelled", error="opted out before sending")
+    client = client_from_config()
+    try:
+        data = client.send_message(message.to_phone, message.body, message.from_phone)
+    except PermanentError as exc:
+        log.warning("message %s to %s refused: %s", message.id, message.to_phone, exc)
+        return _finish(message, "failed", error=str(exc))
+    except AmbiguousError as exc:
+        log.warning("message %s to %s: no clear answer, reconciling: %s", message.id, message.to_phone, exc)
+        _finish(message, "unknown", error=str(exc))
+        return reconcile_message(message.id, client=client)
+    except OpenPhoneError as exc:  # certainly not sent: back to the queue
+        log.warning("message %s to %s not sent, will retry: %s", message.id, message.to_phone, exc)
+        return _finish(message, "queued", error=str(exc), sending_started_at=None)
+    finally:
+        client.close()
+    return _finish(message, "sent", provider_id=data.get("id"), sent_at=utcnow(), error=None)
+
+
+def reconcile_message(message_id, final=False, client=None):
+    """Look a send with no clear outcome up in OpenPhone; never resend it.
+
+    Found -> sent. Not found -> left 'unknown' for a later look, or 'review' when final."""
+    message = db.session.get(Message, message_id, populate_existing=True)
+    if message is None or message.status not in ("sending", "unknown"):
+        return message
+    own = client is None
+    client = client or client_from_config()
+    try:
+        since = (message.sending_started_at or message.created_at) - timedelta(minutes=2)
+        number_id = client.phone_number_id(message.from_phone)
+        found = _find_sent(client.list_messages(number_id, message.to_phone, since=since), message)
+    except OpenPhoneError as exc:
+        log.warning("message %s: cannot reconcile yet: %s", message.id, exc)
+        db.session.rollback()
+        return message
+    finally:
+        if own:
+            client.close()
+    if found:
+        log.info("message %s reconciled: OpenPhone has it as %s", message.id, found["id"])
+        return _finish(message, "sent", provider_id=found["id"], sent_at=message.sending_started_at, error=None)
+    if final:
+        log.warning("message %s to %s: not in OpenPhone's list; needs review", message.id, message.to_phone)
+        return _finish(message, "review", error="No answer from OpenPhone and not in its message list. "
+                       "Check the conversation in OpenPhone before sending again.")
+    return _finish(message, "unknown")
+
+
+def _find_sent(items, message):
+    taken = set(db.session.scalars(select(Message.provider_id).where(Message.provider_id.is_not(None),
+                                                                     Message.to_phone == message.to_phone)))
+    for item in sorted(items, key=lambda i: i.get("createdAt") or ""):
+        text = item.get("text") or item.get("body") or item.get("content")
+        if item.get("direction") == "outgoing" and text == message.body and item.get("id") not in taken:
+            return item
+    return None
+
+
+def recover_sending(older_than=None):
+    """Reconcile sends stuck mid-flight (never resend) and re-enqueue one-off texts whose job was lost."""
+    older_than = current_app.config["OPENPHONE_RECONCILE_AFTER_SECONDS"] if older_than is None else older_than
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    stuck = db.session.scalars(select(Message.id).where(
+        Message.status.in_(("sending", "unknown")), Message.sending_started_at <= cutoff)).all()
+    for message_id in stuck:
+        reconcile_message(message_id, final=True)
+    lost = db.session.scalars(select(Message.id).where(
+        Message.status == "queued", Message.direction == "outgoing", Message.campaign_recipient_id.is_(None),
+        Message.created_at <= utcnow() - timedelta(seconds=30))).all()
+    requeued = [m for m in lost if not _job_alive(f"send-message-{m}")]
+    for message_id in requeued:
+        enqueue_send(message_id)
+    return len(stuck) + len(requeued)
+
+
+def recover_events():
+    """Re-enqueue webhook events that are due: lost jobs, retries whose backoff passed, killed workers."""
+    now = utcnow()
+    db.session.execute(update(WebhookEvent).where(
+        WebhookEvent.status == "processing", WebhookEvent.next_attempt_at <= now - timedelta(minutes=10))
+        .values(status="retrying"))
+    db.session.commit()
+    due = db.session.scalars(select(WebhookEvent.id).where(or_(
+        (WebhookEvent.status == "received") & (WebhookEvent.received_at <= now - timedelta(seconds=30)),
+        (WebhookEvent.status == "retrying") & (WebhookEvent.next_attempt_at <= now)))).all()
+    due = [e for e in due if not _job_alive(f"webhook-event-{e}")]
+    for event_id in due:
+        enqueue_event(event_id)
+    return len(due)
+
+
+def _job_alive(job_id):
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    from app.queue import get_redis
+
+    try:
+        status = Job.fetch(job_id, connection=get_redis()).get_status()
+    except NoSuchJobError:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def enqueue_event(event_id):
+    from app.queue import enqueue
+
+    return enqueue("jobs.messages.process_event", event_id, job_id=f"webhook-event-{event_id}")
+
+
+def process_event(webhook_event_id):
+    """Apply one stored webhook event once; failures back off and end as 'failed' for a person."""
+    from app.events import BACKOFF_SECONDS, apply_event
+
+    claimed = db.session.execute(
+        update(WebhookEvent).where(WebhookEvent.id == webhook_event_id,
+                                   WebhookEvent.status.in_(("received", "retrying")))
+        .values(status="processing", attempts=WebhookEvent.attempts + 1, next_attempt_at=utcnow())).rowcount
+    db.session.commit()
+    event = db.session.get(WebhookEvent, webhook_event_id, populate_existing=True)
+    if not claimed or event is None:
+        return event
+    try:
+        outcome, follow_up = apply_event(event)
+        event.status, event.processed_at, event.error = outcome, utcnow(), None
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the event and retried
+        db.session.rollback()
+        log.exception("webhook event %s (%s) failed, attempt %s", event.id, event.type, event.attempts)
+        event = db.session.get(WebhookEvent, webhook_event_id, populate_existing=True)
+        last = event.attempts >= current_app.config["WEBHOOK_MAX_ATTEMPTS"]
+        event.status, event.error = ("failed" if last else "retrying"), f"{type(exc).__name__}: {exc}"[:2000]
+        delay = BACKOFF_SECONDS[min(event.attempts, len(BACKOFF_SECONDS)) - 1]
+        event.next_attempt_at = None if last else utcnow() + timedelta(seconds=delay)
+        db.session.commit()
+        return event
+    for message_id in follow_up:
+        enqueue_send(message_id)
+    return event
+
+
+def retry_event(webhook_event_id):
+    """The "Retry" button: a failed event gets a fresh set of attempts."""
+    db.session.execute(update(WebhookEvent).where(WebhookEvent.id == webhook_event_id,
+                                                  WebhookEvent.status == "failed")
+                       .values(status="received", attempts=0, next_attempt_at=None))
+    db.session.commit()
+    return enqueue_event(webhook_event_id)

@@ -1,0 +1,216 @@
+"""The one module that speaks OpenPhone's HTTP API and checks its webhook signatures."""
+import base64
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+
+import httpx
+
+log = logging.getLogger(__name__)
+SIGNATURE_TOLERANCE_SECONDS = 300
+RATE_KEY = "crm:openphone:rate"
+_RATE_SCRIPT = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - 1)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], t, ARGV[2])
+  redis.call('EXPIRE', KEYS[1], 5)
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + 1 - t)
+"""
+
+
+class OpenPhoneError(Exception):
+    """OpenPhone could not be asked; the text was certainly not sent (retry later is safe)."""
+
+
+class PermanentError(OpenPhoneError):
+    """OpenPhone refused the request (4xx other than 429); the message is OpenPhone's."""
+
+
+class AmbiguousError(OpenPhoneError):
+    """5xx, timeout or a dropped connection after sending: the text may have gone out."""
+
+
+def acquire_send_slot(redis, rate=None, timeout=60.0):
+    """Block until the rate limit shared by every process (kept in Redis) allows one request."""
+    if rate is None:
+        from flask import current_app
+
+        rate = current_app.config.get("OPENPHONE_RATE_PER_SECOND", 10)
+    deadline = time.monotonic() + timeout
+    script = redis.register_script(_RATE_SCRIPT)
+    while True:
+        wait = float(script(keys=[RATE_KEY], args=[rate, uuid.uuid4().hex]))
+        if wait <= 0:
+            return
+        if time.monotonic() + wait > deadline:
+            raise OpenPhoneError(f"send rate limit: no slot within {timeout:.0f}s")
+        time.sleep(min(max(wait, 0.005), 1.0))
+
+
+class OpenPhone:
+    """A synchronous OpenPhone API client. Every request takes a slot of the shared rate limit."""
+
+    def __init__(self, api_key, base_url, redis=None, rate=10, timeout=15.0, retries_429=5, transport=None):
+        self.redis = redis
+        self.rate = rate
+        self.retries_429 = retries_429
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
+                                 headers={"Authorization": api_key, "Content-Type": "application/json"})
+
+    def close(self):
+        self.http.close()
+
+    def _request(self, method, path, **kwargs):
+        for attempt in range(self.retries_429 + 1):
+            if self.redis is not None:
+                acquire_send_slot(self.redis, self.rate)
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise OpenPhoneError(f"{method} {path}: cannot connect: {exc!r}") from exc
+            except httpx.TransportError as exc:
+                raise AmbiguousError(f"{method} {path}: no answer: {exc!r}") from exc
+            if response.status_code != 429:
+                return _checked(method, path, response)
+            wait = _retry_after(response, attempt)
+            log.warning("openphone %s %s: 429, retrying in %.2fs (attempt %s)", method, path, wait, attempt + 1)
+            time.sleep(wait)
+        raise OpenPhoneError(f"{method} {path}: still rate limited (429) after {self.retries_429} retries")
+
+    def send_message(self, to, content, from_):
+        """POST /v1/messages; returns the response's data object (id, status, ...)."""
+        payload = {"content": content, "from": from_, "to": [to]}
+        return self._request("POST", "/v1/messages", json=payload).get("data") or {}
+
+    def list_messages(self, phone_number_id, participant, since=None, max_results=50):
+        """Every message with one participant on one number, newest first, following nextPageToken."""
+        params = {"phoneNumberId": phone_number_id, "participants": participant, "maxResults": max_results}
+        if since is not None:
+            params["createdAfter"] = since.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        found, token = [], None
+        for _ in range(100):
+            if token:
+                params["pageToken"] = token
+            body = self._request("GET", "/v1/messages", params=params)
+            found.extend(body.get("data") or [])
+            token = body.get("nextPageToken")
+            if not token:
+                break
+        return found
+
+    def phone_number_id(self, number):
+        """The PN... id of a sending number given as E.164 or already as an id."""
+        if number.startswith("PN"):
+            return number
+        for item in self._request("GET", "/v1/phone-numbers").get("data") or []:
+            if item.get("number") == number:
+                return item["id"]
+        raise PermanentError(f"{number} is not one of this OpenPhone account's numbers")
+
+
+def _checked(method, path, response):
+    if response.status_code < 400:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise AmbiguousError(f"{method} {path}: {response.status_code} with a body that is not JSON") from exc
+    detail = response.text[:500]
+    try:
+        detail = response.json().get("message") or detail
+    except (ValueError, AttributeError):
+        pass
+    if response.status_code >= 500:
+        raise AmbiguousError(f"{method} {path}: OpenPhone answered {response.status_code}: {detail}")
+    raise PermanentError(f"OpenPhone refused ({response.status_code}): {detail}")
+
+
+def _retry_after(response, attempt):
+    try:
+        return min(float(response.headers.get("Retry-After", "")), 5.0)
+    except ValueError:
+        return min(0.2 * (2 ** attempt), 2.0)
+
+
+def sandbox(config):
+    """No real API key: the CRM talks to the built-in fake OpenPhone."""
+    return not config.get("OPENPHONE_API_KEY")
+
+
+def client_from_config(config=None):
+    """An OpenPhone client for this app's configuration (the fake one in sandbox mode)."""
+    from flask import current_app
+
+    from app.queue import get_redis
+
+    config = config if config is not None else current_app.config
+    if sandbox(config):
+        key, base = "sandbox", f"http://127.0.0.1:{config.get('SANDBOX_PORT', 5055)}"
+    else:
+        key, base = config["OPENPHONE_API_KEY"], config["OPENPHONE_BASE_URL"]
+    return OpenPhone(key, base, redis=get_redis(), rate=config.get("OPENPHONE_RATE_PER_SECOND", 10),
+                     timeout=config.get("OPENPHONE_TIMEOUT_SECONDS", 15.0))
+
+
+# --- webhook signatures --------------------------------------------------------------
+
+def _secret_bytes(secret):
+    secret = (secret or "").strip()
+    if secret.startswith("whsec_"):
+        secret = secret[len("whsec_"):]
+    try:
+        return base64.b64decode(secret, validate=True)
+    except ValueError:
+        return secret.encode()
+
+
+def _digest(key, message):
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+
+
+def sign_legacy(secret, body, timestamp_ms):
+    """The openphone-signature header value for a raw body (used by the fake and tests)."""
+    return f"hmac;1;{timestamp_ms};{_digest(_secret_bytes(secret), f'{timestamp_ms}.'.encode() + body)}"
+
+
+def sign_standard(secret, body, webhook_id, timestamp):
+    """Standard Webhooks headers for a raw body (used by the fake and tests)."""
+    digest = _digest(_secret_bytes(secret), f"{webhook_id}.{timestamp}.".encode() + body)
+    return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": f"v1,{digest}"}
+
+
+def verify_signature(secret, headers, body, now=None):
+    """None when the raw body is signed by `secret` in either scheme, else why it is not."""
+    if not secret:
+        return "no webhook secret configured"
+    now = time.time() if now is None else now
+    key = _secret_bytes(secret)
+    if headers.get("webhook-signature"):
+        webhook_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
+        if not webhook_id or not stamp.isdigit():
+            return "missing webhook-id or webhook-timestamp"
+        if abs(now - int(stamp)) > SIGNATURE_TOLERANCE_SECONDS:
+            return "stale timestamp"
+        expected = _digest(key, f"{webhook_id}.{stamp}.".encode() + body)
+        for candidate in headers["webhook-signature"].split():
+            version, _, value = candidate.partition(",")
+            if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
+                return None
+        return "signature mismatch"
+    legacy = headers.get("openphone-signature")
+    if legacy:
+        parts = legacy.split(";")
+        if len(parts) != 4 or parts[0] != "hmac" or not parts[2].isdigit():
+            return "malformed openphone-signature"
+        stamp = parts[2]
+        if abs(now - int(stamp) / 1000) > SIGNATURE_TOLERANCE_SECONDS:
+            return "stale timestamp"
+        expected = _digest(key, f"{stamp}.".encode() + body)
+        return None if hmac.compare_digest(parts[3].encode(), expected.encode()) else "signature mismatch"
+    return "missing signature header"
