@@ -41,6 +41,7 @@ def create_app(overrides=None):
 
     audit.install(app)
     security.install_headers(app)
+    security.guard_views(app, appbuilder)
     return app
 
 

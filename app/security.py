@@ -1,5 +1,7 @@
 """Roles, login auditing, staff scoping and security headers."""
-from flask import g
+import re
+
+from flask import abort, current_app, g, request
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.sqla.manager import SecurityManager
 
@@ -27,6 +29,7 @@ ROLES = {
         ["ContactView$", "(can_list|can_show|can_edit|can_send_text)$"],
         ["ContactApi$", "(can_get|can_info|can_put)$"],
         ["(MessageView|InboxView|ConversationView|HomeView)$", "(can_list|can_show|can_send_text|can_thread|can_simulate_reply|can_index)$"],
+        ["(ContactMessageView|ContactPropertyView)$", "can_list$"],
         ["MessageApi$", "(can_get|can_info)$"],
         ["TodoView$", "(can_list|can_show|can_add|can_edit)$"],
         [_STAFF_MENUS, "menu_access$"],
@@ -79,6 +82,16 @@ class CrmSecurityManager(SecurityManager):
             audit.record_now("login", object_type="ab_user", object_id=user.id)
         return user
 
+    def register_views(self):
+        """FAB throttles only the form login; the JWT login gets the same limit."""
+        super().register_views()
+        if self.is_auth_limited:
+            from flask_appbuilder.security.api import SecurityApi
+
+            for view in self.appbuilder.baseviews:
+                if isinstance(view, SecurityApi):
+                    self.limiter.limit(self.auth_rate_limit, methods=["POST"])(view.blueprint)
+
     def on_user_logout(self, user):
         from app import audit
 
@@ -91,7 +104,9 @@ def login_throttle_key():
     from flask import request
     from flask_limiter.util import get_remote_address
 
-    username = (request.form.get("username") or "").strip().lower()[:100]
+    body = request.get_json(silent=True) if request.is_json else None  # the JWT login posts JSON
+    username = request.form.get("username") or (body.get("username") if isinstance(body, dict) else "")
+    username = str(username or "").strip().lower()[:100]
     return f"{get_remote_address()}|{username}"
 
 
@@ -103,6 +118,18 @@ SECURITY_HEADERS = {
 }
 
 
+# A Location a browser could read as another host: "//x", "/\\x", "http://x", or one
+# hiding control characters or whitespace (browsers drop tabs and newlines).
+_OFFSITE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|[/\\\s]{2})|[\x00-\x20\x7f\\\\]")
+
+
+def is_onsite(location):
+    """True for a path on this site: "/contactview/list/?page=2", or a relative "."."""
+    if location.startswith(request.host_url):
+        location = "/" + location[len(request.host_url):]
+    return not _OFFSITE.search(location)
+
+
 def install_headers(app):
     @app.after_request
     def _headers(response):
@@ -110,4 +137,66 @@ def install_headers(app):
             response.headers.setdefault(name, value)
         if app.config.get("PRODUCTION"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        location = response.headers.get("Location")
+        if location and not is_onsite(location):
+            current_app.logger.warning("refused an off-site redirect to %r", location[:200])
+            response.headers["Location"] = "/"
         return response
+
+
+def guard_views(app, appbuilder):
+    """Close three gaps in FAB's model views before they run: actions fetch their rows without
+    the view's base filters (Staff could act on any contact by id) and an unknown action name
+    is a 500; a malformed composite key is a 500; the file-column download route (unused
+    here) is a 500 for any name. Each answers 404 instead."""
+    views = {view.endpoint: view for view in appbuilder.baseviews}
+
+    @app.before_request
+    def _guard():
+        view = views.get(request.blueprint)
+        if view is None or not hasattr(view, "datamodel") or not request.endpoint:
+            return None
+        method = request.endpoint.rpartition(".")[2]
+        if method in ("action", "action_post") and hasattr(view, "actions"):
+            return _guard_action(appbuilder, view, method)
+        if not _allowed(appbuilder, view, method):
+            return None  # FAB refuses it the usual way
+        if "pk" in (request.view_args or {}) and _parse_pk(view, request.view_args["pk"]) is None:
+            abort(404)
+        if method == "download":
+            abort(404)
+        return None
+
+
+def _allowed(appbuilder, view, method):
+    func = getattr(view, method, None)
+    if func is None or not hasattr(func, "_permission_name"):
+        return True
+    name = view.get_method_permission(method)
+    permission = name if name.startswith("can_") else f"can_{name}"
+    return permission in view.base_permissions and appbuilder.sm.has_access(permission, view.class_permission_name)
+
+
+def _parse_pk(view, raw):
+    if not view.datamodel.is_pk_composite():
+        return raw
+    try:
+        pk = view._deserialize_pk_if_composite(raw)
+    except (TypeError, ValueError):
+        return None
+    return pk if isinstance(pk, list) and len(pk) == len(view.datamodel.get_pk_name()) else None
+
+
+def _guard_action(appbuilder, view, method):
+    if method == "action":
+        name, pks = request.view_args["name"], [request.view_args["pk"]]
+    else:
+        name, pks = request.form.get("action", ""), request.form.getlist("rowid")
+    if name not in view.actions:
+        abort(404)
+    if not appbuilder.sm.has_access(view.get_action_permission_name(name), view.class_permission_name):
+        return  # FAB refuses it the usual way
+    for raw in pks:
+        pk = _parse_pk(view, raw)
+        if pk is None or view.datamodel.get(view._deserialize_pk_if_composite(raw), view._base_filters) is None:
+            abort(404)

@@ -12,6 +12,8 @@ CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
 class ContactPropertyView(ModelView):
     datamodel = SQLAInterface(ContactProperty)
     base_permissions = ["can_list"]
+    base_filters = CONTACT_SCOPE
+    search_form_query_rel_fields = {"contact": STAFF_SCOPE}
     list_columns = ["property", "role"]
 
 
@@ -19,6 +21,7 @@ class ContactMessageView(ModelView):
     datamodel = SQLAInterface(Message)
     base_permissions = ["can_list"]
     base_filters = CONTACT_SCOPE
+    search_form_query_rel_fields = {"contact": STAFF_SCOPE}
     base_order = ("created_at", "desc")
     list_columns = ["created_at", "direction", "body", "status"]
 
@@ -26,6 +29,8 @@ class ContactMessageView(ModelView):
 class ListMemberView(ModelView):
     datamodel = SQLAInterface(ListMember)
     base_permissions = ["can_list", "can_delete"]
+    base_filters = CONTACT_SCOPE
+    search_form_query_rel_fields = {"contact": STAFF_SCOPE}
     list_columns = ["list", "contact", "added_at"]
 
 
@@ -87,6 +92,7 @@ class TodoView(ModelView):
     list_columns = ["title", "contact", "due_date", "done", "assigned_user"]
     add_columns = edit_columns = ["title", "contact", "due_date", "done", "assigned_user"]
     search_columns = ["title", "due_date", "done"]
+    add_form_query_rel_fields = edit_form_query_rel_fields = {"contact": STAFF_SCOPE}
 
 
 def register(appbuilder):

@@ -1,0 +1,324 @@
+"""The permission matrix: every view, action and API endpoint in the app's url_map, for every
+role, against an explicit table of what each role may do. Views added later are covered by
+the defaults: Staff is refused anything not in its allow-list, nobody but Admin reaches the
+security screens or the audit log, and every endpoint is protected unless listed as public."""
+import re
+
+import pytest
+from flask import g
+from flask_jwt_extended import create_access_token
+from flask_login import current_user, login_user
+from sqlalchemy import select
+
+from app.extensions import appbuilder
+from app.models import Contact, ContactList, ListMember, Message, Todo
+from app.security import AssignedToCurrentUser
+from tests.conftest import csrf_token, user_id
+
+ROLES = ("Admin", "Marketer", "Staff", "anonymous")
+USERNAMES = {"Admin": "admin", "Marketer": "marketer", "Staff": "staff"}
+
+# Reachable without logging in: login/logout, static files, the health probe, the JWT login,
+# and signed webhooks (their handlers check the provider's signature instead).
+PUBLIC = re.compile(r"(static|appbuilder\.static|health\..*|HomeView\.index|AuthDBView\..*|UtilView\.back"
+                    r"|LocaleView\.index|SecurityApi\.(login|refresh)|.*[Ww]ebhook.*)$")
+SECURITY_VIEWS = re.compile(r"(User|Role|Permission|ViewMenu|Group|ResetPassword|ResetMyPassword|Security"
+                            r"|OpenApi|Swagger|Menu)")
+AUDIT_VIEWS = re.compile(r"Audit")
+# What every logged-in user may do to their own account.
+SELF_SERVICE = {
+    ("UserDBModelView", "can_userinfo"), ("UserDBModelView", "userinfoedit"),
+    ("UserDBModelView", "resetmypassword"), ("UserInfoEditView", "can_this_form_get"),
+    ("UserInfoEditView", "can_this_form_post"), ("ResetMyPasswordView", "can_this_form_get"),
+    ("ResetMyPasswordView", "can_this_form_post"),
+}
+# Everything Staff may do; anything else (current or future) is refused.
+CONVERSATION = {"can_list", "can_show", "can_send_text", "can_thread", "can_simulate_reply"}
+STAFF_ALLOWED = {
+    "ContactView": {"can_list", "can_show", "can_edit", "can_send_text"},
+    "ContactApi": {"can_get", "can_info", "can_put"},
+    "ContactMessageView": {"can_list"},
+    "ContactPropertyView": {"can_list"},
+    "MessageView": CONVERSATION, "InboxView": CONVERSATION, "ConversationView": CONVERSATION,
+    "MessageApi": {"can_get", "can_info"},
+    "TodoView": {"can_list", "can_show", "can_add", "can_edit"},
+    "HomeView": {"can_index"},
+}
+# Grants the roles must keep (the job cannot be done without them).
+REQUIRED = {
+    "Marketer": {"ContactView": {"can_list", "can_show", "can_add", "can_edit"},
+                 "ContactApi": {"can_get", "can_post", "can_put"},
+                 "PropertyView": {"can_list", "can_show", "can_add", "can_edit"},
+                 "ListView": {"can_list", "can_show", "can_add", "can_edit"},
+                 "OptOutView": {"can_list", "can_add"}},
+    "Staff": {"ContactView": {"can_list", "can_show", "can_edit"}, "ContactApi": {"can_get", "can_put"},
+              "ContactMessageView": {"can_list"}},
+}
+
+
+def expected(role, view, permission):
+    """The table: may this role use this permission on this view?"""
+    if role == "anonymous":
+        return False
+    if role == "Admin":
+        return True
+    if (view, permission) in SELF_SERVICE:
+        return True
+    if role == "Staff":
+        return permission in STAFF_ALLOWED.get(view, set())
+    if SECURITY_VIEWS.match(view) or AUDIT_VIEWS.search(view):
+        return False
+    if view in ("ContactView", "ContactApi") and permission in ("can_delete", "muldelete"):
+        return False
+    return None  # Marketer elsewhere: the role's grant decides, nothing to enforce
+
+
+def view_permissions():
+    """(view, permission) for every permission of every registered view, actions included."""
+    pairs = set()
+    for view in appbuilder.baseviews:
+        name = view.class_permission_name
+        pairs.update((name, p) for p in view.base_permissions or ())
+        for action in getattr(view, "actions", {}):
+            pairs.add((name, view.get_action_permission_name(action)))
+    return sorted(pairs)
+
+
+def granted(app, username, view, permission):
+    """What Flask-AppBuilder answers for this user, straight from its security manager."""
+    with app.test_request_context():
+        if username:
+            login_user(appbuilder.sm.find_user(username=username))
+        g.user = current_user
+        return appbuilder.sm.has_access(permission, view)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_grants_match_the_table(app, db, role):
+    username = USERNAMES.get(role)
+    wrong = []
+    for view, permission in view_permissions():
+        want = expected(role, view, permission)
+        have = granted(app, username, view, permission)
+        if want is not None and want != have:
+            wrong.append(f"{view}.{permission}: expected {want}, granted {have}")
+    for view, permissions in REQUIRED.get(role, {}).items():
+        wrong += [f"{view}.{p}: required" for p in permissions if not granted(app, username, view, p)]
+    assert not wrong, "\n".join(wrong)
+
+
+# --- the same table through HTTP: every route in the url_map, for every role ---------------
+
+ARGS = {"pk": "999999", "filename": "missing.csv", "version": "v1", "locale": "en", "group_by": "0"}
+
+
+def endpoint_permission(view, endpoint):
+    """The permission a route checks, or None when it checks none."""
+    method = endpoint.split(".", 1)[1]
+    func = getattr(view, method, None)
+    if func is None or not hasattr(func, "_permission_name"):
+        return None
+    name = view.get_method_permission(method)
+    return name if name.startswith("can_") else f"can_{name}"
+
+
+def requests_for(app):
+    """(endpoint, view name, permission, method, url, form) for every protected route."""
+    views = {view.endpoint: view for view in appbuilder.baseviews}
+    for rule in app.url_map.iter_rules():
+        blueprint, _, method_name = rule.endpoint.rpartition(".")
+        view = views.get(blueprint)
+        if PUBLIC.match(rule.endpoint):
+            continue
+        assert view is not None, f"{rule.rule} ({rule.endpoint}) is not a protected Flask-AppBuilder view"
+        url = rule.rule
+        for arg in rule.arguments:
+            url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", ARGS.get(arg, "x"), url)
+        if method_name in ("action", "action_post"):
+            for action in view.actions:
+                permission = view.get_action_permission_name(action)
+                target = url.replace("/x/", f"/{action}/") if method_name == "action" else url
+                form = {"action": action, "rowid": ARGS["pk"]} if method_name == "action_post" else {}
+                yield rule.endpoint, view.class_permission_name, permission, "POST", target, form
+            continue
+        permission = endpoint_permission(view, rule.endpoint)
+        assert permission, f"{rule.rule} ({rule.endpoint}) checks no permission and is not public"
+        methods = rule.methods - {"HEAD", "OPTIONS"}
+        if "GET" in methods and method_name != "delete":
+            verb = "GET"
+        else:
+            verb = sorted(methods - {"GET"})[0]
+        yield rule.endpoint, view.class_permission_name, permission, verb, url, {}
+
+
+def call(app, client, token, verb, url, form):
+    if url.startswith("/api/"):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return client.open(url, method=verb, json={} if verb in ("POST", "PUT") else None, headers=headers)
+    if verb == "GET":
+        return client.get(url)
+    return client.open(url, method=verb, data={**form, "csrf_token": csrf_token(app, client)})
+
+
+def refused(client, response):
+    if response.status_code in (401, 403):
+        return True
+    if response.status_code == 302:
+        with client.session_transaction() as session:
+            flashes = session.pop("_flashes", [])
+        return any("Access is Denied" in str(message) for _, message in flashes)
+    return False
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_route_enforces_the_table(app, db, client_for, role):
+    username = USERNAMES.get(role)
+    client = client_for(username) if username else app.test_client()
+    token = create_access_token(identity=str(user_id(username)), fresh=True) if username else None
+    wrong = []
+    for _endpoint, view, permission, verb, url, form in requests_for(app):
+        response = call(app, client, token, verb, url, form)
+        if response.status_code >= 500:
+            wrong.append(f"{verb} {url}: {response.status_code}")
+            continue
+        want = expected(role, view, permission)
+        if want is None:
+            want = granted(app, username, view, permission)
+        want = want and permission in _base_permissions(view, permission)
+        if refused(client, response) == want:
+            wrong.append(f"{verb} {url} ({view}.{permission}): expected {'access' if want else 'refusal'}, "
+                         f"got {response.status_code}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _base_permissions(view_name, permission):
+    """Actions are not base permissions; a method outside base_permissions is refused to all."""
+    for view in appbuilder.baseviews:
+        if view.class_permission_name == view_name:
+            actions = {view.get_action_permission_name(a) for a in getattr(view, "actions", {})}
+            return set(view.base_permissions or ()) | actions
+    return set()
+
+
+@pytest.mark.parametrize("role,hidden", [
+    ("Marketer", ["Security", "List Users", "Audit log"]),
+    ("Staff", ["Security", "Audit log", "Properties", "Lists", "Opt-outs", "Imports", "Campaigns"]),
+])
+def test_menus_hide_what_a_role_cannot_open(client_for, role, hidden):
+    html = client_for(USERNAMES[role]).get("/").get_data(as_text=True)
+    assert "Contacts" in html
+    shown = [menu for menu in hidden if re.search(rf">\s*{menu}\s*<", html)]
+    assert not shown, shown
+
+
+# --- Staff scoping: only contacts assigned to them, everywhere --------------------------------
+
+@pytest.fixture
+def two_staff_contacts(db):
+    mine = Contact(first_name="Minnie", last_name="Mine", phone="+16175550101", assigned_user_id=user_id("staff"))
+    theirs = Contact(first_name="Theodora", last_name="Theirs", phone="+16175550102",
+                     assigned_user_id=user_id("staff2"))
+    the_list = ContactList(name="Street team")
+    db.session.add_all([mine, theirs, the_list])
+    db.session.flush()
+    db.session.add_all([
+        Message(contact_id=theirs.id, direction="outbound", body="Theirs-secret text", status="delivered",
+                from_phone="+16175550100", to_phone=theirs.phone),
+        Todo(title="Theirs-secret todo", contact_id=theirs.id),
+        ListMember(list_id=the_list.id, contact_id=theirs.id),
+    ])
+    db.session.commit()
+    return mine.id, theirs.id
+
+
+def staff_readable_views(app):
+    for view in appbuilder.baseviews:
+        if hasattr(view, "datamodel") and (granted(app, "staff", view.class_permission_name, "can_list")
+                                           or granted(app, "staff", view.class_permission_name, "can_get")):
+            yield view
+
+
+def test_every_model_view_staff_can_read_is_scoped(app, db):
+    unscoped = [view.class_permission_name for view in staff_readable_views(app)
+                if not any(isinstance(f, AssignedToCurrentUser) for f in view._base_filters.filters)]
+    assert not unscoped
+
+
+def test_staff_lists_and_searches_show_only_their_contacts(app, client_for, two_staff_contacts):
+    mine, theirs = two_staff_contacts
+    staff = client_for("staff")
+    pages = [f"{view.route_base}/list/" for view in staff_readable_views(app) if not view.route_base.startswith("/api")]
+    pages += ["/contactview/list/?_flt_0_first_name=Theo", "/contactview/list/?_flt_2_phone=555",
+              f"/contactmessageview/list/?_flt_0_contact={theirs}", f"/contactpropertyview/list/?_flt_0_contact={theirs}"]
+    for page in pages:
+        response = staff.get(page)
+        assert response.status_code == 200, page
+        html = response.get_data(as_text=True)
+        assert "Theirs" not in html and "Theodora" not in html, page
+    assert "Minnie" in staff.get("/contactview/list/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("page", ["/contactview/show/{id}", "/contactview/edit/{id}",
+                                  "/todoview/add", "/api/v1/contact/{id}"])
+def test_staff_cannot_open_another_users_contact(app, client_for, two_staff_contacts, page):
+    mine, theirs = two_staff_contacts
+    staff = client_for("staff")
+    token = create_access_token(identity=str(user_id("staff")), fresh=True)
+    response = staff.get(page.format(id=theirs), headers={"Authorization": f"Bearer {token}"})
+    if page == "/todoview/add":  # the contact picker offers only their own contacts
+        assert response.status_code == 200
+        assert "Minnie" in response.get_data(as_text=True) and "Theodora" not in response.get_data(as_text=True)
+    else:
+        assert response.status_code in (403, 404)
+        assert staff.get(page.format(id=mine), headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+@pytest.mark.parametrize("guess", [0, -1, 999999, "abc", "1%20OR%201=1"])
+def test_guessed_ids_give_404(client_for, two_staff_contacts, guess):
+    staff = client_for("staff")
+    for page in ("/contactview/show/{}", "/contactview/edit/{}"):
+        assert staff.get(page.format(guess)).status_code == 404
+
+
+def test_staff_cannot_change_another_users_contact(app, db, client_for, post_form, two_staff_contacts):
+    mine, theirs = two_staff_contacts
+    staff = client_for("staff")
+    token = create_access_token(identity=str(user_id("staff")), fresh=True)
+    form = post_form(staff, f"/contactview/edit/{theirs}", {"first_name": "Hacked", "phone": "+16175550102"})
+    api = staff.put(f"/api/v1/contact/{theirs}", json={"first_name": "Hacked"},
+                    headers={"Authorization": f"Bearer {token}"})
+    deleted = post_form(staff, f"/contactview/delete/{theirs}")
+    assert form.status_code == 404 and api.status_code == 404 and deleted.status_code in (403, 404)
+    db.session.expire_all()
+    assert db.session.get(Contact, theirs).first_name == "Theodora"
+    ok = staff.put(f"/api/v1/contact/{mine}", json={"notes": "called back"}, headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+
+
+def test_staff_api_lists_only_their_rows(app, db, client_for, two_staff_contacts):
+    mine, theirs = two_staff_contacts
+    staff = app.test_client()
+    token = staff.post("/api/v1/security/login", json={"username": "staff", "password": "Test-password-1",
+                                                       "provider": "db"}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    contacts = staff.get("/api/v1/contact/", headers=headers).get_json()
+    assert [row["id"] for row in contacts["result"]] == [mine] and contacts["count"] == 1
+    search = staff.get("/api/v1/contact/?q=(filters:!((col:last_name,opr:ct,value:Theirs)))", headers=headers)
+    assert search.get_json()["count"] == 0
+    messages = staff.get("/api/v1/message/", headers=headers).get_json()
+    assert messages["count"] == 0
+    assert staff.get("/api/v1/contact/", headers={"Authorization": "Bearer forged.token.value"}).status_code in (401, 422)
+
+
+def test_staff_actions_on_another_users_contact_are_refused(app, db, client_for, two_staff_contacts):
+    mine, theirs = two_staff_contacts
+    staff = client_for("staff")
+    before = db.session.scalar(select(Contact.updated_at).where(Contact.id == theirs))
+    for view in appbuilder.baseviews:
+        for action in getattr(view, "actions", {}):
+            response = staff.post(f"{view.route_base}/action_post",
+                                  data={"action": action, "rowid": theirs, "csrf_token": csrf_token(app, staff)})
+            assert response.status_code in (302, 403, 404), (view.route_base, action)
+    db.session.expire_all()
+    assert db.session.scalar(select(Contact.updated_at).where(Contact.id == theirs)) == before
+    assert db.session.get(Contact, theirs) is not None
