@@ -44,3 +44,126 @@ def normalize_email(raw):
         return None
     email = str(raw).strip().lower()
     return email if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) else None
+
+
+# --- Matching and merging many people at once (imports) ---------------------------------
+
+CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip")
+_CHUNK = 900  # IN-list size that every database accepts
+
+
+def _fetch_contacts(session, people):
+    """Existing contacts, as dicts, that share a phone or an email with the people given."""
+    from sqlalchemy import select
+
+    from app.models import Contact
+
+    phones = sorted({p["phone"] for p in people if p.get("phone")})
+    emails = sorted({p["email"] for p in people if p.get("email")})
+    columns = [Contact.id, *(getattr(Contact, f) for f in CONTACT_FIELDS)]
+    found = {}
+    for column, values in ((Contact.phone, phones), (Contact.email, emails)):
+        for i in range(0, len(values), _CHUNK):
+            for row in session.execute(select(*columns).where(column.in_(values[i:i + _CHUNK]))).mappings():
+                found.setdefault(row["id"], dict(row))
+    return sorted(found.values(), key=lambda c: c["id"])
+
+
+def _merge(contact, person, overwrite):
+    """Fill the contact's empty fields from the person (or overwrite chosen ones). True if changed."""
+    changed = False
+    for field in CONTACT_FIELDS:
+        value = person.get(field)
+        if value and value != contact.get(field) and (not contact.get(field) or field in overwrite):
+            contact[field] = value
+            contact.setdefault("_changed", set()).add(field)
+            changed = True
+    return changed
+
+
+def match_contacts(session, people, overwrite=()):
+    """Match each person (phone in E.164, else email) to one contact and merge fields.
+
+    Returns (new_contacts, changed_contacts, results): new and changed contacts are dicts to
+    write; results[i] is [outcome, contact dict] for people[i], with outcome created,
+    updated or unchanged. The caller has already skipped people with neither phone nor email.
+    """
+    by_phone, by_email = {}, {}
+    for contact in _fetch_contacts(session, people):
+        if contact["phone"]:
+            by_phone[contact["phone"]] = contact
+        if contact["email"]:
+            by_email.setdefault(contact["email"], contact)
+    new, results = [], []
+    for person in people:
+        phone, email = person.get("phone"), person.get("email")
+        contact = by_phone.get(phone) if phone else by_email.get(email)
+        if contact is None and phone and email in by_email and not by_email[email]["phone"]:
+            contact = by_email[email]  # an email-only contact gains its phone
+        if contact is None:
+            contact = {"id": None, "_new": True, **{f: person.get(f) for f in CONTACT_FIELDS}}
+            new.append(contact)
+            outcome = "created"
+        else:
+            outcome = "updated" if _merge(contact, person, overwrite) else "unchanged"
+        if contact["phone"]:
+            by_phone[contact["phone"]] = contact
+        if contact["email"]:
+            by_email.setdefault(contact["email"], contact)
+        results.append([outcome, contact])
+    changed = [c for c in by_phone.values() if not c.get("_new") and c.get("_changed")]
+    changed += [c for c in by_email.values() if not c.get("_new") and c.get("_changed") and not c["phone"]]
+    return new, changed, results
+
+
+def upsert(session, table, rows, conflict=None):
+    """INSERT many rows in one statement per chunk; ON CONFLICT (conflict) DO NOTHING when given."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table)
+    if conflict:
+        stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
+    session.execute(stmt, rows)
+
+
+def update_many(session, table, rows):
+    """UPDATE rows by id; rows with the same set of columns go in one executemany."""
+    from sqlalchemy import bindparam, update
+
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
+    for columns, group in groups.items():
+        stmt = (update(table).where(table.c.id == bindparam("_id"))
+                .values({c: bindparam(c) for c in columns}))
+        session.connection().execute(stmt, [{"_id": r["id"], **{c: r[c] for c in columns}} for r in group])
+
+
+def save_contacts(session, new, changed, source):
+    """Write matched contacts: insert the new ones (ids filled in), update the changed ones."""
+    from sqlalchemy import select
+
+    from app.models import Contact, utcnow
+
+    now = utcnow()
+    table = Contact.__table__
+    upsert(session, table, [{**{f: c[f] for f in CONTACT_FIELDS}, "source": source, "created_at": now,
+                             "updated_at": now} for c in new], conflict=["phone"])
+    phones = [c["phone"] for c in new if c["phone"]]
+    emails = [c["email"] for c in new if not c["phone"]]
+    ids = {}
+    for column, values in ((table.c.phone, phones), (table.c.email, emails)):
+        for i in range(0, len(values), _CHUNK):
+            query = select(table.c.id, column).where(column.in_(values[i:i + _CHUNK]))
+            if column is table.c.email:
+                query = query.where(table.c.phone.is_(None))
+            for contact_id, value in session.execute(query.order_by(table.c.id)):
+                ids.setdefault(value, contact_id)
+    for contact in new:
+        contact["id"] = ids[contact["phone"] or contact["email"]]
+    update_many(session, table, [{"id": c["id"], "updated_at": now, **{f: c[f] for f in c["_changed"]}}
+                                 for c in changed])

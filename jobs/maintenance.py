@@ -6,9 +6,10 @@ log = logging.getLogger(__name__)
 
 def recover_unfinished():
     """Called by every worker every few seconds; each step is idempotent."""
+    from app.imports import recover_imports
     from app.messages import recover_events, recover_sending
 
-    steps = [("sending", recover_sending), ("webhook events", recover_events)]
+    steps = [("sending", recover_sending), ("webhook events", recover_events), ("imports", recover_imports)]
     for name, step in steps:
         count = step()
         if count:

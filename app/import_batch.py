@@ -1,0 +1,294 @@
+"""One batch of an import: turn file rows into contacts, properties, opt-outs and outcomes,
+with a handful of set-based statements per batch (never one ORM object per row)."""
+import re
+from datetime import date
+
+from sqlalchemy import select
+
+from app.contacts import CONTACT_FIELDS, match_contacts, normalize_email, normalize_phone, save_contacts, update_many
+from app.contacts import upsert as insert_rows
+from app.models import Contact, ContactProperty, ListMember, OptOut, Property, utcnow
+
+FOOTER_START = "The information contained in this report"
+MAX_CELL = 255
+
+
+def _text(value):
+    return value.strip() or None
+
+
+def _integer(value):
+    value = value.strip().replace(",", "").replace("$", "")
+    try:
+        return int(float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _number(value):
+    value = value.strip().replace(",", "").replace("$", "").replace("%", "")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _flag(value):
+    value = value.strip().lower()
+    return {"1": True, "0": False, "yes": True, "no": False, "true": True, "false": False}.get(value)
+
+
+def _day(value):
+    try:
+        return date.fromisoformat(value.strip()) if value.strip() else None
+    except ValueError:
+        return None
+
+
+def _zip(value):
+    value = value.strip()
+    return value.zfill(5) if value.isdigit() and len(value) < 5 else (value or None)
+
+
+PROPERTY_COLUMNS = {
+    "Type": ("type", _text), "Address": ("address", _text), "City": ("city", _text), "ZIP": ("zip", _zip),
+    "Subdivision": ("subdivision", _text), "Longitude": ("longitude", _number), "Latitude": ("latitude", _number),
+    "APN": ("apn", _text), "Yr Built": ("year_built", _integer), "Purchase Date": ("purchase_date", _day),
+    "Purchase Mos Since": ("purchase_months_since", _integer), "Sq Ft": ("square_feet", _integer),
+    "Beds": ("beds", _integer), "Baths": ("baths", _number), "Est Value": ("estimated_value", _integer),
+    "Est Equity $": ("estimated_equity", _integer), "Owner": ("owner_name", _text),
+    "Mail Address": ("mail_address", _text), "Mail City": ("mail_city", _text), "Mail State": ("mail_state", _text),
+    "Mail ZIP": ("mail_zip", _zip), "Owner Occ?": ("owner_occupied", _flag),
+    "Listed for Sale?": ("listed_for_sale", _flag), "Listing Status": ("listing_status", _text),
+    "Foreclosure?": ("foreclosure", _flag), "Est Equity %": ("estimated_equity_pct", _number),
+    "High Equity?": ("high_equity", _flag),
+}
+PEOPLE = [(1, "Primary", "primary"), (2, "Secondary", "secondary")]
+PROPERTYRADAR_REQUIRED = {"APN", "Address", "Primary Name", "Primary Mobile Phone1", "Primary Email1"}
+
+
+def _limits(model):
+    return {c.name: c.type.length for c in model.__table__.columns if getattr(c.type, "length", None)}
+
+
+PROPERTY_LIMITS, CONTACT_LIMITS = _limits(Property), _limits(Contact)
+
+
+def _too_long(values, limits, labels=None):
+    for field, value in values.items():
+        if isinstance(value, str) and field in limits and len(value) > limits[field]:
+            label = (labels or {}).get(field, field)
+            return f"{label} is {len(value)} characters long; the limit is {limits[field]}"
+    return None
+
+
+def _split_name(name):
+    parts = (name or "").split()
+    return (parts[0], " ".join(parts[1:]) or None) if parts else (None, None)
+
+
+class Batch:
+    """Rows of one batch and their outcomes, written in one transaction by save()."""
+
+    def __init__(self, ctx, rows):
+        self.ctx, self.rows = ctx, rows  # rows: [(line, cells)]
+        self.outcomes = {}  # (line, person) -> [outcome, reason, contact dict or id]
+        self.people = []  # (line, person number, person dict)
+        self.properties = {}  # line -> property values
+        self.rejected = {}  # line -> cells
+
+    def row(self, line, outcome, reason=None, cells=None):
+        self.outcomes[(line, 0)] = [outcome, reason, None]
+        if cells is not None and outcome in ("skipped", "error"):
+            self.rejected[line] = cells
+
+    def person(self, line, number, person, cells):
+        """Queue a person for matching, or skip one with neither a valid phone nor an email."""
+        raw_phone = (person.pop("raw_phone", None) or "").strip()
+        person["phone"] = normalize_phone(raw_phone, self.ctx["region"]) if raw_phone else None
+        person["email"] = normalize_email(person.get("email"))
+        note = f"invalid phone number {raw_phone!r}" if raw_phone and not person["phone"] else None
+        if not person["phone"] and not person["email"]:
+            self.outcomes[(line, number)] = ["skipped", f"{note}; no email" if note else "no phone or email", None]
+            self.rejected[line] = cells
+            return
+        self.outcomes[(line, number)] = [None, f"{note}; matched by email" if note else None, None]
+        self.people.append((line, number, person))
+
+    def match(self, session):
+        people = [p for _line, _number, p in self.people]
+        new, changed, results = match_contacts(session, people, self.ctx["overwrite"])
+        save_contacts(session, new, changed, self.ctx["source"])
+        for (line, number, _person), (outcome, contact) in zip(self.people, results, strict=True):
+            slot = self.outcomes[(line, number)]
+            slot[0], slot[2] = outcome, contact
+            other = self.outcomes.get((line, 3 - number))
+            if number == 2 and other and other[2] is contact:
+                how = "phone" if contact["phone"] else "email"
+                slot[1] = f"same {how} as the primary owner: one contact for both"
+        return {c["id"] for _o, c in results}
+
+    def save_list_members(self, session, contact_ids):
+        if self.ctx["list_id"] and contact_ids:
+            now = utcnow()
+            insert_rows(session, ListMember.__table__, [
+                {"list_id": self.ctx["list_id"], "contact_id": cid, "added_at": now} for cid in sorted(contact_ids)
+            ], conflict=["list_id", "contact_id"])
+
+    def outcome_rows(self):
+        rows = []
+        for (line, number), (outcome, reason, contact) in sorted(self.outcomes.items()):
+            contact_id = contact["id"] if isinstance(contact, dict) else contact
+            raw = self.rejected[line] if number == 0 and line in self.rejected else None
+            rows.append((self.ctx["import_id"], line, number, outcome, reason, contact_id, raw))
+        return rows
+
+
+def _common_row_checks(batch, line, cells, header):
+    if cells == header:
+        batch.row(line, "skipped", "repeated header row", cells)
+    elif len(cells) != len(header):
+        batch.row(line, "error", f"row has {len(cells)} cells; the header has {len(header)}", cells)
+    else:
+        return True
+    return False
+
+
+def save_propertyradar(session, batch):
+    header = batch.ctx["header"]
+    index = {name: i for i, name in enumerate(header)}
+    for line, cells in batch.rows:
+        if len(cells) == 1 and cells[0].startswith(FOOTER_START):
+            batch.row(line, "footer")
+            continue
+        if not _common_row_checks(batch, line, cells, header):
+            continue
+        values = {field: parse(cells[index[col]]) for col, (field, parse) in PROPERTY_COLUMNS.items() if col in index}
+        long_cell = next((f"{header[i]} is {len(c)} characters long; the limit is {MAX_CELL}"
+                          for i, c in enumerate(cells) if len(c) > MAX_CELL), None)
+        problem = long_cell or _too_long(values, PROPERTY_LIMITS)
+        address = " ".join(f"{values.get('address') or ''}|{values.get('city') or ''}|{values.get('zip') or ''}"
+                           .upper().split())
+        values["key"] = values.get("apn") or (f"addr:{address}" if values.get("address") else None)
+        if problem or not values["key"]:
+            batch.row(line, "error", problem or "no APN and no address", cells)
+            continue
+        batch.properties[line] = values
+        batch.row(line, None)
+        for number, prefix, _role in PEOPLE:
+            name = cells[index[f"{prefix} Name"]].strip()
+            phone = cells[index[f"{prefix} Mobile Phone1"]]
+            email = cells[index[f"{prefix} Email1"]]
+            if not (name or phone.strip() or email.strip()):
+                continue
+            first, last = _split_name(name)
+            batch.person(line, number, {
+                "first_name": first, "last_name": last, "raw_phone": phone, "email": email,
+                "mail_address": values.get("mail_address"), "mail_city": values.get("mail_city"),
+                "mail_state": values.get("mail_state"), "mail_zip": values.get("mail_zip")}, cells)
+    contact_ids = batch.match(session)
+    property_ids = _save_properties(session, batch)
+    links = {}
+    for (line, number), (_outcome, _reason, contact) in batch.outcomes.items():
+        if number and isinstance(contact, dict):
+            links.setdefault((contact["id"], property_ids[line]), PEOPLE[number - 1][2])
+    insert_rows(session, ContactProperty.__table__, [
+        {"contact_id": c, "property_id": p, "role": role} for (c, p), role in sorted(links.items())
+    ], conflict=["contact_id", "property_id"])
+    batch.save_list_members(session, contact_ids)
+
+
+def _save_properties(session, batch):
+    """Insert new properties, update changed ones (non-empty file values win); line -> property id."""
+    table = Property.__table__
+    keys = sorted({v["key"] for v in batch.properties.values()})
+    existing = {}
+    for i in range(0, len(keys), 900):
+        for row in session.execute(select(table).where(table.c.key.in_(keys[i:i + 900]))).mappings():
+            existing[row["key"]] = dict(row)
+    now, new, changed = utcnow(), {}, {}
+    for line, values in batch.properties.items():
+        current = existing.get(values["key"]) or new.get(values["key"])
+        if current is None:
+            new[values["key"]] = {**values, "created_at": now, "updated_at": now}
+            outcome = "created"
+        else:
+            diff = {f: v for f, v in values.items() if v is not None and current.get(f) != v}
+            current.update(diff)
+            if diff and "id" in current:
+                changed.setdefault(current["id"], {"id": current["id"], "updated_at": now}).update(diff)
+            outcome = "updated" if diff else "unchanged"
+        batch.outcomes[(line, 0)][0] = outcome
+    columns = {field for field, _parse in PROPERTY_COLUMNS.values()} | {"key", "created_at", "updated_at"}
+    insert_rows(session, table, [{c: row.get(c) for c in columns} for row in new.values()], conflict=["key"])
+    update_many(session, table, list(changed.values()))
+    ids = {}
+    for i in range(0, len(keys), 900):
+        ids.update(session.execute(select(table.c.key, table.c.id).where(table.c.key.in_(keys[i:i + 900]))).all())
+    return {line: ids[values["key"]] for line, values in batch.properties.items()}
+
+
+CONTACT_COLUMN_FIELDS = ("first_name", "last_name", "name", "phone", "email", "mail_address", "mail_city",
+                         "mail_state", "mail_zip")
+
+
+def save_contacts_file(session, batch):
+    header, mapping = batch.ctx["header"], batch.ctx["mapping"]
+    index = {field: header.index(column) for column, field in mapping.items() if field and column in header}
+    for line, cells in batch.rows:
+        if not _common_row_checks(batch, line, cells, header):
+            continue
+        values = {field: cells[i].strip() or None for field, i in index.items()}
+        if values.get("name") and not (values.get("first_name") or values.get("last_name")):
+            values["first_name"], values["last_name"] = _split_name(values["name"])
+        values.pop("name", None)
+        person = {f: values.get(f) for f in CONTACT_FIELDS}
+        person["raw_phone"] = person.pop("phone") or ""
+        problem = _too_long({k: v for k, v in person.items() if k in CONTACT_LIMITS}, CONTACT_LIMITS)
+        if problem:
+            batch.row(line, "error", problem, cells)
+            continue
+        batch.person(line, 0, person, cells)
+    contact_ids = batch.match(session)
+    batch.save_list_members(session, contact_ids)
+
+
+def save_dnc(session, batch):
+    header = batch.ctx["header"]
+    column = batch.ctx["phone_column"]
+    phones = {}
+    for line, cells in batch.rows:
+        if header and cells == header:
+            batch.row(line, "skipped", "repeated header row", cells)
+            continue
+        raw = cells[column].strip() if column < len(cells) else ""
+        phone = normalize_phone(raw, batch.ctx["region"]) if raw else None
+        if not phone:
+            batch.row(line, "skipped", f"invalid phone number {raw!r}" if raw else "no phone number", cells)
+            continue
+        phones[line] = phone
+    table = OptOut.__table__
+    values = sorted(set(phones.values()))
+    existing = {}
+    for i in range(0, len(values), 900):
+        existing.update(session.execute(select(table.c.phone, table.c.active)
+                                        .where(table.c.phone.in_(values[i:i + 900]))).all())
+    fresh, revived = {}, set()
+    for line, phone in phones.items():
+        if phone not in existing and phone not in fresh:
+            fresh[phone] = {"phone": phone, "active": True, "source": "dnc", "reason": batch.ctx["reason"],
+                            "created_by_id": batch.ctx["user_id"], "created_at": utcnow()}
+            batch.row(line, "created")
+        elif existing.get(phone) is False and phone not in revived:
+            revived.add(phone)
+            batch.row(line, "updated", "opt-out was revoked; active again")
+        else:
+            batch.row(line, "unchanged", "already on the opt-out list")
+    insert_rows(session, table, list(fresh.values()), conflict=["phone"])
+    if revived:
+        session.execute(table.update().where(table.c.phone.in_(sorted(revived)))
+                        .values(active=True, revoked_at=None, source="dnc"))
+
+
+SAVERS = {"propertyradar": save_propertyradar, "contacts": save_contacts_file, "dnc": save_dnc}
+PHONE_HEADER = re.compile(r"phone|mobile|cell|number|tel", re.I)

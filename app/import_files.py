@@ -1,0 +1,115 @@
+"""Reading import files: storage, encoding and delimiter detection, streaming records with byte offsets."""
+import codecs
+import csv
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from flask import current_app
+
+csv.field_size_limit(16 * 1024 * 1024)  # long cells become a row error, not a reader crash
+SAMPLE_BYTES = 64 * 1024
+DELIMITERS = [",", ";", "\t", "|"]
+
+
+class BadFile(ValueError):
+    """A file the user gave us that cannot be imported; the message says what to do."""
+
+
+def store_upload(stream, filename):
+    """Copy an uploaded or local file into UPLOAD_FOLDER. Returns (path, size, sha256)."""
+    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+    folder = Path(current_app.config["UPLOAD_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as out:
+        try:
+            while chunk := stream.read(1024 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise BadFile(f"{filename} is larger than the {current_app.config['MAX_UPLOAD_MB']} MB limit. "
+                                  "Split it into smaller files and import each one.")
+                digest.update(chunk)
+                out.write(chunk)
+        except BaseException:
+            out.close()
+            os.unlink(out.name)
+            raise
+    path = folder / f"{digest.hexdigest()}.csv"
+    shutil.move(out.name, path)  # same content, same name: storing a file twice is harmless
+    return str(path), size, digest.hexdigest()
+
+
+def _decode_sample(sample):
+    for encoding in ("utf-8-sig" if sample.startswith(codecs.BOM_UTF8) else "utf-8", "cp1252"):
+        try:
+            return encoding, codecs.getincrementaldecoder(encoding)().decode(sample)
+        except UnicodeDecodeError:
+            continue
+    return "cp1252", sample.decode("cp1252", errors="replace")
+
+
+def inspect_file(path, rows=5):
+    """Header, delimiter, likely encoding and the first rows, from the start of the file."""
+    with open(path, "rb") as f:
+        sample = f.read(SAMPLE_BYTES)
+    if not sample.strip():
+        raise BadFile("The file is empty. Export the list again and upload the new file.")
+    if sample.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise BadFile("This is an Excel workbook, not a CSV file. In Excel choose File > Save As > "
+                      "'CSV UTF-8 (Comma delimited)' and upload that file.")
+    if b"\x00" in sample:
+        raise BadFile("This is not a text file (it contains binary data). Upload a CSV file.")
+    encoding, text = _decode_sample(sample)
+    first_line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    delimiter = max(DELIMITERS, key=first_line.count)
+    if not first_line.count(delimiter):
+        delimiter = ","
+    with open(path, "rb") as f:
+        head = []
+        for cells, _offset in records(f, encoding, delimiter, 0):
+            head.append(cells)
+            if len(head) > rows:
+                break
+    return {"encoding": encoding, "delimiter": delimiter, "header": head[0] if head else [], "rows": head[1:]}
+
+
+def check_encoding(path, encoding):
+    """The encoding the whole file decodes with: the guess, else cp1252. BadFile if neither."""
+    candidates = [encoding] if encoding == "cp1252" else [encoding, "cp1252"]
+    for candidate in candidates:
+        decoder, position = codecs.getincrementaldecoder(candidate)(), 0
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    decoder.decode(chunk)
+                    position += len(chunk)
+                decoder.decode(b"", final=True)
+            return candidate
+        except UnicodeDecodeError as exc:
+            bad = position + exc.start
+    raise BadFile(f"The file is not UTF-8 or Windows-1252 text (unreadable byte at position {bad}). "
+                  "Save it again as 'CSV UTF-8' and upload the new file.")
+
+
+def records(f, encoding, delimiter, offset):
+    """Yield (cells, byte offset just after the record) from a binary file, skipping blank lines."""
+    f.seek(offset)
+    position = [offset]
+
+    def lines():
+        for raw in f:
+            position[0] += len(raw)
+            yield raw.decode(encoding)
+
+    for cells in csv.reader(lines(), delimiter=delimiter, strict=False):
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue
+        yield cells, position[0]
+
+
+def count_records(path, encoding, delimiter):
+    with open(path, "rb") as f:
+        return sum(1 for _ in records(f, encoding, delimiter, 0))

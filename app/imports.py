@@ -1,0 +1,339 @@
+"""The one CSV importer: PropertyRadar exports, contact files and do-not-contact lists.
+
+The upload screen, the RQ job, the CLI and the tests all call create_import() then
+run_import(). The Import row holds the whole state: a checkpoint (rows_done, byte_offset)
+committed with every batch, a heartbeat that doubles as the claim token, and one
+ImportRow outcome per data row and per person, from which every count is read.
+"""
+import csv
+import io
+import json
+import logging
+import re
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import DBAPIError
+
+from app import audit
+from app.extensions import db
+from app.import_batch import PHONE_HEADER, PROPERTYRADAR_REQUIRED, SAVERS, Batch
+from app.import_files import BadFile, check_encoding, count_records, inspect_file, records, store_upload
+from app.models import ContactList, Import, ImportRow, utcnow
+
+log = logging.getLogger(__name__)
+FORMATS = ("propertyradar", "contacts", "dnc")
+UNFINISHED = ("queued", "running")
+FIELD_GUESSES = [
+    ("first_name", r"^first[ _]?name$|^first$|^given"), ("last_name", r"^last[ _]?name$|^last$|^surname|^family"),
+    ("name", r"^(full[ _]?)?name$|^contact$|^owner$"), ("phone", r"phone|mobile|cell|^tel"),
+    ("email", r"e-?mail"), ("mail_address", r"address|street"), ("mail_city", r"city|town"),
+    ("mail_state", r"^state$|^st$"), ("mail_zip", r"zip|postal"),
+]
+MAPPABLE = [field for field, _pattern in FIELD_GUESSES]
+
+
+class Superseded(Exception):
+    """Another worker took this import over (our heartbeat went stale)."""
+
+
+def detect_format(header):
+    return "propertyradar" if PROPERTYRADAR_REQUIRED <= set(header) else "contacts"
+
+
+def guess_mapping(header):
+    """The mapping used last time for this exact header, else a guess from the column names."""
+    for (mapping,) in db.session.execute(select(Import.mapping).where(
+            Import.format == "contacts", Import.mapping.is_not(None)).order_by(Import.id.desc()).limit(200)):
+        if mapping and list(mapping) == list(header):
+            return mapping
+    mapping, used = {}, set()
+    for column in header:
+        name = column.strip().lower()
+        field = next((f for f, pattern in FIELD_GUESSES if f not in used and re.search(pattern, name)), None)
+        mapping[column] = field
+        used.add(field)
+    return mapping
+
+
+def check_mapping(mapping):
+    fields = set((mapping or {}).values())
+    if not fields & {"phone", "email"}:
+        raise BadFile("Map a Phone or an Email column: without either, no row can become a contact.")
+    unknown = fields - set(MAPPABLE) - {None}
+    if unknown:
+        raise BadFile(f"Unknown field(s) in the mapping: {', '.join(sorted(unknown))}.")
+
+
+def get_or_create_list(name):
+    contact_list = db.session.scalar(select(ContactList).filter_by(name=name))
+    if contact_list is None:
+        contact_list = ContactList(name=name)
+        db.session.add(contact_list)
+        db.session.flush()
+    return contact_list
+
+
+def create_import(stream, filename, fmt="auto", list_name=None, list_id=None, mapping=None, overwrite=None,
+                  user_id=None, confirm_mapping=False):
+    """Store the file and record an Import: queued, 'mapping' (waiting for the user) or failed.
+
+    Raises BadFile only for a file above the size limit (it is never stored)."""
+    path, size, sha256 = store_upload(stream, filename)
+    imp = Import(filename=filename[:255], size=size, sha256=sha256, stored_path=path, format=fmt,
+                 overwrite=sorted(overwrite or []), created_by_id=user_id, status="queued")
+    if list_name:
+        imp.list_id = get_or_create_list(list_name).id
+    elif list_id:
+        imp.list_id = list_id
+    try:
+        info = inspect_file(path)
+        imp.encoding, imp.delimiter = info["encoding"], info["delimiter"]
+        if fmt == "auto":
+            imp.format = detect_format(info["header"])
+        if imp.format == "contacts":
+            imp.mapping = mapping or guess_mapping(info["header"])
+            if confirm_mapping:
+                imp.status = "mapping"
+            else:
+                check_mapping(imp.mapping)
+    except BadFile as exc:
+        imp.status, imp.error, imp.finished_at = "failed", str(exc), utcnow()
+    db.session.add(imp)
+    db.session.commit()
+    return imp
+
+
+def confirm_mapping(imp, mapping, overwrite=()):
+    """The user's mapping for a contacts file; BadFile if it cannot work."""
+    check_mapping(mapping)
+    imp.mapping, imp.overwrite, imp.status = mapping, sorted(overwrite), "queued"
+    db.session.commit()
+
+
+def start_import(import_id):
+    """Put the import on the queue (workers claim it; duplicates are harmless)."""
+    from app.queue import enqueue
+
+    enqueue("jobs.imports.run_import_job", import_id, job_timeout=24 * 3600)
+
+
+def cancel_import(import_id):
+    """Queued imports stop now; running ones at the next batch boundary."""
+    db.session.execute(update(Import).where(Import.id == import_id, Import.status.in_(("queued", "mapping")))
+                       .values(status="cancelled", cancel_requested=True, finished_at=utcnow()))
+    db.session.execute(update(Import).where(Import.id == import_id, Import.status == "running")
+                       .values(cancel_requested=True))
+    db.session.commit()
+
+
+def _stale_before():
+    return utcnow() - timedelta(seconds=current_app.config.get("IMPORT_STALE_SECONDS", 60))
+
+
+def claim_import(import_id):
+    """Take a queued import with a conditional UPDATE; the heartbeat written is our claim token."""
+    token = utcnow()
+    result = db.session.execute(
+        update(Import).where(Import.id == import_id, Import.status == "queued", Import.cancel_requested.is_(False))
+        .values(status="running", heartbeat_at=token, started_at=func.coalesce(Import.started_at, token)))
+    db.session.commit()
+    return token if result.rowcount == 1 else None
+
+
+def _checkpoint(import_id, token, **values):
+    """Move the heartbeat on (in the caller's transaction) unless another worker took over."""
+    now = utcnow()
+    if now <= token:
+        now = token + timedelta(microseconds=1)
+    result = db.session.execute(update(Import).where(Import.id == import_id, Import.heartbeat_at == token,
+                                                     Import.status == "running").values(heartbeat_at=now, **values))
+    if result.rowcount != 1:
+        db.session.rollback()
+        raise Superseded(import_id)
+    return now
+
+
+def recover_imports():
+    """Re-enqueue imports whose worker died (stale heartbeat) or whose job Redis lost."""
+    cutoff = _stale_before()
+    stale = or_(Import.status == "running", Import.status == "queued") & (
+        func.coalesce(Import.heartbeat_at, Import.created_at) < cutoff)
+    count = 0
+    for import_id in db.session.scalars(select(Import.id).where(stale)).all():
+        result = db.session.execute(update(Import).where(Import.id == import_id, stale)
+                                    .values(status="queued", heartbeat_at=utcnow()))
+        db.session.commit()
+        if result.rowcount == 1:
+            start_import(import_id)
+            count += 1
+    return count
+
+
+def run_import(import_id, progress=None):
+    """Claim the import and run it from its checkpoint to the end. Returns the final status."""
+    token = claim_import(import_id)
+    if token is None:
+        return None
+    try:
+        return _run(import_id, token, progress)
+    except Superseded:
+        log.warning("import %s was taken over by another worker", import_id)
+        return None
+    except BadFile as exc:
+        db.session.rollback()
+        return _finish(import_id, token, "failed", str(exc))
+    except DBAPIError as exc:
+        db.session.rollback()
+        if exc.connection_invalidated:
+            raise  # left running: recovery resumes it from the checkpoint
+        log.exception("import %s failed", import_id)
+        return _finish(import_id, token, "failed", f"Database error: {exc.orig}")
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("import %s failed", import_id)
+        return _finish(import_id, token, "failed", f"Internal error ({type(exc).__name__}); the log has details.")
+
+
+def _context(imp, header):
+    ctx = {"import_id": imp.id, "format": imp.format, "header": header, "mapping": imp.mapping or {},
+           "overwrite": set(imp.overwrite or []), "list_id": imp.list_id, "user_id": imp.created_by_id,
+           "region": current_app.config.get("DEFAULT_REGION", "US"), "source": imp.format,
+           "reason": f"do-not-contact list {imp.filename}"}
+    if imp.format == "dnc":
+        ctx["phone_column"] = next((i for i, c in enumerate(header or []) if PHONE_HEADER.search(c)), 0)
+    return ctx
+
+
+def _header(f, imp):
+    """(header cells or None, byte offset of the first data row)."""
+    first = next(records(f, imp.encoding, imp.delimiter, 0), None)
+    if first is None:
+        raise BadFile("The file is empty. Export the list again and upload the new file.")
+    cells, end = first
+    if imp.format == "dnc" and len(cells) <= 3:
+        from app.contacts import normalize_phone
+
+        if any(normalize_phone(c.strip()) for c in cells):
+            return None, 0  # a bare list of numbers, no header
+    if imp.format == "propertyradar" and not PROPERTYRADAR_REQUIRED <= set(cells):
+        raise BadFile("This file does not have a PropertyRadar header. Choose the 'contacts' format to map it.")
+    return cells, end
+
+
+def _run(import_id, token, progress):
+    imp = db.session.get(Import, import_id)
+    batch_size = current_app.config.get("IMPORT_BATCH_SIZE", 2000)
+    if imp.total_rows is None:
+        encoding = check_encoding(imp.stored_path, imp.encoding)
+        with open(imp.stored_path, "rb") as f:
+            imp.encoding = encoding
+            header, _start = _header(f, imp)
+        total = count_records(imp.stored_path, encoding, imp.delimiter) - (1 if header else 0)
+        if total <= 0:
+            raise BadFile("The file has a header but no data rows.")
+        token = _checkpoint(import_id, token, encoding=encoding, total_rows=total)
+        db.session.commit()
+    with open(imp.stored_path, "rb") as f:
+        header, start = _header(f, imp)
+        ctx, line, rows = _context(imp, header), imp.rows_done, []
+        for cells, end in records(f, imp.encoding, imp.delimiter, max(start, imp.byte_offset)):
+            line += 1
+            rows.append((line, cells))
+            if len(rows) >= batch_size:
+                token = _save_batch(ctx, rows, line, end, token)
+                rows = []
+                if progress:
+                    progress(line, imp.total_rows)
+                if db.session.scalar(select(Import.cancel_requested).where(Import.id == import_id)):
+                    return _finish(import_id, token, "cancelled", None)
+        if rows:
+            token = _save_batch(ctx, rows, line, end, token)
+            if progress:
+                progress(line, imp.total_rows)
+    return _finish(import_id, token, "succeeded", None)
+
+
+def _save_batch(ctx, rows, line, end, token):
+    """One transaction: the rows' effects, their outcomes and the checkpoint."""
+    batch = Batch(ctx, rows)
+    with audit.bulk():
+        SAVERS[ctx["format"]](db.session, batch)
+        _write_outcomes(batch.outcome_rows())
+        token = _checkpoint(ctx["import_id"], token, rows_done=line, byte_offset=end)
+        db.session.commit()
+    return token
+
+
+def _write_outcomes(rows):
+    columns = ("import_id", "line", "person", "outcome", "reason", "contact_id", "raw")
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY import_rows ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row[:6] + (None if row[6] is None else json.dumps(row[6]),))
+        return
+    from app.contacts import upsert
+
+    upsert(db.session, ImportRow.__table__, [dict(zip(columns, row, strict=True)) for row in rows],
+           conflict=["import_id", "line", "person"])
+
+
+def _finish(import_id, token, status, error):
+    try:
+        _checkpoint(import_id, token, status=status, error=error, finished_at=utcnow())
+    except Superseded:
+        return None
+    imp = db.session.get(Import, import_id)
+    from flask_appbuilder.security.sqla.models import User
+
+    user = db.session.get(User, imp.created_by_id) if imp.created_by_id else None
+    with audit.acting_as(imp.created_by_id, user.username if user else "system"):
+        audit.record("import", "imports", import_id, changes=import_counts(import_id),
+                     detail=f"{imp.filename}: {status}" + (f" ({error})" if error else ""))
+    db.session.commit()
+    return status
+
+
+def import_counts(import_id):
+    """{'rows': {outcome: n}, 'people': {outcome: n}}, read from the outcome rows."""
+    counts = {"rows": {}, "people": {}}
+    query = (select(ImportRow.person, ImportRow.outcome, func.count()).where(ImportRow.import_id == import_id)
+             .group_by(ImportRow.person, ImportRow.outcome))
+    for person, outcome, n in db.session.execute(query):
+        group = counts["people" if person else "rows"]
+        group[outcome] = group.get(outcome, 0) + n
+    return counts
+
+
+def progress_of(imp):
+    """What the progress bar shows: done, total, rows per second, seconds left, counts."""
+    elapsed = ((imp.finished_at or utcnow()) - imp.started_at).total_seconds() if imp.started_at else 0
+    rate = imp.rows_done / elapsed if elapsed > 0 else 0
+    left = (imp.total_rows - imp.rows_done) / rate if rate and imp.total_rows else None
+    return {"id": imp.id, "status": imp.status, "rows_done": imp.rows_done, "total_rows": imp.total_rows,
+            "rows_per_second": round(rate, 1), "seconds_left": None if left is None else round(left),
+            "error": imp.error, "counts": import_counts(imp.id)}
+
+
+def rejected_rows_csv(imp):
+    """The skipped and failed rows as CSV: the original columns plus a reason column."""
+    reasons, raws = {}, {}
+    query = (select(ImportRow.line, ImportRow.reason, ImportRow.raw).where(
+        ImportRow.import_id == imp.id, or_(ImportRow.outcome.in_(("skipped", "error")), ImportRow.raw.is_not(None)))
+        .order_by(ImportRow.line, ImportRow.person))
+    for line, reason, raw in db.session.execute(query):
+        if reason:
+            reasons.setdefault(line, []).append(reason)
+        if raw is not None:
+            raws[line] = raw
+    out = io.StringIO()
+    writer = csv.writer(out)
+    with open(imp.stored_path, "rb") as f:
+        first = next(records(f, imp.encoding or "utf-8", imp.delimiter or ",", 0), ([], 0))[0]
+    writer.writerow([*first, "reason"])
+    for line in sorted(raws):
+        writer.writerow([*raws[line], "; ".join(reasons.get(line, []))])
+    return out.getvalue()

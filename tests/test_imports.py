@@ -1,0 +1,284 @@
+"""The one importer: PropertyRadar files against their truth files, contacts files, DNC lists,
+re-imports, resume from a checkpoint, cancel, and every bad input the issue lists."""
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import func, select
+
+from app.import_files import BadFile
+from app.imports import cancel_import, create_import, import_counts, rejected_rows_csv, run_import
+from app.models import Contact, ContactProperty, Import, ImportRow, ListMember, OptOut, Property
+
+SAMPLE = "/work/shared/tools/propertyradar_sample.py"
+
+
+def make_sample(tmp_path, rows, seed=1, *flags, name="list.csv"):
+    out, truth = tmp_path / name, tmp_path / f"{name}.truth.json"
+    subprocess.run([sys.executable, SAMPLE, "--rows", str(rows), "--seed", str(seed), "--out", str(out),
+                    "--truth", str(truth), *flags], check=True)
+    return out, json.loads(truth.read_text())
+
+
+def import_file(path, fmt="auto", list_name="Spring list", **kwargs):
+    with open(path, "rb") as f:
+        imp = create_import(f, path.name, fmt=fmt, list_name=list_name, **kwargs)
+    if imp.status == "queued":
+        run_import(imp.id)
+    from app.extensions import db
+
+    db.session.expire_all()
+    return db.session.get(Import, imp.id)
+
+
+def import_bytes(tmp_path, data, name="file.csv", **kwargs):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return import_file(path, **kwargs)
+
+
+def count(db, model):
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def business_state(db):
+    """Everything an import writes, in a form two databases can be compared on."""
+    contacts = db.session.execute(select(Contact.phone, Contact.email, Contact.first_name, Contact.last_name)
+                                  .order_by(Contact.phone, Contact.email)).all()
+    properties = db.session.execute(select(Property.key, Property.address, Property.estimated_value)
+                                    .order_by(Property.key)).all()
+    links = db.session.execute(select(Contact.phone, Contact.email, Property.key, ContactProperty.role)
+                               .join(Contact).join(Property).order_by(Property.key, Contact.phone, Contact.email)).all()
+    outcomes = db.session.execute(select(ImportRow.line, ImportRow.person, ImportRow.outcome, ImportRow.reason)
+                                  .order_by(ImportRow.line, ImportRow.person)).all()
+    return contacts, properties, links, outcomes, count(db, ListMember)
+
+
+def assert_matches_truth(db, imp, truth):
+    assert imp.status == "succeeded", imp.error
+    phones = db.session.scalars(select(Contact.phone).where(Contact.phone.is_not(None)).order_by(Contact.phone)).all()
+    assert phones == truth["phones"]
+    emails = db.session.scalars(select(Contact.email).where(Contact.phone.is_(None)).order_by(Contact.email)).all()
+    assert emails == truth["emails_without_phone"]
+    assert count(db, Property) == truth["apns"]
+    counts = import_counts(imp.id)
+    rows_in_file = truth["data_rows"] + 1  # the licence disclaimer is a row too
+    assert imp.total_rows == imp.rows_done == rows_in_file == sum(counts["rows"].values())
+    assert counts["rows"]["footer"] == 1
+    assert counts["rows"].get("error", 0) == 0
+    assert counts["people"].get("skipped", 0) == truth["people_without_contact"]
+    assert counts["people"]["created"] == count(db, Contact) == count(db, ListMember)
+    invalid = db.session.scalar(select(func.count()).where(ImportRow.reason.like("invalid phone%")))
+    assert invalid == truth["invalid_phone_cells"]
+
+
+@pytest.mark.parametrize("seed,flags", [(1, []), (2, ["--messy"]), (3, ["--messy", "--bom"]),
+                                        (4, ["--messy", "--encoding", "cp1252"]), (5, ["--bom"])])
+def test_propertyradar_files_match_their_truth(db, tmp_path, seed, flags):
+    path, truth = make_sample(tmp_path, 700, seed, *flags)
+    imp = import_file(path)
+    assert imp.format == "propertyradar"
+    assert_matches_truth(db, imp, truth)
+
+
+def test_2964_phone_cells_import_each_valid_phone_exactly_once(app, db, tmp_path):
+    # seed 4 with 2,208 rows has 2,964 phone cells, like the real export; 2,209 rows is not a multiple of the batch
+    path, truth = make_sample(tmp_path, 2208, 4, "--messy")
+    assert truth["phone_entries"] == 2964
+    assert 2209 % app.config["IMPORT_BATCH_SIZE"] != 0
+    imp = import_file(path)
+    assert_matches_truth(db, imp, truth)
+    assert count(db, Contact) == len(truth["phones"]) + len(truth["emails_without_phone"])
+
+
+def test_reimport_creates_nothing_new(db, tmp_path):
+    path, truth = make_sample(tmp_path, 400, 6, "--messy")
+    first = import_file(path)
+    before = business_state(db)[:3]
+    second = import_file(path)
+    assert second.status == "succeeded"
+    assert business_state(db)[:3] == before
+    counts = import_counts(second.id)
+    assert set(counts["rows"]) == {"unchanged", "footer"}
+    assert set(counts["people"]) <= {"unchanged", "skipped"}
+    assert second.sha256 == first.sha256
+
+
+def test_spouses_sharing_a_phone_make_one_contact_and_the_report_says_so(db, tmp_path):
+    path, _truth = make_sample(tmp_path, 400, 7)
+    imp = import_file(path)
+    shared = db.session.scalars(select(ImportRow).where(ImportRow.import_id == imp.id, ImportRow.person == 2,
+                                                        ImportRow.reason.like("same phone as the primary%"))).all()
+    assert shared
+    primary = db.session.scalar(select(ImportRow).filter_by(import_id=imp.id, line=shared[0].line, person=1))
+    assert primary.contact_id == shared[0].contact_id
+
+
+def test_resume_from_checkpoint_matches_an_uninterrupted_import(app, db, tmp_path, monkeypatch):
+    path, truth = make_sample(tmp_path, 900, 8, "--messy")
+    monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 100)
+    calls = []
+
+    def stop_after_three(done, total):
+        calls.append(done)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process dies between two batches
+
+    with open(path, "rb") as f:
+        imp = create_import(f, path.name, list_name="L")
+    with pytest.raises(KeyboardInterrupt):
+        run_import(imp.id, progress=stop_after_three)
+    db.session.rollback()
+    db.session.expire_all()
+    imp = db.session.get(Import, imp.id)
+    assert imp.status == "running" and imp.rows_done == 300
+    db.session.execute(Import.__table__.update().values(status="queued"))  # what recovery does for a dead worker
+    db.session.commit()
+    assert run_import(imp.id) == "succeeded"
+    db.session.expire_all()
+    assert_matches_truth(db, db.session.get(Import, imp.id), truth)
+
+
+def test_cancel_stops_at_a_batch_boundary_and_keeps_committed_rows(app, db, tmp_path, monkeypatch):
+    path, _truth = make_sample(tmp_path, 500, 9)
+    monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 100)
+    with open(path, "rb") as f:
+        imp = create_import(f, path.name, list_name="L")
+    assert run_import(imp.id, progress=lambda done, total: done == 200 and cancel_import(imp.id)) == "cancelled"
+    db.session.expire_all()
+    imp = db.session.get(Import, imp.id)
+    assert imp.status == "cancelled" and imp.rows_done == 200
+    assert sum(import_counts(imp.id)["rows"].values()) == 200
+    assert count(db, Property) == 200
+
+
+def test_contacts_file_with_mapping_and_overwrite(db, tmp_path):
+    data = ("First Name;Last Name;Mobile;E-mail;City\n"
+            "Ann;Lee;617-555-0100;ANN@example.com;Quincy\n"
+            "Bob;Ray;(617) 253-1000;;Milton\n"
+            "Cy;;;;Dedham\n").encode()
+    imp = import_bytes(tmp_path, data, name="people.csv")
+    assert imp.format == "contacts" and imp.delimiter == ";"
+    assert imp.mapping == {"First Name": "first_name", "Last Name": "last_name", "Mobile": "phone",
+                           "E-mail": "email", "City": "mail_city"}
+    assert imp.status == "succeeded", imp.error
+    counts = import_counts(imp.id)
+    assert counts["rows"] == {"created": 2, "skipped": 1}
+    bob = db.session.scalar(select(Contact).filter_by(phone="+16172531000"))
+    assert bob.first_name == "Bob" and bob.mail_city == "Milton"
+    again = ("First Name;Last Name;Mobile;E-mail;City\nRobert;Ray;617 253 1000;bob@example.com;Boston\n").encode()
+    imp2 = import_bytes(tmp_path, again, name="people2.csv", overwrite=["first_name"])
+    assert imp2.mapping == imp.mapping  # remembered for the same header
+    db.session.expire_all()
+    bob = db.session.scalar(select(Contact).filter_by(phone="+16172531000"))
+    assert (bob.first_name, bob.email, bob.mail_city) == ("Robert", "bob@example.com", "Milton")
+    assert import_counts(imp2.id)["rows"] == {"updated": 1}
+
+
+def test_dnc_list_becomes_opt_outs(db, tmp_path):
+    imp = import_bytes(tmp_path, b"Phone\n617-253-1000\n(781) 625-0724\nnot a phone\n617-253-1000\n",
+                       name="dnc.csv", fmt="dnc", list_name=None)
+    assert imp.status == "succeeded", imp.error
+    rows = db.session.scalars(select(OptOut).order_by(OptOut.phone)).all()
+    assert [(o.phone, o.source, o.active) for o in rows] == [("+16172531000", "dnc", True),
+                                                             ("+17816250724", "dnc", True)]
+    assert import_counts(imp.id)["rows"] == {"created": 2, "skipped": 1, "unchanged": 1}
+
+
+def test_rejected_rows_download_has_original_columns_and_reason(db, tmp_path):
+    path, truth = make_sample(tmp_path, 300, 3, "--messy")
+    imp = import_file(path)
+    text = rejected_rows_csv(imp)
+    lines = list(__import__("csv").reader(io.StringIO(text)))
+    assert lines[0][-1] == "reason" and lines[0][:3] == ["Type", "Address", "City"]
+    assert len(lines) - 1 >= truth["people_without_contact"] > 0
+    assert all(len(row) == 40 and row[-1] for row in lines[1:])
+
+
+# --- bad input: each ends with a clear message and changes nothing else -------------------------
+
+def assert_failed_cleanly(db, imp, words):
+    assert imp.status == "failed"
+    assert words.lower() in imp.error.lower()
+    assert count(db, Contact) == count(db, Property) == count(db, ImportRow) == 0
+
+
+def test_empty_file(db, tmp_path):
+    assert_failed_cleanly(db, import_bytes(tmp_path, b""), "empty")
+
+
+def test_header_and_no_rows(db, tmp_path):
+    assert_failed_cleanly(db, import_bytes(tmp_path, b"Name,Phone\n\n"), "no data rows")
+
+
+def test_binary_file(db, tmp_path):
+    assert_failed_cleanly(db, import_bytes(tmp_path, bytes(range(256)) * 10), "not a text file")
+
+
+def test_xlsx_renamed_csv(db, tmp_path):
+    assert_failed_cleanly(db, import_bytes(tmp_path, b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 100), "Excel")
+
+
+def test_invalid_bytes_for_the_encoding(db, tmp_path):
+    data = b"Name,Phone\n" + b"Ann,617-253-1000\n" * 5000 + b"Bad \x81\x8d,617-253-1001\n"
+    assert_failed_cleanly(db, import_bytes(tmp_path, data), "not UTF-8 or Windows-1252")
+
+
+def test_mapped_import_without_phone_or_email_column(db, tmp_path):
+    assert_failed_cleanly(db, import_bytes(tmp_path, b"First Name,City\nAnn,Quincy\n"), "Phone or an Email")
+
+
+def test_file_above_the_size_limit(app, db, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_UPLOAD_MB", 1)
+    with pytest.raises(BadFile, match="larger than the 1 MB limit"):
+        import_bytes(tmp_path, b"Name,Phone\n" + b"Ann,617-253-1000\n" * 70000)
+    assert count(db, Import) == count(db, Contact) == 0
+
+
+def _propertyradar_rows(tmp_path, rows=5):
+    path, _truth = make_sample(tmp_path, rows, 12, "--no-disclaimer", name="base.csv")
+    return path.read_text().splitlines()
+
+
+def test_rows_with_too_few_or_too_many_cells(db, tmp_path):
+    header, *rows = _propertyradar_rows(tmp_path)
+    data = "\n".join([header, rows[0], rows[1] + ",extra", ",".join(rows[2].split(",")[:10]), rows[3]]) + "\n"
+    imp = import_bytes(tmp_path, data.encode())
+    counts = import_counts(imp.id)
+    assert imp.status == "succeeded" and counts["rows"]["error"] == 2
+    reasons = db.session.scalars(select(ImportRow.reason).where(ImportRow.outcome == "error")).all()
+    assert any("40 cells" in r for r in reasons) and any("the header has 39" in r for r in reasons)
+    assert count(db, Property) == 2
+
+
+def test_repeated_header_in_the_middle_is_skipped(db, tmp_path):
+    header, *rows = _propertyradar_rows(tmp_path)
+    imp = import_bytes(tmp_path, "\n".join([header, rows[0], header, rows[1]]).encode() + b"\n")
+    assert import_counts(imp.id)["rows"] == {"created": 2, "skipped": 1}
+    assert db.session.scalar(select(ImportRow.reason).filter_by(outcome="skipped")) == "repeated header row"
+
+
+def test_licence_disclaimer_is_a_footer_not_an_error(db, tmp_path):
+    path, _truth = make_sample(tmp_path, 3, 13)
+    imp = import_file(path)
+    assert import_counts(imp.id)["rows"] == {"created": 3, "footer": 1}
+
+
+def test_quoted_cells_with_commas_and_newlines(db, tmp_path):
+    data = ('Name,Phone,Address\n"Lee, Ann",617-253-1000,"12 Elm St\nApt 2"\n'
+            '"Ray, ""Bob""",617-253-1001,"1, Main St"\n').encode()
+    imp = import_bytes(tmp_path, data)
+    assert import_counts(imp.id)["rows"] == {"created": 2}
+    ann = db.session.scalar(select(Contact).filter_by(phone="+16172531000"))
+    assert (ann.first_name, ann.last_name, ann.mail_address) == ("Lee,", "Ann", "12 Elm St\nApt 2")
+    assert imp.total_rows == 2
+
+
+def test_very_long_cells_are_row_errors(db, tmp_path):
+    data = b"Name,Phone\nAnn Lee,617-253-1000\n" + b"X" * 300_000 + b",617-253-1001\nBob Ray,617-253-1002\n"
+    imp = import_bytes(tmp_path, data)
+    assert import_counts(imp.id)["rows"] == {"created": 2, "error": 1}
+    assert "characters long" in db.session.scalar(select(ImportRow.reason).filter_by(outcome="error"))
+    assert count(db, Contact) == 2
