@@ -19,9 +19,9 @@ TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
 class CrmWorker(SimpleWorker):
     """Runs jobs in this process; each job starts with a fresh database session."""
 
-    def perform_job(self, job, queue):
+    def perform_job(self, job, queue, *args, **kwargs):
         try:
-            return super().perform_job(job, queue)
+            return super().perform_job(job, queue, *args, **kwargs)
         finally:
             db.session.remove()
 
