@@ -9,7 +9,7 @@ from flask_appbuilder.security.sqla.manager import SecurityManager
 # Patterns are regular expressions matched from the start; "$" anchors the end.
 _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignRecipientView"
                    "|MessageView|ImportView|OptOutView|InboxView|TodoView|HomeView|ConversationView"
-                   "|PropertyApi|ListApi|CampaignApi|MessageApi|ImportApi)$")
+                   "|PropertyApi|ListApi|CampaignApi|MessageApi|ImportApi|ConversationApi)$")
 _STAFF_VIEWS = "(ContactView|MessageView|InboxView|TodoView|HomeView|ConversationView|ContactApi|MessageApi)$"
 _MENUS = "(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Inbox|Todos)$"
 _STAFF_MENUS = "(Contacts|Messages|Inbox|Todos)$"
@@ -31,6 +31,7 @@ ROLES = {
         ["(MessageView|InboxView|ConversationView|HomeView)$", "(can_list|can_show|can_send_text|can_thread|can_simulate_reply|can_index)$"],
         ["(ContactMessageView|ContactPropertyView)$", "can_list$"],
         ["MessageApi$", "(can_get|can_info)$"],
+        ["ConversationApi$", "can_send_text$"],
         ["TodoView$", "(can_list|can_show|can_add|can_edit)$"],
         [_STAFF_MENUS, "menu_access$"],
         *_SELF_SERVICE,

@@ -139,6 +139,20 @@ def run_jobs(app, redis):
     return run
 
 
+@pytest.fixture
+def fake_openphone(app):
+    """The project's fake OpenPhone on a free loopback port; the app texts through it."""
+    from app.fake_openphone import FakeOpenPhone
+
+    fake = FakeOpenPhone(api_key=app.config["OPENPHONE_API_KEY"],
+                         webhook_secret=app.config["OPENPHONE_WEBHOOK_SECRET"]).start()
+    saved = app.config["OPENPHONE_BASE_URL"]
+    app.config["OPENPHONE_BASE_URL"] = fake.url
+    yield fake
+    app.config["OPENPHONE_BASE_URL"] = saved
+    fake.stop()
+
+
 def find_csrf(html):
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
     return match.group(1) if match else None

@@ -8,3 +8,6 @@ def register(appbuilder):
     audit.register(appbuilder)
     api.register(appbuilder)
     health.register(appbuilder)
+    from views import messages
+
+    messages.register(appbuilder)

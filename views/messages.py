@@ -1,0 +1,226 @@
+"""Conversations, the Inbox, messages, failed webhook events and POST /webhooks/openphone."""
+import json
+import logging
+
+import httpx
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, request, url_for
+from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder.actions import action
+from flask_appbuilder.api import BaseApi
+from flask_appbuilder.models.sqla.filters import FilterEqual
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.decorators import protect
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from wtforms import ValidationError
+
+from app import audit, messages
+from app.extensions import db
+from app.models import Contact, Message, WebhookEvent
+from app.openphone import sandbox, verify_signature
+from app.security import current_user_scope
+from views.contacts import CONTACT_SCOPE
+
+log = logging.getLogger(__name__)
+DEFAULT_REPLY = "Yes, I'm interested. Can you come take a look at the crack in my basement?"
+
+
+def receive_webhook():
+    """Signed OpenPhone events: verify, store once (unique event id), enqueue, answer fast."""
+    body = request.get_data(cache=False)
+    reason = verify_signature(current_app.config["OPENPHONE_WEBHOOK_SECRET"], request.headers, body)
+    if reason:
+        log.warning("webhook rejected from %s: %s", request.remote_addr, reason)
+        audit.record_now("webhook_rejected", object_type="webhook_events", detail=reason)
+        return jsonify(error="invalid signature"), 401
+    try:
+        payload = json.loads(body)
+        event_id, event_type = payload["id"], payload["type"]
+        if not (isinstance(event_id, str) and isinstance(event_type, str) and event_id and event_type):
+            raise TypeError("id and type must be strings")
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("webhook with a malformed body rejected: %s", exc)
+        return jsonify(error=f"malformed event: {exc}"), 400
+    event = WebhookEvent(provider_event_id=event_id[:100], type=event_type[:60], body=body.decode("utf-8", "replace"))
+    db.session.add(event)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return jsonify(status="duplicate"), 200
+    messages.enqueue_event(event.id)
+    return jsonify(status="queued"), 200
+
+
+def visible_contact(contact_id):
+    """The contact if the current user may see it (Staff: only their own), else 404."""
+    contact = db.session.get(Contact, contact_id)
+    scope = current_user_scope()
+    if contact is None or (scope is not None and contact.assigned_user_id != scope):
+        abort(404)
+    return contact
+
+
+def conversation(contact_id):
+    """What the thread partial needs; used by the contact page and the conversation page."""
+    thread = db.session.scalars(select(Message).where(Message.contact_id == contact_id)
+                                .order_by(Message.created_at, Message.id)).all()
+    contact = db.session.get(Contact, contact_id)
+    return {"contact": contact, "thread": thread, "sandbox": sandbox(current_app.config),
+            "opted_out": bool(contact and contact.phone and messages.is_opted_out(contact.phone)),
+            "default_reply": DEFAULT_REPLY}
+
+
+def _check_csrf():
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except (ValidationError, CSRFError):
+        abort(400, "The form expired; reload the page and try again.")
+
+
+class ConversationView(BaseView):
+    route_base = "/conversations"
+
+    @expose("/thread/<int:contact_id>")
+    @has_access
+    def thread(self, contact_id):
+        contact = visible_contact(contact_id)
+        return self.render_template("conversation.html", contact=contact, title=f"Conversation with {contact}")
+
+    @expose("/send_text/<int:contact_id>", methods=["POST"])
+    @has_access
+    def send_text(self, contact_id):
+        _check_csrf()
+        contact = visible_contact(contact_id)
+        try:
+            message = messages.queue_text(contact.phone, request.form.get("body"), contact_id=contact.id,
+                                          user_id=g.user.id)
+            db.session.commit()
+        except (messages.OptedOut, messages.TextError) as exc:
+            db.session.rollback()
+            flash(f"Not sent: {exc}", "danger")
+        else:
+            messages.enqueue_send(message.id)
+            flash("Text queued.", "success")
+        return redirect(request.form.get("next") or url_for("ContactView.show", pk=contact.id))
+
+    @expose("/simulate_reply/<int:contact_id>", methods=["POST"])
+    @has_access
+    def simulate_reply(self, contact_id):
+        _check_csrf()
+        contact = visible_contact(contact_id)
+        if not sandbox(current_app.config):
+            abort(404)
+        url = f"http://127.0.0.1:{current_app.config['SANDBOX_PORT']}/_fake/reply"
+        try:
+            httpx.post(url, json={"from": contact.phone, "text": request.form.get("body") or DEFAULT_REPLY,
+                                  "to": current_app.config["OPENPHONE_FROM"]}, timeout=5).raise_for_status()
+            flash("The sandbox OpenPhone sent a reply; it appears here in a moment.", "success")
+        except httpx.HTTPError as exc:
+            flash(f"The sandbox OpenPhone is not answering ({exc}); is `crm run` running?", "danger")
+        return redirect(request.form.get("next") or url_for("ContactView.show", pk=contact.id))
+
+
+def inbox_rows(assigned=None):
+    """Contacts whose last text is an unanswered inbound one, newest first."""
+    last = (select(Message.contact_id, func.max(Message.id).label("last_id"))
+            .where(Message.direction.in_(("incoming", "outgoing")), Message.contact_id.is_not(None))
+            .group_by(Message.contact_id).subquery())
+    query = (select(Message, Contact).join(last, Message.id == last.c.last_id)
+             .join(Contact, Contact.id == Message.contact_id).where(Message.direction == "incoming"))
+    scope = current_user_scope()
+    if scope is not None:
+        query = query.where(Contact.assigned_user_id == scope)
+    if assigned == "none":
+        query = query.where(Contact.assigned_user_id.is_(None))
+    elif assigned:
+        query = query.where(Contact.assigned_user_id == int(assigned))
+    return db.session.execute(query.order_by(Message.created_at.desc()).limit(500)).all()
+
+
+class InboxView(BaseView):
+    route_base = "/inbox"
+    default_view = "list"
+
+    @expose("/")
+    @has_access
+    def list(self):
+        from flask_appbuilder.security.sqla.models import User
+
+        assigned = request.args.get("assigned", "")
+        if assigned not in ("", "none") and not assigned.isdigit():
+            assigned = ""
+        users = db.session.scalars(select(User).order_by(User.username)).all()
+        return self.render_template("inbox.html", rows=inbox_rows(assigned), users=users, assigned=assigned,
+                                    scoped=current_user_scope() is not None, title="Inbox")
+
+
+class MessageView(ModelView):
+    datamodel = SQLAInterface(Message)
+    base_permissions = ["can_list", "can_show"]
+    base_filters = CONTACT_SCOPE
+    base_order = ("created_at", "desc")
+    list_columns = ["created_at", "contact", "direction", "kind", "body", "status", "to_phone", "error"]
+    show_columns = ["created_at", "contact", "direction", "kind", "body", "status", "from_phone", "to_phone",
+                    "provider_id", "error", "sending_started_at", "sent_at", "delivered_at", "campaign_recipient"]
+    search_columns = ["direction", "kind", "status", "to_phone", "body", "created_at"]
+
+
+class WebhookEventView(ModelView):
+    datamodel = SQLAInterface(WebhookEvent)
+    base_permissions = ["can_list", "can_show"]
+    base_filters = [["status", FilterEqual, "failed"]]
+    base_order = ("received_at", "desc")
+    list_title = "Failed events"
+    list_columns = ["received_at", "type", "provider_event_id", "attempts", "error"]
+    show_columns = ["received_at", "type", "provider_event_id", "status", "attempts", "error", "body"]
+
+    @action("retry", "Retry", "Process the selected events again?", "fa-refresh")
+    def retry(self, items):
+        items = items if isinstance(items, list) else [items]
+        for event in items:
+            messages.retry_event(event.id)
+        flash(f"{len(items)} event(s) queued for another try.", "success")
+        return redirect(self.get_redirect())
+
+
+class ConversationApi(BaseApi):
+    resource_name = "conversation"
+
+    @expose("/send_text", methods=["POST"])
+    @protect(allow_browser_login=True)
+    def send_text(self):
+        """POST {"contact_id": 1, "body": "..."}: queue a one-off text (opt-outs are checked)."""
+        payload = request.get_json(silent=True) if request.is_json else None
+        if not isinstance(payload, dict) or not isinstance(payload.get("contact_id"), int):
+            return self.response_400(message="Send JSON with contact_id (a number) and body.")
+        contact = visible_contact(payload["contact_id"])
+        try:
+            message = messages.queue_text(contact.phone, payload.get("body"), contact_id=contact.id,
+                                          user_id=g.user.id)
+            db.session.commit()
+        except messages.OptedOut as exc:
+            db.session.rollback()
+            return self.response(409, message=str(exc))
+        except messages.TextError as exc:
+            db.session.rollback()
+            return self.response_400(message=str(exc))
+        messages.enqueue_send(message.id)
+        return self.response(202, id=message.id, status=message.status)
+
+
+def register(appbuilder):
+    blueprint = Blueprint("webhooks", __name__)
+    blueprint.add_url_rule("/webhooks/openphone", view_func=receive_webhook, methods=["POST"])
+    csrf = current_app.extensions.get("csrf")
+    if csrf:  # signed instead
+        csrf.exempt(blueprint)
+    current_app.register_blueprint(blueprint)
+    current_app.jinja_env.globals["conversation"] = conversation
+    current_app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
+    appbuilder.add_view(InboxView, "Inbox", icon="fa-inbox", category="Inbox")
+    appbuilder.add_view(MessageView, "Messages", icon="fa-comments", category="Messages")
+    appbuilder.add_view(WebhookEventView, "Failed events", icon="fa-exclamation-triangle", category="Messages")
+    appbuilder.add_view_no_menu(ConversationView)
+    appbuilder.add_api(ConversationApi)
