@@ -59,7 +59,7 @@ class FakeOpenPhone:
             self.faults.update(faults)
 
     def start(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True, name="fake-openphone").start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="fake-openphone").start()
         return self
 
     def stop(self):
