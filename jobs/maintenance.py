@@ -6,10 +6,12 @@ log = logging.getLogger(__name__)
 
 def recover_unfinished():
     """Called by every worker every few seconds; each step is idempotent."""
+    from app.campaigns import recover_campaigns
     from app.imports import recover_imports
     from app.messages import recover_events, recover_sending
 
-    steps = [("sending", recover_sending), ("webhook events", recover_events), ("imports", recover_imports)]
+    steps = [("sending", recover_sending), ("webhook events", recover_events), ("imports", recover_imports),
+             ("campaigns", recover_campaigns)]
     for name, step in steps:
         count = step()
         if count:

@@ -1,0 +1,420 @@
+"""Campaigns: the state machine, audience planning, A/B assignment and the one sender loop."""
+import logging
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import and_, case, delete, exists, func, insert, literal, or_, select, text, update
+
+from app import audit, schedule
+from app.extensions import db
+from app.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignVariant,
+    Contact,
+    ContactProperty,
+    ListMember,
+    Message,
+    OptOut,
+    Property,
+    utcnow,
+)
+from app.texts import TemplateError, render_template, token_values, validate_template
+
+log = logging.getLogger(__name__)
+R = CampaignRecipient
+TRANSITIONS = {
+    "draft": {"scheduled"},
+    "scheduled": {"running"},
+    "running": {"paused", "completed", "cancelled"},
+    "paused": {"running", "completed", "cancelled"},
+}
+EDITABLE_STATUSES = ("draft", "scheduled")
+REASONS = ("no_valid_phone", "opted_out", "outside_filters", "frequency_cap", "texted_before")
+CLAIM_BATCH = 25  # recipients claimed per transaction when the quota allows several
+
+
+class CampaignError(ValueError):
+    """A campaign change the user asked for is not allowed; the message says why."""
+
+
+def check_transition(campaign, new_status):
+    if new_status not in TRANSITIONS.get(campaign.status, ()):
+        allowed = ", ".join(sorted(TRANSITIONS.get(campaign.status, ()))) or "nothing"
+        raise CampaignError(f"A {campaign.status} campaign cannot become {new_status}; it can become {allowed}.")
+
+
+def change_status(campaign_id, new_status, now=None):
+    """Move a campaign along draft -> scheduled -> running <-> paused -> completed / cancelled."""
+    now = now or utcnow()
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    check_transition(campaign, new_status)
+    if new_status == "scheduled":
+        check_ready(campaign)
+        campaign.planned_at = campaign.plan_error = None
+    if new_status == "running":
+        if campaign.planned_at is None:
+            raise CampaignError("The audience is still being planned; start the campaign when the counts are shown.")
+        campaign.started_at = campaign.started_at or now
+    if new_status in ("completed", "cancelled"):
+        campaign.finished_at = now
+        db.session.execute(update(R).where(R.campaign_id == campaign.id, R.status == "queued")
+                           .values(status="skipped", exclusion_reason=new_status))
+    campaign.status = new_status
+    db.session.commit()
+    if new_status == "scheduled":
+        _enqueue("jobs.campaigns.plan_audience", campaign.id, job_id=f"plan-campaign-{campaign.id}")
+    if new_status == "running":
+        enqueue_sender(campaign.id)
+    return campaign
+
+
+def check_ready(campaign):
+    """Everything a campaign needs before its audience is planned."""
+    if not campaign.lists:
+        raise CampaignError("Choose at least one list as the audience.")
+    if not campaign.variants:
+        raise CampaignError("Add at least one message variant (A).")
+    for variant in campaign.variants:
+        try:
+            validate_template(variant.template)
+        except TemplateError as exc:
+            raise CampaignError(f"Variant {variant.label}: {exc}") from exc
+    if not campaign.window_start or not campaign.window_end or campaign.window_start >= campaign.window_end:
+        raise CampaignError("The send window must start before it ends (e.g. 09:00 to 17:00).")
+    if (campaign.daily_limit or 0) < 1:
+        raise CampaignError("The daily limit must be at least 1.")
+
+
+def check_editable(campaign):
+    if campaign.status not in EDITABLE_STATUSES:
+        raise CampaignError(f"The messages of a {campaign.status} campaign cannot be edited: clone it instead.")
+
+
+def clone_campaign(campaign_id, user_id=None):
+    """A new draft with the same audience, settings and messages."""
+    src = db.session.get(Campaign, campaign_id)
+    copy = Campaign(name=f"{src.name} (copy)", created_by_id=user_id, lists=list(src.lists), **{
+        key: getattr(src, key) for key in ("sending_number", "daily_limit", "window_days", "window_start",
+                                           "window_end", "start_date", "frequency_cap_days",
+                                           "include_previously_texted", "append_opt_out_line", "filters")})
+    copy.variants = [CampaignVariant(label=v.label, template=v.template) for v in src.variants]
+    db.session.add(copy)
+    db.session.commit()
+    return copy
+
+
+# --- audience planning -------------------------------------------------------------
+
+def _in_filters(filters, contact):
+    """SQL condition: one of the contact's properties matches the property filters."""
+    conditions = []
+    if filters.get("property_types"):
+        conditions.append(Property.type.in_(filters["property_types"]))
+    if filters.get("cities"):
+        conditions.append(func.lower(Property.city).in_([c.lower() for c in filters["cities"]]))
+    if filters.get("zips"):
+        conditions.append(Property.zip.in_(filters["zips"]))
+    if filters.get("year_built_min"):
+        conditions.append(Property.year_built >= int(filters["year_built_min"]))
+    if filters.get("year_built_max"):
+        conditions.append(Property.year_built <= int(filters["year_built_max"]))
+    matches = literal(True)
+    if conditions:
+        matches = exists().where(ContactProperty.contact_id == contact.id,
+                                 Property.id == ContactProperty.property_id, *conditions)
+    if filters.get("not_replied"):
+        matches = and_(matches, ~exists().where(Message.contact_id == contact.id, Message.direction == "incoming"))
+    return matches
+
+
+def plan_audience(campaign_id, now=None):
+    """Plan the recipients in set-based SQL: one row per phone, exclusions with their reason,
+    balanced A/B by position. Re-running it before any send gives the same plan."""
+    now = now or utcnow()
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is None or campaign.status != "scheduled":
+        return None
+    c = Contact.__table__
+    list_ids = [lst.id for lst in campaign.lists]
+    members = select(ListMember.contact_id).where(ListMember.list_id.in_(list_ids)).distinct().subquery()
+    cap_since = now - timedelta(days=campaign.frequency_cap_days or 0)
+    reason = case(
+        (or_(c.c.phone.is_(None), ~c.c.phone.like("+%")), "no_valid_phone"),
+        (exists().where(OptOut.phone == c.c.phone, OptOut.active.is_(True)), "opted_out"),
+        (~_in_filters(campaign.filters or {}, c.c), "outside_filters"),
+        (and_(literal(bool(campaign.frequency_cap_days)), exists().where(
+            R.phone == c.c.phone, R.campaign_id != campaign.id, R.sent_at >= cap_since)), "frequency_cap"),
+        (and_(literal(not campaign.include_previously_texted), exists().where(
+            Message.to_phone == c.c.phone, Message.direction == "outgoing",
+            Message.status.in_(("sent", "delivered", "sending", "unknown", "review")))), "texted_before"),
+        else_=None)
+    state = (select(func.min(Property.state)).join(ContactProperty, ContactProperty.property_id == Property.id)
+             .where(ContactProperty.contact_id == c.c.id).scalar_subquery())
+    db.session.execute(delete(R).where(R.campaign_id == campaign.id))
+    db.session.execute(insert(R).from_select(
+        ["campaign_id", "contact_id", "phone", "state", "status", "exclusion_reason", "position"],
+        select(literal(campaign.id), c.c.id, c.c.phone, state, literal("excluded"), reason, literal(0))
+        .select_from(c.join(members, members.c.contact_id == c.c.id))))
+    db.session.execute(update(R).where(R.campaign_id == campaign.id, R.exclusion_reason.is_(None))
+                       .values(status="queued"))
+    _assign_positions(campaign)
+    campaign.planned_at, campaign.plan_error = utcnow(), None
+    audit.record("plan", "campaigns", campaign.id, detail=str(exclusion_counts(campaign.id)))
+    db.session.commit()
+    return exclusion_counts(campaign.id)
+
+
+def _assign_positions(campaign):
+    """Position 1..n in contact order; variant = position modulo the number of variants."""
+    variant_ids = [v.id for v in sorted(campaign.variants, key=lambda v: v.label)]
+    pick = "CASE (s.rn - 1) % :n " + " ".join(f"WHEN {i} THEN {vid}" for i, vid in enumerate(variant_ids)) + " END"
+    db.session.execute(text(
+        f"UPDATE campaign_recipients SET position = s.rn, variant_id = {pick} "
+        "FROM (SELECT id, row_number() OVER (ORDER BY contact_id, id) AS rn FROM campaign_recipients "
+        "      WHERE campaign_id = :cid AND status = 'queued') AS s "
+        "WHERE campaign_recipients.id = s.id"), {"cid": campaign.id, "n": len(variant_ids)})
+
+
+def exclusion_counts(campaign_id):
+    """{"queued": n, "opted_out": n, ...}: the plan the user sees before starting."""
+    rows = db.session.execute(select(func.coalesce(R.exclusion_reason, R.status), func.count())
+                              .where(R.campaign_id == campaign_id).group_by(func.coalesce(R.exclusion_reason, R.status)))
+    return dict(rows.all())
+
+
+def declare_winner(campaign_id, variant_id):
+    """Every recipient not yet texted gets the winning variant."""
+    campaign = db.session.get(Campaign, campaign_id)
+    if variant_id not in {v.id for v in campaign.variants}:
+        raise CampaignError("That variant is not part of this campaign.")
+    if campaign.status not in ("running", "paused", "scheduled"):
+        raise CampaignError(f"A {campaign.status} campaign has no remaining recipients to switch.")
+    campaign.winner_variant_id = variant_id
+    moved = db.session.execute(update(R).where(R.campaign_id == campaign_id, R.status == "queued")
+                               .values(variant_id=variant_id)).rowcount
+    db.session.commit()
+    return moved
+
+
+# --- sending -------------------------------------------------------------------------
+
+def sender_now(now=None):
+    """The sender's clock: the given time, CAMPAIGN_NOW (fixed, for tests), else the wall clock."""
+    if now is not None:
+        return schedule.utc(now)
+    fixed = current_app.config.get("CAMPAIGN_NOW")
+    if fixed:
+        return schedule.utc(datetime.fromisoformat(fixed))
+    return datetime.now(timezone.utc)
+
+
+def send_due_messages(campaign_id, now=None, max_messages=None):
+    """The one sender loop: claim due recipients, queue their text, send it. Returns texts sent."""
+    from app.messages import send_queued
+
+    done = 0
+    while max_messages is None or done < max_messages:
+        message_ids = claim_due(campaign_id, sender_now(now), limit=None if max_messages is None else
+                                max_messages - done)
+        if not message_ids:
+            break
+        for message_id in message_ids:
+            send_queued(message_id)
+            done += 1
+    return done
+
+
+def claim_due(campaign_id, now, limit=None):
+    """In one transaction: claim the next due recipients (queued -> sending, conditionally) and
+    queue their messages. Returns the message ids to send; [] when nothing is due now."""
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is None or campaign.status != "running":
+        return []
+    zone = current_app.config["CAMPAIGN_TIMEZONE"]
+    if campaign.start_date and now.astimezone(schedule.ZoneInfo(zone)).date() < campaign.start_date:
+        return []
+    if not schedule.is_campaign_open(campaign.window_days, campaign.window_start, campaign.window_end, now, zone):
+        return []
+    quota = schedule.paced_quota(campaign.daily_limit, campaign.window_start, campaign.window_end, now, zone,
+                                 spread=current_app.config["CAMPAIGN_SPREAD"])
+    _lock_number(campaign.sending_number)
+    room = quota - texts_sent_today(campaign.sending_number, now)
+    room = min(room, CLAIM_BATCH, limit or CLAIM_BATCH)
+    if room <= 0:
+        db.session.rollback()
+        return []
+    picked = _pick_due(campaign, now, room)
+    if not picked:
+        db.session.rollback()
+        _complete_if_done(campaign)
+        return []
+    message_ids = _queue_messages(campaign, picked, now)
+    db.session.commit()
+    return message_ids
+
+
+def texts_sent_today(sending_number, now):
+    """Campaign texts from this number today (business time zone), every campaign counted."""
+    start, end = schedule.day_bounds_utc(now, current_app.config["CAMPAIGN_TIMEZONE"])
+    return db.session.scalar(select(func.count(Message.id)).where(
+        Message.from_phone == sending_number, Message.campaign_recipient_id.is_not(None),
+        Message.created_at >= start, Message.created_at < end))
+
+
+def _lock_number(sending_number):
+    """Serialise quota checks per sending number (PostgreSQL); SQLite serialises every writer."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": "send:" + sending_number})
+
+
+def _pick_due(campaign, now, room):
+    """Claim up to `room` queued recipients inside their legal window, in position order."""
+    picked, after = [], -1
+    while len(picked) < room:
+        page = db.session.execute(select(R.id, R.phone, R.state, R.position).where(
+            R.campaign_id == campaign.id, R.status == "queued", R.position > after)
+            .order_by(R.position).limit(500)).all()
+        if not page:
+            break
+        after = page[-1].position
+        for row in page:
+            if not schedule.is_legal_now(row.state, row.phone, now) or not _state_allows(row, now):
+                continue
+            claimed = db.session.execute(update(R).where(R.id == row.id, R.status == "queued")
+                                         .values(status="sending", sending_started_at=now.replace(tzinfo=None)))
+            if claimed.rowcount:
+                picked.append(row.id)
+                if len(picked) >= room:
+                    break
+    return picked
+
+
+def _state_allows(row, now):
+    """Per-person daily caps some states set (Florida: 3 per rolling 24 hours)."""
+    cap = schedule.DAILY_PER_PERSON.get(schedule.effective_state(row.state, row.phone))
+    if cap is None:
+        return True
+    since = now.replace(tzinfo=None) - timedelta(hours=24)
+    return db.session.scalar(select(func.count(Message.id)).where(
+        Message.to_phone == row.phone, Message.direction == "outgoing", Message.created_at >= since,
+        Message.status.notin_(("failed", "cancelled")))) < cap
+
+
+def _queue_messages(campaign, recipient_ids, now):
+    """Queue a message per claimed recipient; one that opted out or hit the cap meanwhile is skipped."""
+    from app.messages import OptedOut, queue_text
+
+    recipients = db.session.scalars(select(R).where(R.id.in_(recipient_ids)).order_by(R.position)).all()
+    templates = {v.id: v.template for v in campaign.variants}
+    properties = _first_properties([r.contact_id for r in recipients])
+    contacts = {c.id: c for c in db.session.scalars(select(Contact).where(
+        Contact.id.in_([r.contact_id for r in recipients if r.contact_id])))}
+    cap_since = now.replace(tzinfo=None) - timedelta(days=campaign.frequency_cap_days or 0)
+    messages = []
+    for recipient in recipients:
+        if campaign.frequency_cap_days and db.session.scalar(select(R.id).where(
+                R.phone == recipient.phone, R.campaign_id != campaign.id, R.sent_at >= cap_since).limit(1)):
+            recipient.status, recipient.exclusion_reason = "skipped", "frequency_cap"
+            continue
+        body = render_template(templates.get(recipient.variant_id) or campaign.variants[0].template,
+                               token_values(contacts.get(recipient.contact_id), properties.get(recipient.contact_id), now.date()),
+                               opt_out_line=campaign.append_opt_out_line)
+        try:
+            message = queue_text(recipient.phone, body, contact_id=recipient.contact_id,
+                                 campaign_recipient_id=recipient.id, from_number=campaign.sending_number)
+        except OptedOut:
+            recipient.status, recipient.exclusion_reason = "skipped", "opted_out"
+            recipient.opted_out_at = recipient.opted_out_at or utcnow()
+            continue
+        message.created_at = now.replace(tzinfo=None)  # the daily limit counts on the sender's clock
+        messages.append(message)
+    db.session.flush()
+    return [m.id for m in messages]
+
+
+def _first_properties(contact_ids):
+    """{contact_id: Property}: each contact's primary (else first) property."""
+    rows = db.session.execute(select(ContactProperty.contact_id, Property).join(Property)
+                              .where(ContactProperty.contact_id.in_([i for i in contact_ids if i]))
+                              .order_by(ContactProperty.contact_id, (ContactProperty.role != "primary"),
+                                        Property.id)).all()
+    found = {}
+    for contact_id, prop in rows:
+        found.setdefault(contact_id, prop)
+    return found
+
+
+def _complete_if_done(campaign):
+    """A running campaign with nobody left to text is completed."""
+    left = db.session.scalar(select(func.count(R.id)).where(
+        R.campaign_id == campaign.id, R.status.in_(("queued", "sending"))))
+    if left == 0 and campaign.status == "running":
+        done = db.session.execute(update(Campaign).where(Campaign.id == campaign.id, Campaign.status == "running")
+                                  .values(status="completed", finished_at=utcnow())).rowcount
+        db.session.commit()
+        if done:
+            log.info("campaign %s completed", campaign.id)
+
+
+# --- recovery --------------------------------------------------------------------------
+
+def enqueue_sender(campaign_id, force=False):
+    """One sender job per campaign per few seconds; more are harmless (claims are conditional)."""
+    from app.queue import get_redis
+
+    if not force and not get_redis().set(f"crm:campaign-sender:{campaign_id}", "1", nx=True, ex=5):
+        return None
+    return _enqueue("jobs.campaigns.send_due_messages", campaign_id)
+
+
+def recover_campaigns():
+    """What the database says is unfinished goes back on the queue. Idempotent."""
+    from app.messages import enqueue_send
+
+    count = 0
+    lost_plans = db.session.scalars(select(Campaign.id).where(
+        Campaign.status == "scheduled", Campaign.planned_at.is_(None), Campaign.plan_error.is_(None))).all()
+    for campaign_id in lost_plans:
+        if not _job_alive(f"plan-campaign-{campaign_id}"):
+            _enqueue("jobs.campaigns.plan_audience", campaign_id, job_id=f"plan-campaign-{campaign_id}")
+            count += 1
+    # Claimed and queued, but the sender died before OpenPhone heard of it (or it could not connect).
+    # Sent only while its campaign runs and both windows are open, like any campaign text.
+    now = sender_now()
+    zone = current_app.config["CAMPAIGN_TIMEZONE"]
+    unsent = db.session.execute(select(Message.id, R.phone, R.state, Campaign).join(R, R.id == Message.campaign_recipient_id)
+                                .join(Campaign, Campaign.id == R.campaign_id).where(
+        Message.status == "queued", Campaign.status == "running",
+        Message.created_at <= now.replace(tzinfo=None) - timedelta(seconds=5))).all()
+    for message_id, phone, state, campaign in unsent:
+        if not (schedule.is_legal_now(state, phone, now) and schedule.is_campaign_open(
+                campaign.window_days, campaign.window_start, campaign.window_end, now, zone)):
+            continue
+        if not _job_alive(f"send-message-{message_id}"):
+            enqueue_send(message_id)
+            count += 1
+    running = db.session.scalars(select(Campaign.id).where(Campaign.status == "running")).all()
+    for campaign_id in running:
+        if enqueue_sender(campaign_id):
+            count += 1
+    return count
+
+
+def _job_alive(job_id):
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    from app.queue import get_redis
+
+    try:
+        status = Job.fetch(job_id, connection=get_redis()).get_status()
+    except NoSuchJobError:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def _enqueue(func_path, *args, job_id=None):
+    from app.queue import enqueue
+
+    return enqueue(func_path, *args, job_id=job_id)

@@ -1,0 +1,111 @@
+"""Bulk actions on contacts: add to or remove from a list, assign, opt out, export, text."""
+import csv
+import io
+
+from sqlalchemy import delete, select, update
+
+from app import audit
+from app.extensions import db
+from app.models import Campaign, CampaignVariant, Contact, ContactList, ListMember, utcnow
+from app.opt_outs import opt_out
+
+CHUNK = 1000
+EXPORT_FIELDS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state",
+                 "mail_zip", "source", "assigned_user_id", "created_at"]
+DEFAULT_TEMPLATE = "Hi {first_name|there}, "
+
+
+def add_to_list(contact_ids, list_id):
+    present = set(db.session.scalars(select(ListMember.contact_id).where(
+        ListMember.list_id == list_id, ListMember.contact_id.in_(contact_ids))))
+    rows = [{"list_id": list_id, "contact_id": cid, "added_at": utcnow()} for cid in contact_ids if cid not in present]
+    if rows:
+        db.session.execute(ListMember.__table__.insert(), rows)
+    return len(rows)
+
+
+def remove_from_list(contact_ids, list_id):
+    return db.session.execute(delete(ListMember).where(ListMember.list_id == list_id,
+                                                       ListMember.contact_id.in_(contact_ids))).rowcount
+
+
+def assign(contact_ids, user_id):
+    return db.session.execute(update(Contact).where(Contact.id.in_(contact_ids))
+                              .values(assigned_user_id=user_id, updated_at=utcnow())).rowcount
+
+
+def opt_out_contacts(contact_ids, user_id=None):
+    phones = db.session.scalars(select(Contact.phone).where(Contact.id.in_(contact_ids), Contact.phone.is_not(None)))
+    count = 0
+    for phone in phones:
+        opt_out(phone, "bulk", reason="bulk action on contacts", user_id=user_id)
+        count += 1
+    return count
+
+
+def export_csv(contact_ids):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_FIELDS)
+    for start in range(0, len(contact_ids), CHUNK):
+        for contact in db.session.scalars(select(Contact).where(Contact.id.in_(contact_ids[start:start + CHUNK]))
+                                          .order_by(Contact.id)):
+            writer.writerow(["" if getattr(contact, f) is None else getattr(contact, f) for f in EXPORT_FIELDS])
+    return out.getvalue()
+
+
+def text_selected(contact_ids, user_id=None, sending_number=None):
+    """A draft campaign whose audience is a new list holding exactly these contacts."""
+    from datetime import time
+
+    from flask import current_app
+
+    stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S")
+    lst = ContactList(name=f"Selected contacts {stamp}", description=f"{len(contact_ids)} contacts picked by hand",
+                      created_by_id=user_id)
+    db.session.add(lst)
+    db.session.flush()
+    add_to_list(contact_ids, lst.id)
+    campaign = Campaign(name=f"Text {len(contact_ids)} selected contacts", created_by_id=user_id, lists=[lst],
+                        sending_number=sending_number or current_app.config["OPENPHONE_FROM"],
+                        window_start=time(9), window_end=time(17))
+    campaign.variants = [CampaignVariant(label="A", template=DEFAULT_TEMPLATE)]
+    db.session.add(campaign)
+    return campaign
+
+
+def apply(action, contact_ids, argument=None, user_id=None):
+    """Run one bulk action on contact ids; the caller commits. Returns a count or a result."""
+    contact_ids = list(contact_ids)
+    actions = {
+        "add_to_list": lambda: add_to_list(contact_ids, int(argument)),
+        "remove_from_list": lambda: remove_from_list(contact_ids, int(argument)),
+        "assign": lambda: assign(contact_ids, int(argument) if argument else None),
+        "opt_out": lambda: opt_out_contacts(contact_ids, user_id),
+    }
+    result = actions[action]()
+    audit.record(f"bulk_{action}", "contacts", None, detail=f"{len(contact_ids)} contacts, argument={argument!r}")
+    return result
+
+
+def matching_contact_ids(search_args):
+    """Ids of every contact matching the contact list's filter arguments (_flt_0_first_name=...)."""
+    from flask_appbuilder.models.sqla.interface import SQLAInterface
+    from werkzeug.datastructures import MultiDict
+
+    datamodel = SQLAInterface(Contact, db.session)
+    filters = datamodel.get_filters()
+    filters.add_filter_index_from_args(MultiDict(search_args))
+    query = select(Contact.id)
+    query = filters.apply_all(query) if hasattr(filters, "apply_all") else query
+    return list(db.session.scalars(query.order_by(Contact.id)))
+
+
+def apply_to_matching(action, search_args, argument=None, user_id=None):
+    """The "everything matching the filter" selection: runs in a job, chunk by chunk."""
+    ids = matching_contact_ids(search_args)
+    with audit.acting_as(user_id, "bulk"):
+        for start in range(0, len(ids), CHUNK):
+            apply(action, ids[start:start + CHUNK], argument, user_id)
+            db.session.commit()
+    return len(ids)

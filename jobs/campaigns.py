@@ -1,0 +1,29 @@
+"""RQ entry points for campaigns: take ids, call app.campaigns."""
+import logging
+
+from app import campaigns, contact_actions
+from app.extensions import db
+from app.models import Campaign
+
+log = logging.getLogger(__name__)
+
+
+def plan_audience(campaign_id):
+    try:
+        return campaigns.plan_audience(campaign_id)
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("planning campaign %s failed", campaign_id)
+        campaign = db.session.get(Campaign, campaign_id)
+        if campaign is not None:
+            campaign.plan_error = f"{type(exc).__name__}: {exc}"[:2000]
+            db.session.commit()
+        raise
+
+
+def send_due_messages(campaign_id):
+    return campaigns.send_due_messages(campaign_id)
+
+
+def apply_to_matching_contacts(action, search, argument, user_id):
+    return contact_actions.apply_to_matching(action, search, argument, user_id)

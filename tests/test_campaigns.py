@@ -1,0 +1,369 @@
+"""Campaigns against the database and the fake OpenPhone over loopback HTTP."""
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app import campaigns
+from app.campaigns import CampaignError
+from app.fake_openphone import FakeOpenPhone
+from app.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignVariant,
+    Contact,
+    ContactList,
+    ContactProperty,
+    ListMember,
+    Message,
+    OptOut,
+    Property,
+)
+
+NUMBER = "+16175550100"
+TUESDAY_10AM = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("America/New_York"))
+
+
+@pytest.fixture
+def fake(app):
+    """The fake OpenPhone on loopback, with the app pointed at it and no rate limit."""
+    server = FakeOpenPhone(api_key="test-key", rate=100_000, webhook_delay=0).start()
+    saved = {k: app.config[k] for k in ("OPENPHONE_BASE_URL", "OPENPHONE_RATE_PER_SECOND", "CAMPAIGN_SPREAD",
+                                        "CAMPAIGN_NOW")}
+    app.config.update(OPENPHONE_BASE_URL=server.url, OPENPHONE_RATE_PER_SECOND=100_000, CAMPAIGN_SPREAD=False)
+    server.configure(delivery=None)
+    yield server
+    app.config.update(saved)
+    server.stop()
+
+
+def add_contact(db, phone, first="Ann", state="MA", city="Quincy", type_="SFR", year=1962, lists=()):
+    contact = Contact(first_name=first, last_name="Lee", phone=phone)
+    prop = Property(key=f"k{phone}{first}", address="12 Elm St", city=city, state=state, zip="02169",
+                    type=type_, year_built=year)
+    db.session.add_all([contact, prop, ContactProperty(contact=contact, property=prop)])
+    for lst in lists:
+        db.session.add(ListMember(list=lst, contact=contact))
+    db.session.flush()
+    return contact
+
+
+def make_campaign(db, lists, variants=("Hi {first_name|there}, Matt from Attack A Crack.",), **fields):
+    fields.setdefault("window_start", time(9))
+    fields.setdefault("window_end", time(17))
+    campaign = Campaign(name=fields.pop("name", "Spring"), sending_number=fields.pop("sending_number", NUMBER),
+                        lists=list(lists), **fields)
+    campaign.variants = [CampaignVariant(label=chr(65 + i), template=t) for i, t in enumerate(variants)]
+    db.session.add(campaign)
+    db.session.commit()
+    return campaign
+
+
+def planned_and_running(db, campaign, now=TUESDAY_10AM):
+    campaigns.change_status(campaign.id, "scheduled")
+    campaigns.plan_audience(campaign.id, now=now.astimezone(timezone.utc).replace(tzinfo=None))
+    return campaigns.change_status(campaign.id, "running")
+
+
+def phones(n, start=0):
+    return [f"+1617555{1000 + start + i:04d}" for i in range(n)]
+
+
+def recipients(db, campaign):
+    campaign_id = campaign if isinstance(campaign, int) else campaign.id
+    return db.session.scalars(select(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign_id)
+                              .order_by(CampaignRecipient.position, CampaignRecipient.id)).all()
+
+
+# --- planning ----------------------------------------------------------------------------
+
+def test_planning_records_every_exclusion_with_its_reason(db):
+    homeowners, second = ContactList(name="Homeowners"), ContactList(name="Second")
+    db.session.add_all([homeowners, second])
+    ok = add_contact(db, "+16175551001", lists=[homeowners, second])  # in two lists: one recipient
+    add_contact(db, None, first="NoPhone", lists=[homeowners])
+    add_contact(db, "+16175551003", first="Stopped", lists=[homeowners])
+    db.session.add(OptOut(phone="+16175551003", source="keyword"))
+    add_contact(db, "+16175551004", first="Condo", type_="CND", lists=[homeowners])
+    texted = add_contact(db, "+16175551005", first="Texted", lists=[homeowners])
+    db.session.add(Message(direction="outgoing", status="sent", to_phone="+16175551005", contact=texted,
+                           created_at=datetime(2025, 1, 1)))
+    capped = add_contact(db, "+16175551006", first="Capped", lists=[homeowners])
+    other = make_campaign(db, [homeowners], name="Earlier")
+    db.session.add(CampaignRecipient(campaign=other, contact=capped, phone="+16175551006", status="sent",
+                                     sent_at=datetime(2026, 11, 20)))
+    db.session.commit()
+    campaign = make_campaign(db, [homeowners, second], filters={"property_types": ["SFR"]})
+    campaigns.change_status(campaign.id, "scheduled")
+    counts = campaigns.plan_audience(campaign.id, now=datetime(2026, 12, 1, 15))
+    assert counts == {"queued": 1, "no_valid_phone": 1, "opted_out": 1, "outside_filters": 1,
+                      "frequency_cap": 1, "texted_before": 1}
+    queued = [r for r in recipients(db, campaign) if r.status == "queued"]
+    assert [r.contact_id for r in queued] == [ok.id] and queued[0].state == "MA"
+
+
+def test_previously_texted_people_can_be_included(db):
+    lst = ContactList(name="L")
+    texted = add_contact(db, "+16175551005", lists=[lst])
+    db.session.add(Message(direction="outgoing", status="sent", to_phone=texted.phone, created_at=datetime(2025, 1, 1)))
+    campaign = make_campaign(db, [lst], include_previously_texted=True)
+    campaigns.change_status(campaign.id, "scheduled")
+    assert campaigns.plan_audience(campaign.id) == {"queued": 1}
+
+
+def test_filters_on_city_zip_year_and_not_replied(db):
+    lst = ContactList(name="L")
+    add_contact(db, "+16175551001", city="QUINCY", year=1970, lists=[lst])
+    add_contact(db, "+16175551002", city="Braintree", year=1970, lists=[lst])
+    add_contact(db, "+16175551003", city="Quincy", year=1940, lists=[lst])
+    replied = add_contact(db, "+16175551004", city="Quincy", year=1980, lists=[lst])
+    db.session.add(Message(direction="incoming", status="received", contact=replied, from_phone=replied.phone))
+    campaign = make_campaign(db, [lst], filters={"cities": ["Quincy"], "year_built_min": 1950,
+                                                 "year_built_max": 2000, "not_replied": True})
+    campaigns.change_status(campaign.id, "scheduled")
+    assert campaigns.plan_audience(campaign.id) == {"queued": 1, "outside_filters": 3}
+
+
+def test_ab_assignment_is_balanced_and_survives_replanning(db):
+    lst = ContactList(name="L")
+    for phone in phones(11):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst], variants=("A {first_name}", "B {first_name}"))
+    campaigns.change_status(campaign.id, "scheduled")
+    campaigns.plan_audience(campaign.id)
+    first = [(r.phone, r.position, r.variant.label) for r in recipients(db, campaign)]
+    labels = [label for _, _, label in first]
+    assert labels.count("A") == 6 and labels.count("B") == 5
+    assert labels[:4] == ["A", "B", "A", "B"]
+    campaigns.plan_audience(campaign.id)  # the job ran twice
+    db.session.expire_all()
+    assert [(r.phone, r.position, r.variant.label) for r in recipients(db, campaign)] == first
+
+
+# --- the state machine ------------------------------------------------------------------
+
+@pytest.mark.parametrize("start, target", [
+    ("draft", "running"), ("draft", "completed"), ("scheduled", "paused"), ("completed", "running"),
+    ("cancelled", "running"), ("draft", "cancelled"), ("completed", "cancelled"), ("paused", "scheduled"),
+])
+def test_illegal_transitions_are_refused(db, start, target):
+    lst = ContactList(name="L")
+    campaign = make_campaign(db, [lst], status=start, planned_at=datetime(2026, 1, 1))
+    with pytest.raises(CampaignError, match=f"A {start} campaign cannot become {target}"):
+        campaigns.change_status(campaign.id, target)
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).status == start
+
+
+def test_scheduling_needs_an_audience_and_valid_templates(db):
+    lst = ContactList(name="L")
+    campaign = make_campaign(db, [lst], variants=("Hi {firstname}",))
+    with pytest.raises(CampaignError, match="Variant A: Unknown token {firstname}"):
+        campaigns.change_status(campaign.id, "scheduled")
+    empty = make_campaign(db, [], name="No list")
+    with pytest.raises(CampaignError, match="at least one list"):
+        campaigns.change_status(empty.id, "scheduled")
+
+
+def test_a_running_campaign_cannot_be_edited_but_can_be_cloned(db):
+    lst = ContactList(name="L")
+    campaign = make_campaign(db, [lst], status="running", variants=("A", "B"))
+    with pytest.raises(CampaignError, match="clone it instead"):
+        campaigns.check_editable(campaign)
+    copy = campaigns.clone_campaign(campaign.id)
+    assert copy.status == "draft" and [v.template for v in copy.variants] == ["A", "B"]
+    assert copy.lists == [lst]
+    campaigns.check_editable(copy)
+
+
+# --- sending ------------------------------------------------------------------------------
+
+def sent_to(fake):
+    return sorted(m["to"][0] for m in fake.sent)
+
+
+def test_campaign_texts_each_recipient_once_with_its_variant(db, fake):
+    lst = ContactList(name="L")
+    for i, phone in enumerate(phones(4)):
+        add_contact(db, phone, first=f"Name{i}", lists=[lst])
+    campaign = make_campaign(db, [lst], variants=("A: hi {first_name}", "B: hey {first_name}"))
+    planned_and_running(db, campaign)
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM) == 4
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM) == 0  # the job ran twice
+    assert sent_to(fake) == phones(4)
+    bodies = sorted(m["text"] for m in fake.sent)
+    assert bodies[0] == "A: hi Name0\nReply STOP to opt out." and bodies[-1].startswith("B: hey Name3")
+    assert {r.status for r in recipients(db, campaign)} == {"sent"}
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).status == "completed"
+
+
+@pytest.mark.parametrize("local_time, expected", [
+    ("08:59", 0), ("09:00", 3), ("16:59", 3), ("17:00", 0),
+])
+def test_nothing_goes_out_outside_the_campaign_window(db, fake, local_time, expected):
+    lst = ContactList(name="L")
+    for phone in phones(3):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst])
+    planned_and_running(db, campaign)
+    hour, minute = map(int, local_time.split(":"))
+    now = TUESDAY_10AM.replace(hour=hour, minute=minute)
+    assert campaigns.send_due_messages(campaign.id, now=now) == expected
+    assert len(fake.sent) == expected
+
+
+def test_weekend_sends_nothing_and_monday_resumes(db, fake):
+    lst = ContactList(name="L")
+    for phone in phones(2):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst])
+    planned_and_running(db, campaign)
+    saturday = TUESDAY_10AM + timedelta(days=4)
+    assert campaigns.send_due_messages(campaign.id, now=saturday) == 0
+    assert campaigns.send_due_messages(campaign.id, now=saturday + timedelta(days=2)) == 2
+
+
+def test_the_legal_window_is_the_recipients_local_time(db, fake):
+    lst = ContactList(name="L")
+    add_contact(db, "+16175551001", state="MA", lists=[lst])
+    add_contact(db, "+13105551002", state="CA", lists=[lst])
+    campaign = make_campaign(db, [lst])
+    planned_and_running(db, campaign)
+    # 10:30 in Boston is 07:30 in Los Angeles: only Massachusetts is texted.
+    morning = TUESDAY_10AM.replace(minute=30)
+    assert campaigns.send_due_messages(campaign.id, now=morning) == 1
+    assert sent_to(fake) == ["+16175551001"]
+    assert campaigns.send_due_messages(campaign.id, now=morning.replace(hour=11)) == 1
+    assert sent_to(fake) == ["+13105551002", "+16175551001"]
+
+
+def test_daily_limit_is_shared_by_two_campaigns_on_one_number(db, fake):
+    first, second = ContactList(name="First"), ContactList(name="Second")
+    for phone in phones(4):
+        add_contact(db, phone, lists=[first])
+    for phone in phones(4, start=100):
+        add_contact(db, phone, lists=[second])
+    one = make_campaign(db, [first], name="One", daily_limit=5)
+    two = make_campaign(db, [second], name="Two", daily_limit=5)
+    planned_and_running(db, one)
+    planned_and_running(db, two)
+    assert campaigns.send_due_messages(one.id, now=TUESDAY_10AM) == 4
+    assert campaigns.send_due_messages(two.id, now=TUESDAY_10AM) == 1
+    assert len(fake.sent) == 5
+    assert campaigns.send_due_messages(two.id, now=TUESDAY_10AM + timedelta(days=1)) == 3
+
+
+def test_the_days_quota_is_spread_across_the_window(app, db, fake):
+    app.config["CAMPAIGN_SPREAD"] = True
+    lst = ContactList(name="L")
+    for phone in phones(10):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst], daily_limit=8)  # one per hour from 09:00
+    planned_and_running(db, campaign)
+    nine = TUESDAY_10AM.replace(hour=9)
+    assert campaigns.send_due_messages(campaign.id, now=nine) == 1
+    assert campaigns.send_due_messages(campaign.id, now=nine.replace(minute=59)) == 0
+    assert campaigns.send_due_messages(campaign.id, now=nine.replace(hour=12, minute=30)) == 3
+    assert campaigns.send_due_messages(campaign.id, now=nine.replace(hour=16, minute=59)) == 4
+
+
+def test_opt_out_mid_campaign_stops_the_next_text(db, fake):
+    lst = ContactList(name="L")
+    for phone in phones(3):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst])
+    planned_and_running(db, campaign)
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM, max_messages=1) == 1
+    db.session.add(OptOut(phone=phones(3)[1], source="keyword"))
+    db.session.commit()
+    campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM)
+    assert sent_to(fake) == [phones(3)[0], phones(3)[2]]
+    skipped = [r for r in recipients(db, campaign) if r.status == "skipped"]
+    assert [(r.phone, r.exclusion_reason) for r in skipped] == [(phones(3)[1], "opted_out")]
+
+
+def test_frequency_cap_holds_across_campaigns_at_send_time(db, fake):
+    lst = ContactList(name="L")
+    add_contact(db, "+16175551001", lists=[lst])
+    one, two = make_campaign(db, [lst], name="One"), make_campaign(db, [lst], name="Two")
+    planned_and_running(db, one)
+    planned_and_running(db, two)  # planned before One texted anyone
+    assert campaigns.send_due_messages(one.id, now=TUESDAY_10AM) == 1
+    assert campaigns.send_due_messages(two.id, now=TUESDAY_10AM + timedelta(days=1)) == 0
+    assert len(fake.sent) == 1
+    assert recipients(db, two)[0].exclusion_reason == "frequency_cap"
+
+
+def test_florida_allows_three_texts_per_person_per_day(db, fake):
+    lst = ContactList(name="L")
+    contact = add_contact(db, "+13055551001", state="FL", lists=[lst])
+    for hours in (21, 22, 23):  # yesterday 11:00, 12:00 and 13:00
+        db.session.add(Message(direction="outgoing", status="sent", to_phone=contact.phone, contact=contact,
+                               created_at=TUESDAY_10AM.astimezone(timezone.utc).replace(tzinfo=None)
+                               - timedelta(hours=hours)))
+    campaign = make_campaign(db, [lst], include_previously_texted=True)
+    planned_and_running(db, campaign)
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM) == 0
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM + timedelta(hours=1, minutes=1)) == 1
+
+
+def test_a_phone_in_two_lists_is_texted_once(db, fake):
+    one, two = ContactList(name="One"), ContactList(name="Two")
+    add_contact(db, "+16175551001", first="Maria", lists=[one, two])
+    campaign = make_campaign(db, [one, two])
+    planned_and_running(db, campaign)
+    campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM)
+    assert sent_to(fake) == ["+16175551001"]
+
+
+def test_nothing_is_sent_before_the_start_date_or_while_paused(db, fake):
+    lst = ContactList(name="L")
+    add_contact(db, "+16175551001", lists=[lst])
+    campaign = make_campaign(db, [lst], start_date=date(2026, 12, 2))
+    planned_and_running(db, campaign)
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM) == 0
+    campaigns.change_status(campaign.id, "paused")
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM + timedelta(days=1)) == 0
+    campaigns.change_status(campaign.id, "running")
+    assert campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM + timedelta(days=1)) == 1
+
+
+def test_declare_winner_sends_the_winner_to_the_rest(db, fake):
+    lst = ContactList(name="L")
+    for phone in phones(6):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst], variants=("Alpha", "Bravo"))
+    planned_and_running(db, campaign)
+    campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM, max_messages=2)
+    bravo = [v for v in campaign.variants if v.label == "B"][0]
+    assert campaigns.declare_winner(campaign.id, bravo.id) == 4
+    campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM)
+    assert sorted(m["text"].split("\n")[0] for m in fake.sent) == ["Alpha"] + ["Bravo"] * 5
+
+
+def test_recovery_requeues_running_campaigns_and_unsent_messages(app, db, fake, redis, run_jobs):
+    app.config["CAMPAIGN_NOW"] = "2026-12-01T22:30:00+00:00"  # 17:30 in Boston: the campaign window is closed
+    lst = ContactList(name="L")
+    for phone in phones(2):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst])
+    planned_and_running(db, campaign)
+    campaign_id = campaign.id
+    # A sender that died after claiming and queueing, before OpenPhone heard of it:
+    ids = campaigns.claim_due(campaign.id, campaigns.sender_now(TUESDAY_10AM), limit=1)
+    db.session.commit()
+    assert len(ids) == 1 and not fake.sent
+    db.session.remove()
+    campaigns.recover_campaigns()
+    run_jobs()
+    assert not fake.sent  # not outside the window, even for a text claimed inside it
+    app.config["CAMPAIGN_NOW"] = "2026-12-02T15:00:00+00:00"  # Wednesday 10:00 in Boston
+    redis.flushdb()  # and Redis lost every job
+    assert campaigns.recover_campaigns() == 2  # the unsent message, and a sender for the campaign
+    assert campaigns.recover_campaigns() == 0  # idempotent while the jobs are queued
+    run_jobs()
+    assert sorted(m["to"][0] for m in httpx.get(fake.url + "/_fake/sent").json()["data"]) == phones(2)
+    assert {r.status for r in recipients(db, campaign_id)} == {"sent"}
