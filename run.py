@@ -95,7 +95,16 @@ def run_command(host, port, workers):
     """Web server plus worker(s) on this machine. Ctrl-C stops everything."""
     init_database()
     env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"])
-    children = [subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env) for _ in range(workers)]
+    sandbox = []
+    if not current_app.config["OPENPHONE_API_KEY"]:  # sandbox: text through the built-in fake OpenPhone
+        from app.fake_openphone import sandbox_child
+
+        command, extra = sandbox_child(current_app.config, port)
+        env.update(extra)
+        sandbox = [subprocess.Popen(command, env=env)]
+        click.echo(f"Sandbox mode: no OPENPHONE_API_KEY, texts go to the fake OpenPhone on port "
+                   f"{current_app.config['SANDBOX_PORT']}")
+    children = sandbox + [subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env) for _ in range(workers)]
     children.append(subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
          "--access-logfile", "-", "run:create_wsgi()"], env=env))
@@ -115,6 +124,20 @@ def run_command(host, port, workers):
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             child.kill()
+
+
+@cli.command("fake-openphone", with_appcontext=False)
+@click.option("--port", default=lambda: int(os.environ.get("SANDBOX_PORT", "5055")), type=int)
+@click.option("--webhook-url", default="http://127.0.0.1:5000/webhooks/openphone")
+@click.option("--api-key", default="sandbox", help="The Authorization header it accepts.")
+def fake_openphone_command(port, webhook_url, api_key):
+    """Run the fake OpenPhone (sandbox mode and tests); signs webhooks with OPENPHONE_WEBHOOK_SECRET."""
+    import logging
+
+    from app.fake_openphone import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve(port, webhook_url, api_key=api_key, webhook_secret=os.environ.get("OPENPHONE_WEBHOOK_SECRET"))
 
 
 def create_wsgi():

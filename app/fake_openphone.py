@@ -276,3 +276,27 @@ def _handler(fake):
             return self._json(404, {"message": "Not found"})
 
     return Handler
+
+
+def sandbox_child(config, app_port):
+    """(command, env additions) for `crm run` in sandbox mode: the fake, and the secret it signs with."""
+    import base64
+    import secrets
+    import sys
+
+    secret = config.get("OPENPHONE_WEBHOOK_SECRET") or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    command = [sys.executable, "-m", "run", "fake-openphone", "--port", str(config["SANDBOX_PORT"]),
+               "--webhook-url", f"http://127.0.0.1:{app_port}/webhooks/openphone"]
+    return command, {"OPENPHONE_WEBHOOK_SECRET": secret}
+
+
+def serve(port, webhook_url, api_key="sandbox", webhook_secret=None):
+    """Run the fake in the foreground until interrupted (`crm fake-openphone`)."""
+    fake = FakeOpenPhone(api_key=api_key, webhook_url=webhook_url, webhook_secret=webhook_secret, port=port)
+    log.info("fake OpenPhone on %s, webhooks to %s", fake.url, webhook_url or "(kept, not sent)")
+    try:
+        fake.server.serve_forever(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.server.server_close()
