@@ -89,16 +89,17 @@ def apply(action, contact_ids, argument=None, user_id=None):
 
 
 def matching_contact_ids(search_args):
-    """Ids of every contact matching the contact list's filter arguments (_flt_0_first_name=...)."""
-    from flask_appbuilder.models.sqla.interface import SQLAInterface
-    from werkzeug.datastructures import MultiDict
+    """Ids of every contact matching the contact list's filter arguments ({"_flt_0_first_name": ["Ann"]})."""
+    import re
 
-    datamodel = SQLAInterface(Contact, db.session)
-    filters = datamodel.get_filters()
-    filters.add_filter_index_from_args(MultiDict(search_args))
-    query = select(Contact.id)
-    query = filters.apply_all(query) if hasattr(filters, "apply_all") else query
-    return list(db.session.scalars(query.order_by(Contact.id)))
+    from flask_appbuilder.models.sqla.interface import SQLAInterface
+
+    filters = SQLAInterface(Contact, db.session).get_filters()
+    for arg, values in (search_args or {}).items():
+        match = re.fullmatch(r"_flt_(\d+)_(.+)", arg)
+        if match:
+            filters.add_filter_index(match.group(2), int(match.group(1)), list(values))
+    return list(db.session.scalars(filters.apply_all(select(Contact.id)).order_by(Contact.id)))
 
 
 def apply_to_matching(action, search_args, argument=None, user_id=None):

@@ -8,7 +8,7 @@ from flask_appbuilder.security.sqla.manager import SecurityManager
 # Roles are code: `crm init` writes them to the database; FAB checks them from here.
 # Patterns are regular expressions matched from the start; "$" anchors the end.
 _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignRecipientView"
-                   "|MessageView|ImportView|OptOutView|InboxView|TodoView|HomeView|ConversationView"
+                   "|CampaignVariantView|CampaignStatusApi|MessageView|ImportView|OptOutView|InboxView|TodoView|HomeView|ConversationView"
                    "|PropertyApi|ListApi|CampaignApi|MessageApi|ImportApi|ConversationApi)$")
 _STAFF_VIEWS = "(ContactView|MessageView|InboxView|TodoView|HomeView|ConversationView|ContactApi|MessageApi)$"
 _MENUS = "(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Inbox|Todos)$"
@@ -19,7 +19,7 @@ _SELF_SERVICE = [
 
 ROLES = {
     "Marketer": [
-        ["ContactView$", "(can_list|can_show|can_add|can_edit|can_send_text|can_export|can_import|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected)$"],
+        ["ContactView$", "(can_list|can_show|can_add|can_edit|can_send_text|can_export|can_import|can_bulk|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected)$"],
         ["ContactApi$", "(can_get|can_info|can_post|can_put)$"],
         [_MARKETER_VIEWS, "(can_.*|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected|muldelete)$"],
         [_MENUS, "menu_access$"],

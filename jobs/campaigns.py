@@ -1,7 +1,7 @@
 """RQ entry points for campaigns: take ids, call app.campaigns."""
 import logging
 
-from app import campaigns, contact_actions
+from app import campaigns
 from app.extensions import db
 from app.models import Campaign
 
@@ -23,7 +23,3 @@ def plan_audience(campaign_id):
 
 def send_due_messages(campaign_id):
     return campaigns.send_due_messages(campaign_id)
-
-
-def apply_to_matching_contacts(action, search, argument, user_id):
-    return contact_actions.apply_to_matching(action, search, argument, user_id)

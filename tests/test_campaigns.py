@@ -367,3 +367,70 @@ def test_recovery_requeues_running_campaigns_and_unsent_messages(app, db, fake, 
     run_jobs()
     assert sorted(m["to"][0] for m in httpx.get(fake.url + "/_fake/sent").json()["data"]) == phones(2)
     assert {r.status for r in recipients(db, campaign_id)} == {"sent"}
+
+
+# --- through the web ------------------------------------------------------------------------
+
+def test_marketer_creates_a_campaign_previews_and_schedules_it(db, client_for, post_form, run_jobs):
+    lst = ContactList(name="Homeowners")
+    db.session.add(lst)
+    add_contact(db, "+16175551001", first="MARIA", lists=[lst])
+    add_contact(db, None, first="Nophone", lists=[lst])
+    db.session.commit()
+    marketer = client_for("marketer")
+    response = post_form(marketer, "/campaignview/add", {
+        "name": "Spring cracks", "lists": str(lst.id), "sending_number": NUMBER, "daily_limit": "125",
+        "window_days": "0,1,2,3,4", "window_start": "09:00", "window_end": "17:00", "frequency_cap_days": "30",
+        "append_opt_out_line": "y", "property_types": "sfr, mfr", "year_built_min": "1950"})
+    assert response.status_code == 302
+    campaign = db.session.scalars(select(Campaign)).one()
+    assert campaign.filters == {"property_types": ["SFR", "MFR"], "year_built_min": 1950}
+    variant = campaign.variants[0]
+    bad = post_form(marketer, f"/campaignvariantview/edit/{variant.id}",
+                    {"campaign": str(campaign.id), "label": "A", "template": "Hi {firstname}"})
+    assert "Unknown token {firstname}" in bad.get_data(as_text=True)
+    post_form(marketer, f"/campaignvariantview/edit/{variant.id}",
+              {"campaign": str(campaign.id), "label": "A", "template": "Hi {first_name|there}, Matt here 🙂"})
+    post_form(marketer, "/campaignvariantview/add", {"campaign": str(campaign.id), "label": "B",
+                                                     "template": "Hello {first_name}, free quotes."})
+    page = marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
+    assert "Hi Maria, Matt here 🙂" in page and "UCS-2" in page and "GSM-7" in page
+    post_form(marketer, f"/campaignview/transition/{campaign.id}/scheduled")
+    run_jobs()
+    page = marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
+    assert 'class="reason-no_valid_phone">1<' in page
+    assert "Estimated cost" in page and "<svg" in page
+
+
+def test_illegal_transitions_are_refused_in_the_ui_and_the_api(app, db, client_for, post_form):
+    campaign = make_campaign(db, [ContactList(name="L")])
+    marketer = client_for("marketer")
+    page = post_form(marketer, f"/campaignview/transition/{campaign.id}/running", follow_redirects=True)
+    assert "A draft campaign cannot become running" in page.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).status == "draft"
+    token = marketer.post("/api/v1/security/login", json={"username": "marketer", "password": "Test-password-1",
+                                                          "provider": "db"}).get_json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"} if token and "access_token" in token else {}
+    api = marketer.post(f"/api/v1/campaign_status/{campaign.id}", json={"status": "completed"}, headers=headers)
+    assert api.status_code == 409
+    assert "cannot become completed" in api.get_json()["message"]
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).status == "draft"
+
+
+def test_running_campaign_messages_cannot_be_edited_in_the_ui(db, client_for, post_form):
+    campaign = make_campaign(db, [ContactList(name="L")], status="running", variants=("Original",))
+    variant = campaign.variants[0]
+    page = post_form(client_for("marketer"), f"/campaignvariantview/edit/{variant.id}",
+                     {"campaign": str(campaign.id), "label": "A", "template": "Changed"}, follow_redirects=True)
+    assert "clone it instead" in page.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(CampaignVariant, variant.id).template == "Original"
+
+
+def test_staff_cannot_open_campaigns(db, client_for):
+    campaign = make_campaign(db, [ContactList(name="L")])
+    staff = client_for("staff")
+    assert staff.get(f"/campaignview/show/{campaign.id}").status_code in (302, 403)
+    assert staff.post(f"/api/v1/campaign_status/{campaign.id}", json={"status": "scheduled"}).status_code in (401, 403)

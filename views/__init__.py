@@ -11,3 +11,6 @@ def register(appbuilder):
     from views import messages
 
     messages.register(appbuilder)
+    from views import campaigns
+
+    campaigns.register(appbuilder)

@@ -4,6 +4,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, OptOut, Property, Todo
 from app.security import AssignedToCurrentUser
+from views.contact_actions import ContactActionsMixin
 
 STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
@@ -34,7 +35,7 @@ class ListMemberView(ModelView):
     list_columns = ["list", "contact", "added_at"]
 
 
-class ContactView(ModelView):
+class ContactView(ContactActionsMixin, ModelView):
     datamodel = SQLAInterface(Contact)
     base_filters = STAFF_SCOPE
     base_order = ("id", "desc")

@@ -1,0 +1,107 @@
+"""What the campaign page and the home dashboard show, read from database rows."""
+import csv
+import io
+from datetime import timedelta
+
+from sqlalchemy import and_, case, func, select
+
+from app.extensions import db
+from app.models import Campaign, CampaignRecipient, CampaignVariant, Contact, Import, Message, OptOut, utcnow
+from app.stats import compare_variants, wilson_interval
+
+R = CampaignRecipient
+SENT = ("sent", "review")  # 'review': OpenPhone may have it; counted as sent until a person checks
+
+
+def variant_stats(campaign_id):
+    """Per variant: sent, delivered, failed, replied, opted out, reply rate and its 95% interval,
+    plus the significance test between variants."""
+    delivered = func.sum(case((Message.delivered_at.is_not(None), 1), else_=0))
+    rows = db.session.execute(
+        select(CampaignVariant.id, CampaignVariant.label, CampaignVariant.template,
+               func.sum(case((R.status.in_(SENT), 1), else_=0)),
+               delivered,
+               func.sum(case((R.status == "failed", 1), else_=0)),
+               func.sum(case((and_(R.status.in_(SENT), R.replied_at.is_not(None)), 1), else_=0)),
+               func.sum(case((and_(R.status.in_(SENT), R.opted_out_at.is_not(None)), 1), else_=0)))
+        .select_from(CampaignVariant)
+        .outerjoin(R, and_(R.variant_id == CampaignVariant.id, R.campaign_id == campaign_id))
+        .outerjoin(Message, Message.campaign_recipient_id == R.id)
+        .where(CampaignVariant.campaign_id == campaign_id)
+        .group_by(CampaignVariant.id, CampaignVariant.label, CampaignVariant.template)
+        .order_by(CampaignVariant.label)).all()
+    variants = []
+    for vid, label, template, sent, delivered_n, failed, replied, opted in rows:
+        sent, replied = int(sent or 0), int(replied or 0)
+        low, high = wilson_interval(replied, sent)
+        variants.append({"id": vid, "label": label, "template": template, "sent": sent,
+                         "delivered": int(delivered_n or 0), "failed": int(failed or 0), "replied": replied,
+                         "opted_out": int(opted or 0), "reply_rate": replied / sent if sent else 0.0,
+                         "ci_low": low, "ci_high": high})
+    test = compare_variants([(v["label"], v["replied"], v["sent"]) for v in variants])
+    return variants, test
+
+
+def funnel(campaign_id):
+    variants, _ = variant_stats(campaign_id)
+    return [(step, sum(v[key] for v in variants)) for step, key in
+            (("Sent", "sent"), ("Delivered", "delivered"), ("Replied", "replied"), ("Opted out", "opted_out"))]
+
+
+def texts_per_day(campaign_id):
+    day = func.date(R.sent_at)
+    rows = db.session.execute(select(day, func.count()).where(R.campaign_id == campaign_id, R.sent_at.is_not(None))
+                              .group_by(day).order_by(day)).all()
+    return [(str(d), n) for d, n in rows]
+
+
+def status_counts(campaign_id):
+    rows = db.session.execute(select(R.status, func.count()).where(R.campaign_id == campaign_id).group_by(R.status))
+    return dict(rows.all())
+
+
+RECIPIENT_FIELDS = ["position", "phone", "first_name", "last_name", "state", "variant", "status",
+                    "exclusion_reason", "sent_at", "delivered_at", "replied_at", "opted_out_at", "error"]
+
+
+def recipients_csv(campaign_id):
+    """Every recipient with its outcome, streamed row by row."""
+    query = (select(R.position, R.phone, Contact.first_name, Contact.last_name, R.state, CampaignVariant.label,
+                    R.status, R.exclusion_reason, R.sent_at, func.max(Message.delivered_at), R.replied_at,
+                    R.opted_out_at, R.error)
+             .outerjoin(Contact, Contact.id == R.contact_id).outerjoin(CampaignVariant, CampaignVariant.id == R.variant_id)
+             .outerjoin(Message, Message.campaign_recipient_id == R.id).where(R.campaign_id == campaign_id)
+             .group_by(R.id, Contact.first_name, Contact.last_name, CampaignVariant.label).order_by(R.status, R.position))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(RECIPIENT_FIELDS)
+    yield out.getvalue()
+    for row in db.session.execute(query).yield_per(2000):
+        out.seek(0)
+        out.truncate()
+        writer.writerow(["" if v is None else v for v in row])
+        yield out.getvalue()
+
+
+def dashboard(now_day_bounds, default_limit=125):
+    """The home page: texts today per number against its limit, running campaigns, conversations
+    waiting for a reply, running imports, opt-outs this week."""
+    start, end = now_day_bounds
+    sent = dict(db.session.execute(select(Message.from_phone, func.count()).where(
+        Message.direction == "outgoing", Message.campaign_recipient_id.is_not(None),
+        Message.created_at >= start, Message.created_at < end).group_by(Message.from_phone)).all())
+    limits = dict(db.session.execute(select(Campaign.sending_number, func.max(Campaign.daily_limit)).where(
+        Campaign.status.in_(("running", "paused", "scheduled"))).group_by(Campaign.sending_number)).all())
+    numbers = [{"number": n, "sent": sent.get(n, 0), "limit": limits.get(n, default_limit)}
+               for n in sorted(set(sent) | set(limits))]
+    running = db.session.scalars(select(Campaign).where(Campaign.status == "running").order_by(Campaign.id)).all()
+    last = (select(Message.contact_id, func.max(Message.created_at).label("at"))
+            .where(Message.kind == "sms", Message.contact_id.is_not(None)).group_by(Message.contact_id).subquery())
+    waiting = db.session.scalar(select(func.count()).select_from(Message).join(
+        last, and_(last.c.contact_id == Message.contact_id, last.c.at == Message.created_at))
+        .where(Message.direction == "incoming"))
+    imports = db.session.scalars(select(Import).where(Import.status.in_(("queued", "running")))
+                                 .order_by(Import.id)).all()
+    opt_outs = db.session.scalar(select(func.count(OptOut.id)).where(
+        OptOut.active.is_(True), OptOut.created_at >= utcnow() - timedelta(days=7)))
+    return {"numbers": numbers, "running": running, "waiting": waiting, "imports": imports, "opt_outs": opt_outs}
