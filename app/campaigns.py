@@ -380,13 +380,13 @@ def recover_campaigns():
             _enqueue("jobs.campaigns.plan_audience", campaign_id, job_id=f"plan-campaign-{campaign_id}")
             count += 1
     # Claimed and queued, but the sender died before OpenPhone heard of it (or it could not connect).
-    # Sent only while its campaign runs and both windows are open, like any campaign text.
+    # Sent only while its campaign runs and both windows are open, like any campaign text. A live
+    # sender may be about to send one of these too: send_queued's conditional claim lets one win.
     now = sender_now()
     zone = current_app.config["CAMPAIGN_TIMEZONE"]
     unsent = db.session.execute(select(Message.id, R.phone, R.state, Campaign).join(R, R.id == Message.campaign_recipient_id)
                                 .join(Campaign, Campaign.id == R.campaign_id).where(
-        Message.status == "queued", Campaign.status == "running",
-        Message.created_at <= now.replace(tzinfo=None) - timedelta(seconds=5))).all()
+        Message.status == "queued", Campaign.status == "running")).all()
     for message_id, phone, state, campaign in unsent:
         if not (schedule.is_legal_now(state, phone, now) and schedule.is_campaign_open(
                 campaign.window_days, campaign.window_start, campaign.window_end, now, zone)):

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import campaigns
 from app.campaigns import CampaignError
@@ -434,3 +434,97 @@ def test_staff_cannot_open_campaigns(db, client_for):
     staff = client_for("staff")
     assert staff.get(f"/campaignview/show/{campaign.id}").status_code in (302, 403)
     assert staff.post(f"/api/v1/campaign_status/{campaign.id}", json={"status": "scheduled"}).status_code in (401, 403)
+
+
+# --- a real worker, killed or robbed of its Redis mid-campaign ---------------------------------
+
+def start_worker(app, fake):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
+               INSTANCE_DIR=str(app.config["INSTANCE_DIR"]), SECRET_KEY=app.config["SECRET_KEY"],
+               OPENPHONE_API_KEY="test-key", OPENPHONE_BASE_URL=fake.url, OPENPHONE_RATE_PER_SECOND="1000",
+               OPENPHONE_RECONCILE_AFTER_SECONDS="1", CAMPAIGN_NOW=TUESDAY_10AM.isoformat(), CAMPAIGN_SPREAD="0",
+               WORKER_TICK_SECONDS="0.5", QUEUE_NAME=app.config["QUEUE_NAME"])
+    return subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env, cwd=str(app.config["BASE_DIR"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(condition, timeout=60):
+    import time as clock
+
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
+        if condition():
+            return True
+        clock.sleep(0.02)
+    return False
+
+
+def finished(db, campaign_id):
+    db.session.remove()
+    return db.session.scalar(select(func.count()).select_from(CampaignRecipient).where(
+        CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status != "sent")) == 0
+
+
+def running_campaign(db, count):
+    lst = ContactList(name="Crash")
+    for phone in phones(count):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst], variants=("A {first_name}", "B {first_name}"))
+    campaigns.change_status(campaign.id, "scheduled")
+    campaigns.plan_audience(campaign.id)
+    db.session.execute(Campaign.__table__.update().where(Campaign.id == campaign.id)
+                       .values(status="running", started_at=datetime(2026, 12, 1)))
+    db.session.commit()
+    return campaign.id
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_campaign_texts_everyone_exactly_once(app, db, fake):
+    import collections
+    import signal
+
+    campaign_id = running_campaign(db, 30)
+    fake.configure(latency=0.05)
+    worker = start_worker(app, fake)
+    try:
+        assert wait_for(lambda: len(fake.sent) >= 6), "the worker never started sending"
+        worker.send_signal(signal.SIGKILL)  # most likely mid-request: OpenPhone has it, the database does not
+        worker.wait()
+        assert len(fake.sent) < 30
+        worker = start_worker(app, fake)
+        assert wait_for(lambda: finished(db, campaign_id)), "the campaign did not finish after the restart"
+    finally:
+        worker.kill()
+        worker.wait()
+    counts = collections.Counter(m["to"][0] for m in fake.sent)
+    assert sorted(counts) == phones(30)
+    assert set(counts.values()) == {1}
+
+
+@pytest.mark.slow
+def test_redis_flushed_mid_campaign_texts_everyone_exactly_once(app, db, fake, redis):
+    import collections
+
+    campaign_id = running_campaign(db, 30)
+    fake.configure(latency=0.05)
+    worker = start_worker(app, fake)
+    try:
+        assert wait_for(lambda: len(fake.sent) >= 6), "the worker never started sending"
+        redis.flushdb()  # every queued job, registry and rate-limit key gone while a sender runs
+        assert wait_for(lambda: len(fake.sent) >= 12)
+        worker.kill()  # and once more with nothing left in Redis but a dead worker's traces
+        worker.wait()
+        redis.flushdb()
+        assert len(fake.sent) < 30
+        worker = start_worker(app, fake)
+        assert wait_for(lambda: finished(db, campaign_id)), "the campaign did not finish after Redis lost its jobs"
+    finally:
+        worker.kill()
+        worker.wait()
+    counts = collections.Counter(m["to"][0] for m in fake.sent)
+    assert sorted(counts) == phones(30)
+    assert set(counts.values()) == {1}

@@ -50,13 +50,22 @@ class CampaignVariantView(ModelView):
                                        "{years_owned}; fallbacks like {first_name|there}."}
 
     def pre_add(self, item):
-        campaigns.check_editable(item.campaign)
+        _refuse_unless_editable(item.campaign)
 
     def pre_update(self, item):
-        campaigns.check_editable(item.campaign)
+        _refuse_unless_editable(item.campaign)
 
     def pre_delete(self, item):
-        campaigns.check_editable(item.campaign)
+        _refuse_unless_editable(item.campaign)
+
+
+def _refuse_unless_editable(campaign):
+    """Refuse the change, and drop what the form already wrote into the session."""
+    try:
+        campaigns.check_editable(campaign)
+    except CampaignError:
+        db.session.rollback()
+        raise
 
 
 class CampaignRecipientView(ModelView):
@@ -99,7 +108,7 @@ class CampaignView(ModelView):
             item.variants = [CampaignVariant(label="A", template="Hi {first_name|there}, ")]
 
     def pre_update(self, item):
-        campaigns.check_editable(item)
+        _refuse_unless_editable(item)
         item.filters = _filters_from(item)
 
     @expose("/show/<pk>", methods=["GET"])
