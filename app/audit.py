@@ -5,7 +5,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 
 from flask import has_request_context, request
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -81,6 +81,28 @@ def record_now(action, **kwargs):
         session.commit()
 
 
+def record_bulk(action, object_type, ids, detail=None, session=None):
+    """One row for an action over many records (bulk edits, list changes, sends)."""
+    ids = [str(i) for i in ids]
+    record(action, object_type, changes={"count": len(ids), "ids": ids[:1000]}, detail=detail, session=session)
+
+
+def record_export(object_type, count, detail=None):
+    """One row per export, written at once: an export changes nothing to commit with."""
+    record_now("export", object_type=object_type, changes={"count": count}, detail=detail)
+
+
+def history(object_type, object_id, limit=50):
+    """The newest audit rows about one record."""
+    return db.session.scalars(
+        select(AuditLog).where(AuditLog.object_type == object_type, AuditLog.object_id == str(object_id))
+        .order_by(AuditLog.id.desc()).limit(limit)).all()
+
+
+class AuditLogIsReadOnly(Exception):
+    """Audit rows are written once and never changed or deleted through the ORM."""
+
+
 def _changes(obj, creating):
     state = inspect(obj)
     changes = {}
@@ -113,6 +135,8 @@ def _object_id(obj):
 
 
 def _before_flush(session, flush_context, instances):
+    if any(isinstance(obj, AuditLog) for obj in (*session.dirty, *session.deleted)):
+        raise AuditLogIsReadOnly("the audit log cannot be edited or deleted")
     if session.info.get("audit_off"):
         return
     pending = []

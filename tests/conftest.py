@@ -6,6 +6,8 @@ import secrets
 import shutil
 
 import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text
 
@@ -26,6 +28,17 @@ BUSINESS_TABLES = [
 ]
 
 
+class OneUserClient(FlaskClient):
+    """Requests made inside a test's app context share its g, where Flask-Login caches the
+    user: forget the previous request's user so each client is only ever its own user."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.pop("_login_user", None)
+            g.pop("user", None)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     instance = tmp_path_factory.mktemp("instance")
@@ -43,6 +56,7 @@ def app(tmp_path_factory):
         "OPENPHONE_BASE_URL": "http://127.0.0.1:9",
         "OPENPHONE_WEBHOOK_SECRET": "whsec_" + "dGVzdC1zZWNyZXQtdGVzdC1zZWNyZXQ=",
     })
+    app.test_client_class = OneUserClient
     with app.app_context():
         from flask_migrate import downgrade, upgrade
 

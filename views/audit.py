@@ -1,7 +1,10 @@
-"""The audit log: read-only, Admin only."""
+"""The audit log: read-only, Admin only; and the history block of a record's page."""
+from flask import current_app
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
+from app import audit
+from app.extensions import appbuilder as _appbuilder
 from app.models import AuditLog
 
 
@@ -14,5 +17,13 @@ class AuditLogView(ModelView):
     search_columns = ["username", "action", "object_type", "object_id", "at"]
 
 
+def audit_history(object_type, object_id):
+    """Audit rows for a record's page; empty for roles that may not read the audit log."""
+    if not _appbuilder.sm.has_access("can_list", "AuditLogView"):
+        return []
+    return audit.history(object_type, object_id)
+
+
 def register(appbuilder):
     appbuilder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Audit log")
+    current_app.jinja_env.globals["audit_history"] = audit_history

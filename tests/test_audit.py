@@ -1,0 +1,133 @@
+"""The audit trail: what leaves a row, who can read it, and that nobody can change it."""
+import pytest
+from flask_jwt_extended import create_access_token
+from sqlalchemy import func, select
+
+from app import audit
+from app.models import AuditLog, Contact
+from tests.conftest import user_id
+
+
+def rows(db, **where):
+    query = select(AuditLog).filter_by(**where).order_by(AuditLog.id)
+    return db.session.scalars(query).all()
+
+
+@pytest.fixture
+def audit_row(db):
+    audit.record_now("login_failed", object_type="ab_user", detail="username='mallory'")
+    return rows(db, action="login_failed")[0]
+
+
+def test_audit_rows_cannot_be_edited_or_deleted_through_the_screens(app, db, client_for, post_form, audit_row):
+    admin = client_for("admin")
+    assert admin.get(f"/auditlogview/show/{audit_row.id}").status_code == 200
+    assert admin.get(f"/auditlogview/edit/{audit_row.id}").status_code == 403
+    assert post_form(admin, f"/auditlogview/edit/{audit_row.id}", {"detail": "tampered"}).status_code == 403
+    assert post_form(admin, f"/auditlogview/delete/{audit_row.id}").status_code == 403
+    assert post_form(admin, "/auditlogview/action_post", {"action": "muldelete", "rowid": audit_row.id}).status_code == 404
+    assert post_form(admin, "/auditlogview/add", {"action": "forged"}).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(AuditLog, audit_row.id).detail == "username='mallory'"
+    assert db.session.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "forged")) == 0
+
+
+def test_audit_log_has_no_api_to_change_it(app, db, client_for, audit_row):
+    headers = {"Authorization": "Bearer " + create_access_token(identity=str(user_id("admin")), fresh=True)}
+    client = app.test_client()
+    for url in ("/api/v1/auditlog/", "/api/v1/audit_log/", f"/api/v1/auditlog/{audit_row.id}"):
+        assert client.get(url, headers=headers).status_code == 404
+        assert client.delete(url, headers=headers).status_code in (404, 405)
+        assert client.put(url, json={"detail": "x"}, headers=headers).status_code in (404, 405)
+    db.session.expire_all()
+    assert db.session.get(AuditLog, audit_row.id).detail == "username='mallory'"
+
+
+def test_only_admins_read_the_audit_log(client_for, audit_row):
+    assert client_for("admin").get("/auditlogview/list/").status_code == 200
+    for username in ("marketer", "staff"):
+        assert client_for(username).get("/auditlogview/list/").status_code == 403
+        assert client_for(username).get(f"/auditlogview/show/{audit_row.id}").status_code == 403
+
+
+def test_the_orm_refuses_to_change_or_delete_audit_rows(db, audit_row):
+    audit_row.detail = "tampered"
+    with pytest.raises(audit.AuditLogIsReadOnly):
+        db.session.commit()
+    db.session.rollback()
+    db.session.delete(db.session.get(AuditLog, audit_row.id))
+    with pytest.raises(audit.AuditLogIsReadOnly):
+        db.session.commit()
+    db.session.rollback()
+    assert db.session.get(AuditLog, audit_row.id).detail == "username='mallory'"
+
+
+def test_login_and_logout_are_audited(app, db, client_for):
+    client = client_for("marketer")
+    client.get("/logout/")
+    actions = [r.action for r in rows(db, object_type="ab_user", object_id=str(user_id("marketer")))]
+    assert actions == ["login", "logout"]
+
+
+def test_user_and_role_changes_are_audited_with_passwords_redacted(app, db, client_for, post_form):
+    from flask_appbuilder.security.sqla.models import Role, User
+
+    admin = client_for("admin")
+    staff_role = db.session.scalar(select(Role.id).where(Role.name == "Staff"))
+    marketer_role = db.session.scalar(select(Role.id).where(Role.name == "Marketer"))
+    form = {"first_name": "Nora", "last_name": "New", "username": "nora", "email": "nora@example.com",
+            "active": "y", "roles": staff_role, "password": "Nora-secret-1", "conf_password": "Nora-secret-1"}
+    assert post_form(admin, "/users/add", form).status_code == 302
+    nora = db.session.scalar(select(User).where(User.username == "nora"))
+    edit = {k: v for k, v in form.items() if k not in ("password", "conf_password")} | {"roles": marketer_role}
+    assert post_form(admin, f"/users/edit/{nora.id}", edit).status_code == 302
+    assert post_form(admin, "/roles/add", {"name": "Auditor"}).status_code == 302
+
+    created, updated = rows(db, object_type="ab_user", object_id=str(nora.id))[:2]
+    assert created.action == "create" and created.username == "admin"
+    assert created.changes["password"] == "***" and "Nora-secret-1" not in str(created.changes)
+    assert updated.action == "update"
+    assert updated.changes["roles"] == {"added": ["Marketer"], "removed": ["Staff"]}
+    assert [r.changes["name"] for r in rows(db, object_type="ab_role", action="create")] == ["Auditor"]
+
+
+def test_bulk_actions_are_audited_once_with_their_rows(app, db, client_for, post_form):
+    from flask_appbuilder.security.sqla.models import Role
+
+    marketer_role = db.session.scalar(select(Role.id).where(Role.name == "Marketer"))
+    admin = client_for("admin")
+    post_form(admin, "/roles/action_post", {"action": "copyrole", "rowid": marketer_role})
+    row = rows(db, action="action")[0]
+    assert row.object_type == "ab_role" and row.username == "admin"
+    assert row.changes == {"action": "copyrole", "count": 1, "ids": [str(marketer_role)]}
+
+
+def test_bulk_and_export_helpers_leave_one_row_each(app, db):
+    with app.test_request_context(), audit.acting_as(user_id("marketer"), "marketer"):
+        audit.record_bulk("add_to_list", "contacts", range(1, 1501), detail="list=Spring")
+        db.session.commit()
+        audit.record_export("contacts", 1500, detail="filters: city=Boston")
+    bulk, export = rows(db, action="add_to_list")[0], rows(db, action="export")[0]
+    assert bulk.changes["count"] == 1500 and len(bulk.changes["ids"]) == 1000 and bulk.username == "marketer"
+    assert export.changes == {"count": 1500} and export.detail == "filters: city=Boston"
+
+
+def test_jobs_and_cli_changes_are_attributed_to_their_actor(app, db):
+    with audit.acting_as(None, "import-job"):
+        db.session.add(Contact(first_name="Cli", phone="+16175550123"))
+        db.session.commit()
+    assert rows(db, object_type="contacts", action="create")[0].username == "import-job"
+
+
+def test_contact_page_shows_its_history_to_admins_only(app, db, client_for, post_form):
+    admin = client_for("admin")
+    post_form(admin, "/contactview/add", {"first_name": "Ann", "last_name": "Lee", "phone": "+16175550199"})
+    contact = db.session.scalars(select(Contact)).one()
+    post_form(admin, f"/contactview/edit/{contact.id}", {"first_name": "Anne<b>", "last_name": "Lee",
+                                                         "phone": "+16175550199"})
+    html = admin.get(f"/contactview/show/{contact.id}").get_data(as_text=True)
+    assert 'id="audit-history"' in html
+    history = html.split('id="audit-history"')[1].split("</table>")[0]
+    assert "Ann &rarr; Anne&lt;b&gt;" in history and "<b>" not in history
+    marketer_page = client_for("marketer").get(f"/contactview/show/{contact.id}")
+    assert marketer_page.status_code == 200 and 'id="audit-history"' not in marketer_page.get_data(as_text=True)
