@@ -29,6 +29,7 @@ def create_app(overrides=None):
     app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
+    security.csrf.init_app(app)  # before FAB registers its APIs, which exempt themselves
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config["BASE_DIR"] / "migrations"))
     with app.app_context():

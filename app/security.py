@@ -1,9 +1,14 @@
 """Roles, login auditing, staff scoping and security headers."""
 import re
 
-from flask import abort, current_app, g, request
+from flask import abort, current_app, g, has_request_context, request
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_wtf.csrf import CSRFProtect
+
+# Every POST needs a CSRF token (FAB exempts its JWT-only APIs; signed webhooks exempt
+# themselves). Without it FAB would also allow deletes and actions by plain GET links.
+csrf = CSRFProtect()
 
 # Roles are code: `crm init` writes them to the database; FAB checks them from here.
 # Patterns are regular expressions matched from the start; "$" anchors the end.
@@ -93,6 +98,26 @@ class CrmSecurityManager(SecurityManager):
                 if isinstance(view, SecurityApi):
                     self.limiter.limit(self.auth_rate_limit, methods=["POST"])(view.blueprint)
 
+    def exist_permission_on_roles(self, view_name, permission_name, role_ids):
+        """One query per request for all of the roles' permissions instead of one per check
+        (a page's menu makes forty checks)."""
+        if not has_request_context():
+            return super().exist_permission_on_roles(view_name, permission_name, role_ids)
+        key = tuple(sorted(role_ids))
+        if not hasattr(request, "role_permissions"):
+            request.role_permissions = {}
+        cache = request.role_permissions
+        if key not in cache:
+            from flask_appbuilder.security.sqla.models import assoc_permissionview_role as link
+
+            pv, perm, view = self.permissionview_model, self.permission_model, self.viewmenu_model
+            rows = (self.session.query(view.name, perm.name).select_from(pv)
+                    .join(link, pv.id == link.c.permission_view_id)
+                    .join(perm, pv.permission_id == perm.id).join(view, pv.view_menu_id == view.id)
+                    .filter(link.c.role_id.in_(key)).all())
+            cache[key] = {tuple(row) for row in rows}
+        return (view_name, permission_name) in cache[key]
+
     def on_user_logout(self, user):
         from app import audit
 
@@ -162,8 +187,11 @@ def guard_views(app, appbuilder):
             return _guard_action(appbuilder, view, method)
         if not _allowed(appbuilder, view, method):
             return None  # FAB refuses it the usual way
-        if "pk" in (request.view_args or {}) and _parse_pk(view, request.view_args["pk"]) is None:
-            abort(404)
+        if "pk" in (request.view_args or {}):
+            # Every <pk> route of a model view (FAB's and our own) names a row the user may see.
+            pk = _parse_pk(view, request.view_args["pk"])
+            if pk is None or view.datamodel.get(pk, view._base_filters) is None:
+                abort(404)
         if method == "download":
             abort(404)
         return None
@@ -179,13 +207,21 @@ def _allowed(appbuilder, view, method):
 
 
 def _parse_pk(view, raw):
+    """The primary key in a URL or form, or None when it cannot be one."""
     if not view.datamodel.is_pk_composite():
+        if isinstance(raw, str) and _int_pk(view) and not raw.lstrip("-").isdigit():
+            return None
         return raw
     try:
         pk = view._deserialize_pk_if_composite(raw)
     except (TypeError, ValueError):
         return None
     return pk if isinstance(pk, list) and len(pk) == len(view.datamodel.get_pk_name()) else None
+
+
+def _int_pk(view):
+    column = view.datamodel.obj.__table__.primary_key.columns.values()[0]
+    return column.type.python_type is int
 
 
 def _guard_action(appbuilder, view, method):
@@ -199,5 +235,9 @@ def _guard_action(appbuilder, view, method):
         return  # FAB refuses it the usual way
     for raw in pks:
         pk = _parse_pk(view, raw)
-        if pk is None or view.datamodel.get(view._deserialize_pk_if_composite(raw), view._base_filters) is None:
+        if pk is None or view.datamodel.get(view._deserialize_pk_if_composite(pk), view._base_filters) is None:
             abort(404)
+    from app import audit
+
+    audit.record_now("action", object_type=view.datamodel.obj.__tablename__,
+                     changes={"action": name, "count": len(pks), "ids": pks[:1000]})

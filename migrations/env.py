@@ -15,6 +15,11 @@ if config.config_file_name and not logging.getLogger().handlers:
 target_metadata = Model.metadata
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """PostgreSQL-only trigram indexes (0005) live in migrations, not in the models."""
+    return not (type_ == "index" and reflected and compare_to is None and name and name.endswith("_trgm"))
+
+
 def run_migrations_offline():
     url = current_app.config["SQLALCHEMY_DATABASE_URI"]
     context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
@@ -30,6 +35,7 @@ def run_migrations_online():
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -41,6 +41,7 @@ STAFF_ALLOWED = {
     "ContactPropertyView": {"can_list"},
     "MessageView": CONVERSATION, "InboxView": CONVERSATION, "ConversationView": CONVERSATION,
     "MessageApi": {"can_get", "can_info"},
+    "ConversationApi": {"can_send_text"},
     "TodoView": {"can_list", "can_show", "can_add", "can_edit"},
     "HomeView": {"can_index"},
 }
@@ -133,7 +134,8 @@ def requests_for(app):
         assert view is not None, f"{rule.rule} ({rule.endpoint}) is not a protected Flask-AppBuilder view"
         url = rule.rule
         for arg in rule.arguments:
-            url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", ARGS.get(arg, "x"), url)
+            number = type(rule._converters[arg]).__name__ in ("IntegerConverter", "FloatConverter")
+            url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", ARGS.get(arg, "999999" if number else "x"), url)
         if method_name in ("action", "action_post"):
             for action in view.actions:
                 permission = view.get_action_permission_name(action)

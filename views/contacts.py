@@ -10,6 +10,17 @@ STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
 
 
+class CappedCount(SQLAInterface):
+    """Counts stop at COUNT_CAP: an exact COUNT(*) over a million contacts costs ~100 ms on
+    every page. Pages past the cap stay reachable by sorting and search."""
+
+    COUNT_CAP = 10_000
+
+    def query_count(self, query, filters=None, select_columns=None):
+        inner = self._apply_inner_all(query, filters, select_columns=select_columns, aliases_mapping={})
+        return inner.order_by(None).limit(self.COUNT_CAP).count()
+
+
 class ContactPropertyView(ModelView):
     datamodel = SQLAInterface(ContactProperty)
     base_permissions = ["can_list"]
@@ -36,7 +47,7 @@ class ListMemberView(ModelView):
 
 
 class ContactView(ContactActionsMixin, ModelView):
-    datamodel = SQLAInterface(Contact)
+    datamodel = CappedCount(Contact)
     base_filters = STAFF_SCOPE
     base_order = ("id", "desc")
     list_columns = ["first_name", "last_name", "phone", "email", "source", "assigned_user", "created_at"]
