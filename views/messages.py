@@ -17,7 +17,7 @@ from wtforms import ValidationError
 
 from app import audit, messages
 from app.extensions import db
-from app.models import Contact, Message, WebhookEvent
+from app.models import Contact, Message, WebhookEvent, utcnow
 from app.openphone import sandbox, verify_signature
 from app.security import current_user_scope
 from views.contacts import CONTACT_SCOPE
@@ -42,15 +42,29 @@ def receive_webhook():
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("webhook with a malformed body rejected: %s", exc)
         return jsonify(error=f"malformed event: {exc}"), 400
-    event = WebhookEvent(provider_event_id=event_id[:100], type=event_type[:60], body=body.decode("utf-8", "replace"))
-    db.session.add(event)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    new_id = store_event(event_id[:100], event_type[:60], body.decode("utf-8", "replace"))
+    if new_id is None:
         return jsonify(status="duplicate"), 200
-    messages.enqueue_event(event.id)
+    messages.enqueue_event(new_id)
     return jsonify(status="queued"), 200
+
+
+def store_event(event_id, event_type, body):
+    """One INSERT that the unique event id turns into a no-op for a duplicate; returns the new id or None."""
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = (insert(WebhookEvent).values(provider_event_id=event_id, type=event_type, body=body,
+                                             status="received", attempts=0, received_at=utcnow())
+                 .on_conflict_do_nothing(index_elements=["provider_event_id"]).returning(WebhookEvent.id))
+    try:
+        new_id = db.session.execute(statement).scalar()
+        db.session.commit()
+    except IntegrityError:  # belt and braces: the unique key is the only judge
+        db.session.rollback()
+        return None
+    return new_id
 
 
 def visible_contact(contact_id):
