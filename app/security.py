@@ -178,6 +178,14 @@ def guard_views(app, appbuilder):
     views = {view.endpoint: view for view in appbuilder.baseviews}
 
     @app.before_request
+    def _refuse_nul():
+        """PostgreSQL text cannot hold NUL; refuse it in any field instead of failing later."""
+        values = [*request.args.values(), *(request.form.values() if request.form else ())]
+        raw_json = request.path.startswith("/api/") and request.is_json and request.get_data()
+        if any("\x00" in value for value in values) or (raw_json and (b"\\u0000" in raw_json or b"\x00" in raw_json)):
+            abort(400, description="Text may not contain NUL (\\x00) characters; remove them and try again.")
+
+    @app.before_request
     def _guard():
         view = views.get(request.blueprint)
         if view is None or not hasattr(view, "datamodel") or not request.endpoint:

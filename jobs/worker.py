@@ -38,24 +38,36 @@ def run_worker(burst=False):
     """Work until SIGTERM/SIGINT (or until the queue is empty with burst=True)."""
     name = f"{socket.gethostname()}.{os.getpid()}"
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+
+    def stop(*_):
+        stopping.append(1)
+
+    signal.signal(signal.SIGTERM, stop)
     redis = get_redis()
     last_tick = 0.0
     log.info("worker %s started", name)
-    while not stopping:
-        now = time.monotonic()
-        if now - last_tick >= TICK_SECONDS:
-            redis.set(HEARTBEAT_KEY + name, str(time.time()), ex=60)
-            try:
-                tick()
-            except Exception:  # noqa: BLE001 - a failed tick is logged and retried next time
-                log.exception("worker tick failed")
-                db.session.remove()
-            last_tick = now
-        worker = CrmWorker([get_queue()], connection=redis)
-        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
-        if burst:
-            break
-        time.sleep(0.2)
-    redis.delete(HEARTBEAT_KEY + name)
-    log.info("worker %s stopped", name)
+    try:
+        while not stopping:
+            now = time.monotonic()
+            if now - last_tick >= TICK_SECONDS:
+                redis.set(HEARTBEAT_KEY + name, str(time.time()), ex=60)
+                try:
+                    tick()
+                except Exception:  # noqa: BLE001 - a failed tick is logged and retried next time
+                    log.exception("worker tick failed")
+                    db.session.remove()
+                last_tick = now
+            worker = CrmWorker([get_queue()], connection=redis)
+            worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            # work() installs RQ's own SIGTERM/SIGINT handlers: take the stop request over and
+            # put ours back for the time between bursts.
+            if worker._stop_requested:
+                stopping.append(1)
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            if burst:
+                break
+            time.sleep(0.2)
+    finally:  # RQ's own SIGTERM handler may end the process from inside work()
+        redis.delete(HEARTBEAT_KEY + name)
+        log.info("worker %s stopped", name)

@@ -1,13 +1,39 @@
-"""GET /health: database, Redis and worker heartbeats as JSON."""
+"""GET /health: database, Redis and worker heartbeats as JSON (200 when the database and
+Redis answer, 503 otherwise). Public: it shows states and timestamps, never data."""
+import time
+from datetime import datetime, timezone
+
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from app.extensions import db
 
+# A worker writes its heartbeat every few seconds (jobs/worker.py); older than this, it is stale.
+STALE_AFTER_SECONDS = 30
+
+
+def _worker_heartbeats(redis):
+    from jobs.worker import HEARTBEAT_KEY
+
+    now = time.time()
+    workers = []
+    for key in sorted(redis.scan_iter(match=HEARTBEAT_KEY + "*", count=100)):
+        value = redis.get(key)
+        try:
+            beat = float(value)
+        except (TypeError, ValueError):
+            continue
+        age = max(0.0, now - beat)
+        workers.append({
+            "name": key.decode()[len(HEARTBEAT_KEY):],
+            "last_heartbeat": datetime.fromtimestamp(beat, timezone.utc).isoformat(timespec="seconds"),
+            "age_seconds": round(age, 1),
+            "state": "stale" if age > STALE_AFTER_SECONDS else "alive",
+        })
+    return workers
+
 
 def health():
-    from rq import Worker
-
     from app.queue import get_redis
 
     state = {"database": "ok", "redis": "ok", "workers": []}
@@ -16,18 +42,17 @@ def health():
         db.session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - report, never crash the probe
         current_app.logger.warning("health: database check failed: %s", exc)
+        db.session.rollback()
         state["database"], code = "error", 503
     try:
         redis = get_redis()
         redis.ping()
-        state["workers"] = [
-            {"name": w.name, "state": w.state,
-             "last_heartbeat": w.last_heartbeat.isoformat() if w.last_heartbeat else None}
-            for w in Worker.all(connection=redis)
-        ]
+        state["workers"] = _worker_heartbeats(redis)
     except Exception as exc:  # noqa: BLE001
         current_app.logger.warning("health: redis check failed: %s", exc)
         state["redis"], code = "error", 503
+    alive = [w for w in state["workers"] if w["state"] == "alive"]
+    state["worker"] = "ok" if alive else "none"
     state["status"] = "ok" if code == 200 else "degraded"
     return jsonify(state), code
 

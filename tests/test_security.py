@@ -1,0 +1,249 @@
+"""Security defaults: throttled logins, CSRF, cookies, headers, redirects, bad sessions and
+hostile input. Each refusal is checked together with "nothing changed"."""
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from flask.json.tag import TaggedJSONSerializer
+from flask_jwt_extended import create_access_token
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import func, select
+
+from app.models import Contact
+from tests.conftest import PASSWORD, csrf_token, login, user_id
+
+HOSTILE = {
+    "sql": "Robert'); DROP TABLE contacts;--",
+    "script": "<script>alert('x')</script>",
+    "control": "Ann\x07\x1b[31m\u202eeil\x7f",
+    "nul": "Ann\x00Lee",
+    "long": "A" * 10_240,
+}
+
+
+def contact_count(db):
+    db.session.expire_all()
+    return db.session.scalar(select(func.count(Contact.id)))
+
+
+# --- login throttling -------------------------------------------------------------------------
+
+def test_login_throttle_counts_live_in_redis_shared_by_every_worker(app, db, redis):
+    login(app, app.test_client(), "marketer", "wrong")
+    assert app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "redis+unix://", "rediss://"))
+    assert any(b"LIMIT" in key.upper() for key in redis.keys("*"))
+
+
+def test_jwt_login_is_throttled_like_the_form(app, db):
+    client = app.test_client()
+    codes = [client.post("/api/v1/security/login", json={"username": "staff", "password": "nope",
+                                                          "provider": "db"}).status_code for _ in range(11)]
+    assert codes[0] == 401 and codes[-1] == 429
+    right = client.post("/api/v1/security/login", json={"username": "staff", "password": PASSWORD, "provider": "db"})
+    assert right.status_code == 429
+
+
+def test_throttling_one_account_leaves_another_usable(app, db):
+    client = app.test_client()
+    for _ in range(11):
+        login(app, client, "marketer", "nope")
+    assert login(app, client, "staff").status_code == 302
+
+
+# --- CSRF -----------------------------------------------------------------------------------
+
+def test_post_without_csrf_token_is_refused_and_changes_nothing(db, client_for, post_form):
+    admin = client_for("admin")
+    post_form(admin, "/contactview/add", {"first_name": "Kept", "phone": "+16175550111"})
+    kept = db.session.scalar(select(Contact.id))
+    before = contact_count(db)
+    for url, data in [("/contactview/add", {"first_name": "NoToken", "phone": "+16175550177"}),
+                      (f"/contactview/edit/{kept}", {"first_name": "Changed", "phone": "+16175550111"}),
+                      (f"/contactview/delete/{kept}", {}),
+                      ("/contactview/action_post", {"action": "muldelete", "rowid": kept})]:
+        response = admin.post(url, data=data)
+        assert response.status_code == 400, url
+        assert "CSRF" in response.get_data(as_text=True)
+    forged = admin.post("/contactview/add", data={"first_name": "Forged", "csrf_token": "forged"})
+    assert forged.status_code == 400
+    assert admin.get(f"/contactview/delete/{kept}").status_code in (302, 400, 405)  # no deletes by link
+    assert contact_count(db) == before
+    assert db.session.get(Contact, kept).first_name == "Kept"
+
+
+def test_login_form_without_csrf_token_is_refused(app, db):
+    response = app.test_client().post("/login/", data={"username": "admin", "password": PASSWORD})
+    assert response.status_code == 400
+
+
+# --- cookies, headers, debug ------------------------------------------------------------------
+
+def config_under(env):
+    code = "import config; print(config.SESSION_COOKIE_SECURE, config.REMEMBER_COOKIE_SECURE, config.SESSION_COOKIE_HTTPONLY)"
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    return result
+
+
+def test_session_cookies_are_secure_outside_the_embedded_run(tmp_path):
+    production = config_under({"CRM_ENV": "production", "SECRET_KEY": "x" * 32, "INSTANCE_DIR": str(tmp_path)})
+    embedded = config_under({"CRM_ENV": "embedded", "INSTANCE_DIR": str(tmp_path)})
+    assert production.stdout.split() == ["True", "True", "True"]
+    assert embedded.stdout.split() == ["False", "False", "True"]
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = config_under({**env, "CRM_ENV": "production", "INSTANCE_DIR": str(tmp_path), "SECRET_KEY": ""})
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_login_cookie_is_httponly_and_samesite(app, db):
+    client = app.test_client()
+    response = login(app, client, "staff")
+    cookie = response.headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_security_headers_on_every_kind_of_response(app, db, client_for, monkeypatch):
+    for response in (app.test_client().get("/login/"), app.test_client().get("/health"),
+                     app.test_client().get("/no-such-page"), client_for("admin").get("/contactview/list/")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+    monkeypatch.setitem(app.config, "PRODUCTION", True)
+    assert "max-age" in app.test_client().get("/login/").headers["Strict-Transport-Security"]
+
+
+@pytest.mark.parametrize("url", ["/console", "/debug", "/_debug_toolbar/", "/debug/pprof", "/admin/console",
+                                 "/static/../config.py", "/.env", "/instance/secret_key"])
+def test_no_debug_endpoints_or_files(app, db, url):
+    assert not app.debug
+    assert app.test_client().get(url).status_code == 404
+
+
+# --- redirects --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["//evil.com", "https://evil.com", "/\\evil.com", "\\/evil.com",
+                                    "/\t/evil.com", "http:evil.com", "///evil.com", "javascript:alert(1)",
+                                    " //evil.com", "/%2F/evil.com"])
+def test_login_next_cannot_leave_the_site(app, db, target):
+    client = app.test_client()
+    response = client.post("/login/", query_string={"next": target},
+                           data={"username": "staff", "password": PASSWORD, "csrf_token": csrf_token(app, client)})
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith("/") and not location.startswith(("//", "/\\")), location
+    assert "evil.com" not in location.split("?")[0].lstrip("/").split("/")[0]
+
+
+def test_login_next_keeps_an_onsite_page(app, db):
+    client = app.test_client()
+    response = client.post("/login/?next=/contactview/list/", data={
+        "username": "staff", "password": PASSWORD, "csrf_token": csrf_token(app, client)})
+    assert response.headers["Location"] == "/contactview/list/"
+
+
+# --- unknown routes, bad sessions and tokens --------------------------------------------------
+
+@pytest.mark.parametrize("url", ["/nope", "/contactview/nope", "/contactview/show/", "/api/v1/nope",
+                                 "/api/v1/contact/abc", "/contactview/show/1.5", "/contactview/show/%00",
+                                 "/" + "x" * 5000])
+def test_unknown_routes_are_404_never_500(client_for, url):
+    assert client_for("admin").get(url).status_code in (400, 404, 405)
+
+
+def session_cookie(app, data, secret=None, age=0):
+    """A Flask session cookie as the browser would hold it, optionally forged or old."""
+    class Signer(TimestampSigner):
+        def get_timestamp(self):
+            return int(time.time() - age)
+
+    serializer = URLSafeTimedSerializer(secret or app.secret_key, salt="cookie-session",
+                                        serializer=TaggedJSONSerializer(), signer=Signer,
+                                        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1})
+    return serializer.dumps(data)
+
+
+@pytest.mark.parametrize("forgery", ["wrong key", "expired", "garbage", "truncated"])
+def test_forged_or_expired_sessions_are_anonymous(app, db, forgery):
+    admin_id = str(user_id("admin"))
+    payload = {"_user_id": admin_id, "_fresh": True, "_id": "x"}
+    value = {
+        "wrong key": session_cookie(app, payload, secret="not-the-secret"),
+        "expired": session_cookie(app, payload, age=app.permanent_session_lifetime.total_seconds() + 60),
+        "garbage": "\x00" + "%%%" * 100,
+        "truncated": session_cookie(app, payload)[:-5],
+    }[forgery]
+    client = app.test_client()
+    client.set_cookie(app.config.get("SESSION_COOKIE_NAME", "session"), value)
+    for url in ("/contactview/list/", "/users/list/", "/auditlogview/list/"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login/" in response.headers["Location"], url
+    assert client.get("/login/").status_code == 200
+
+
+def test_a_valid_session_cookie_is_accepted(app, db):
+    client = app.test_client()
+    client.set_cookie("session", session_cookie(app, {"_user_id": str(user_id("admin")), "_fresh": True}))
+    assert client.get("/contactview/list/").status_code == 200
+
+
+def test_expired_or_forged_jwt_is_refused(app, db):
+    client = app.test_client()
+    with app.app_context():
+        from datetime import timedelta
+
+        expired = create_access_token(identity=str(user_id("admin")), expires_delta=timedelta(seconds=-10))
+    good = create_access_token(identity=str(user_id("admin")))
+    for token in (expired, good[:-4] + "abcd", "not.a.jwt", ""):
+        response = client.get("/api/v1/contact/", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code in (401, 422), token
+    assert client.get("/api/v1/contact/", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+
+
+# --- hostile strings --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_strings_in_the_contact_form_are_refused_or_stored_and_escaped(db, client_for, post_form, kind):
+    admin = client_for("admin")
+    value = HOSTILE[kind]
+    before = contact_count(db)
+    response = post_form(admin, "/contactview/add", {"first_name": value, "last_name": value, "notes": value,
+                                                     "mail_city": value, "phone": "+16175550155"})
+    assert response.status_code in (200, 302, 400), response.status_code
+    contact = db.session.scalar(select(Contact).where(Contact.phone == "+16175550155"))
+    if contact is None:
+        assert contact_count(db) == before
+        return
+    assert "\x00" not in (contact.notes or "")
+    for page in (f"/contactview/show/{contact.id}", "/contactview/list/", f"/contactview/edit/{contact.id}"):
+        html = admin.get(page).get_data(as_text=True)
+        assert "<script>alert" not in html, page
+    assert contact_count(db) == before + 1
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_strings_through_the_api_are_refused_or_stored(app, db, kind):
+    headers = {"Authorization": "Bearer " + create_access_token(identity=str(user_id("admin")), fresh=True)}
+    client = app.test_client()
+    before = contact_count(db)
+    response = client.post("/api/v1/contact/", json={"first_name": HOSTILE[kind], "notes": HOSTILE[kind],
+                                                     "phone": "+16175550156"}, headers=headers)
+    assert response.status_code in (201, 400, 422), response.status_code
+    assert contact_count(db) == before + (1 if response.status_code == 201 else 0)
+    search = client.get("/api/v1/contact/", query_string={
+        "q": "(filters:!((col:first_name,opr:ct,value:'x')))"}, headers=headers)
+    assert search.status_code == 200
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_strings_in_search_filters_are_harmless(db, client_for, kind):
+    admin = client_for("admin")
+    for column in ("first_name", "phone", "email"):
+        response = admin.get("/contactview/list/", query_string={f"_flt_2_{column}": HOSTILE[kind]})
+        assert response.status_code in (200, 400), (column, response.status_code)
+        assert "<script>alert" not in response.get_data(as_text=True)
