@@ -7,6 +7,7 @@ import socket
 import time
 
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 
 from app.extensions import db
 from app.queue import get_queue, get_redis
@@ -58,7 +59,10 @@ def run_worker(burst=False):
                     db.session.remove()
                 last_tick = now
             worker = CrmWorker([get_queue()], connection=redis)
-            worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            try:
+                worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            except StopRequested:  # a stop signal that landed in RQ's teardown
+                stopping.append(1)
             # work() installs RQ's own SIGTERM/SIGINT handlers: take the stop request over and
             # put ours back for the time between bursts.
             if worker._stop_requested:
