@@ -1,4 +1,6 @@
 """A small fake data set so a new user sees a populated CRM."""
+from sqlalchemy import select
+
 from app import audit
 from app.extensions import db
 from app.models import Contact, ContactList, ContactProperty, ListMember, Property
@@ -16,12 +18,12 @@ def load_demo():
     """Idempotent: contacts are matched by phone, properties by key."""
     created = 0
     with audit.acting_as(None, "demo"):
-        demo_list = ContactList.query.filter_by(name="Demo homeowners").one_or_none()
+        demo_list = db.session.scalar(select(ContactList).where(ContactList.name == "Demo homeowners"))
         if demo_list is None:
             demo_list = ContactList(name="Demo homeowners", description="Sample data from `crm demo`")
             db.session.add(demo_list)
         for first, last, phone, address, city, zip_code, year in DEMO:
-            if Contact.query.filter_by(phone=phone).first():
+            if db.session.scalar(select(Contact.id).where(Contact.phone == phone)):
                 continue
             contact = Contact(first_name=first, last_name=last, phone=phone, source="demo",
                               mail_address=address, mail_city=city, mail_state="MA", mail_zip=zip_code)

@@ -64,3 +64,12 @@ def test_staff_cannot_open_another_users_contact(db, client_for):
     assert staff.get(f"/contactview/show/{theirs.id}").status_code in (302, 403, 404)
     assert staff.get(f"/contactview/edit/{theirs.id}").status_code in (302, 403, 404)
     assert staff.get(f"/api/v1/contact/{theirs.id}").status_code in (401, 403, 404)
+
+
+def test_demo_loads_a_populated_crm_once(db, client_for):
+    from app.demo import load_demo
+
+    assert "5 new contacts" in load_demo()
+    assert "0 new contacts" in load_demo()
+    listing = client_for("admin").get("/contactview/list/").get_data(as_text=True)
+    assert "Santos" in listing and "Nguyen" in listing
