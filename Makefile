@@ -3,17 +3,22 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
+DEV_STAMP = $(VENV)/.installed-dev
 
 .PHONY: run test lint check-migrations demo worker clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# `make run` needs only the runtime packages; tests and lint add the dev ones.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	@touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(DEV_STAMP)
 
 run: $(STAMP)
 	$(BIN)/crm run
@@ -26,10 +31,10 @@ demo: $(STAMP)
 
 # TEST_DATABASE_URL / TEST_REDIS_URL point the suite at PostgreSQL / Redis; unset, it uses
 # a temporary SQLite file and an embedded Redis.
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 check-migrations: $(STAMP)
