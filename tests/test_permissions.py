@@ -8,7 +8,7 @@ import pytest
 from flask import g
 from flask_jwt_extended import create_access_token
 from flask_login import current_user, login_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import appbuilder
 from app.models import Contact, ContactList, ListMember, Message, Todo
@@ -295,6 +295,11 @@ def test_staff_cannot_change_another_users_contact(app, db, client_for, post_for
     assert db.session.get(Contact, theirs).first_name == "Theodora"
     ok = staff.put(f"/api/v1/contact/{mine}", json={"notes": "called back"}, headers={"Authorization": f"Bearer {token}"})
     assert ok.status_code == 200
+    texts = db.session.scalar(select(func.count(Message.id)))
+    text = staff.post("/api/v1/conversation/send_text", json={"contact_id": theirs, "body": "hi"},
+                      headers={"Authorization": f"Bearer {token}"})
+    assert text.status_code in (403, 404)
+    assert db.session.scalar(select(func.count(Message.id))) == texts
 
 
 def test_staff_api_lists_only_their_rows(app, db, client_for, two_staff_contacts):
