@@ -85,7 +85,8 @@ class CrmSecurityManager(SecurityManager):
         if user is None:
             audit.record_now("login_failed", object_type="ab_user", detail=f"username={str(username)[:100]!r}")
         else:
-            audit.record_now("login", object_type="ab_user", object_id=user.id)
+            with audit.acting_as(user.id, user.username):
+                audit.record_now("login", object_type="ab_user", object_id=user.id)
         return user
 
     def register_views(self):
@@ -121,7 +122,8 @@ class CrmSecurityManager(SecurityManager):
     def on_user_logout(self, user):
         from app import audit
 
-        audit.record_now("logout", object_type="ab_user", object_id=getattr(user, "id", None))
+        with audit.acting_as(getattr(user, "id", None), getattr(user, "username", "anonymous")):
+            audit.record_now("logout", object_type="ab_user", object_id=getattr(user, "id", None))
 
 
 def login_throttle_key():
