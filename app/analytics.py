@@ -83,9 +83,9 @@ def recipients_csv(campaign_id):
         yield out.getvalue()
 
 
-def dashboard(now_day_bounds, default_limit=125):
+def dashboard(now_day_bounds, default_limit=125, user_id=None):
     """The home page: texts today per number against its limit, running campaigns, conversations
-    waiting for a reply, running imports, opt-outs this week."""
+    waiting for a reply (only their own contacts' for a user_id), running imports, opt-outs this week."""
     start, end = now_day_bounds
     sent = dict(db.session.execute(select(Message.from_phone, func.count()).where(
         Message.direction == "outgoing", Message.campaign_recipient_id.is_not(None),
@@ -97,9 +97,12 @@ def dashboard(now_day_bounds, default_limit=125):
     running = db.session.scalars(select(Campaign).where(Campaign.status == "running").order_by(Campaign.id)).all()
     last = (select(Message.contact_id, func.max(Message.created_at).label("at"))
             .where(Message.kind == "sms", Message.contact_id.is_not(None)).group_by(Message.contact_id).subquery())
-    waiting = db.session.scalar(select(func.count()).select_from(Message).join(
+    waiting = (select(func.count()).select_from(Message).join(
         last, and_(last.c.contact_id == Message.contact_id, last.c.at == Message.created_at))
         .where(Message.direction == "incoming"))
+    if user_id is not None:
+        waiting = waiting.join(Contact, Contact.id == Message.contact_id).where(Contact.assigned_user_id == user_id)
+    waiting = db.session.scalar(waiting)
     imports = db.session.scalars(select(Import).where(Import.status.in_(("queued", "running")))
                                  .order_by(Import.id)).all()
     opt_outs = db.session.scalar(select(func.count(OptOut.id)).where(

@@ -151,29 +151,26 @@ def plan_audience(campaign_id, now=None):
         else_=None)
     state = (select(func.min(Property.state)).join(ContactProperty, ContactProperty.property_id == Property.id)
              .where(ContactProperty.contact_id == c.c.id).scalar_subquery())
+    planned = (select(c.c.id, c.c.phone, state.label("state"), reason.label("reason"))
+               .select_from(c.join(members, members.c.contact_id == c.c.id)).subquery())
+    # Position 1..n in contact order among the people to text; variant = position modulo the variants.
+    position = func.row_number().over(partition_by=planned.c.reason.is_(None), order_by=planned.c.id)
+    variant_ids = [v.id for v in sorted(campaign.variants, key=lambda v: v.label)]
+    variant = case(*[((position - 1) % len(variant_ids) == i, vid) for i, vid in enumerate(variant_ids)])
     db.session.execute(delete(R).where(R.campaign_id == campaign.id))
     db.session.execute(insert(R).from_select(
-        ["campaign_id", "contact_id", "phone", "state", "status", "exclusion_reason", "position"],
-        select(literal(campaign.id), c.c.id, c.c.phone, state, literal("excluded"), reason, literal(0))
-        .select_from(c.join(members, members.c.contact_id == c.c.id))))
-    db.session.execute(update(R).where(R.campaign_id == campaign.id, R.exclusion_reason.is_(None))
-                       .values(status="queued"))
-    _assign_positions(campaign)
+        ["campaign_id", "contact_id", "phone", "state", "status", "exclusion_reason", "position", "variant_id"],
+        select(literal(campaign.id), planned.c.id, planned.c.phone, planned.c.state,
+               case((planned.c.reason.is_(None), "queued"), else_="excluded"), planned.c.reason, position,
+               case((planned.c.reason.is_(None), variant), else_=None))))
     campaign.planned_at, campaign.plan_error = utcnow(), None
     audit.record("plan", "campaigns", campaign.id, detail=str(exclusion_counts(campaign.id)))
     db.session.commit()
+    if db.engine.dialect.name == "postgresql":
+        # Fresh statistics, or the planner keeps believing the new rows are rare and skips the primary key.
+        db.session.execute(text("ANALYZE campaign_recipients"))
+        db.session.commit()
     return exclusion_counts(campaign.id)
-
-
-def _assign_positions(campaign):
-    """Position 1..n in contact order; variant = position modulo the number of variants."""
-    variant_ids = [v.id for v in sorted(campaign.variants, key=lambda v: v.label)]
-    pick = "CASE (s.rn - 1) % :n " + " ".join(f"WHEN {i} THEN {vid}" for i, vid in enumerate(variant_ids)) + " END"
-    db.session.execute(text(
-        f"UPDATE campaign_recipients SET position = s.rn, variant_id = {pick} "
-        "FROM (SELECT id, row_number() OVER (ORDER BY contact_id, id) AS rn FROM campaign_recipients "
-        "      WHERE campaign_id = :cid AND status = 'queued') AS s "
-        "WHERE campaign_recipients.id = s.id"), {"cid": campaign.id, "n": len(variant_ids)})
 
 
 def exclusion_counts(campaign_id):
@@ -238,19 +235,21 @@ def claim_due(campaign_id, now, limit=None):
         return []
     quota = schedule.paced_quota(campaign.daily_limit, campaign.window_start, campaign.window_end, now, zone,
                                  spread=current_app.config["CAMPAIGN_SPREAD"])
-    _lock_number(campaign.sending_number)
-    room = quota - texts_sent_today(campaign.sending_number, now)
-    room = min(room, CLAIM_BATCH, limit or CLAIM_BATCH)
-    if room <= 0:
-        db.session.rollback()
-        return []
-    picked = _pick_due(campaign, now, room)
-    if not picked:
-        db.session.rollback()
-        _complete_if_done(campaign)
-        return []
-    message_ids = _queue_messages(campaign, picked, now)
-    db.session.commit()
+    with audit.bulk():  # the messages are the record of what the sender did
+        _lock_number(campaign.sending_number)
+        # Claimed first: on SQLite the claim takes the write lock, so the count below is current.
+        picked = _claim(campaign, now, min(CLAIM_BATCH, limit or CLAIM_BATCH))
+        room = quota - texts_sent_today(campaign.sending_number, now)
+        if not picked or room <= 0:
+            db.session.rollback()
+            if not picked:
+                _complete_if_done(campaign)
+            return []
+        if len(picked) > room:
+            db.session.execute(update(R).where(R.id.in_(picked[room:])).values(status="queued", sending_started_at=None))
+            picked = picked[:room]
+        message_ids = _queue_messages(campaign, picked, now)
+        db.session.commit()
     return message_ids
 
 
@@ -268,10 +267,10 @@ def _lock_number(sending_number):
         db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": "send:" + sending_number})
 
 
-def _pick_due(campaign, now, room):
+def _claim(campaign, now, room):
     """Claim up to `room` queued recipients inside their legal window, in position order."""
-    picked, after = [], -1
-    while len(picked) < room:
+    due, after = [], -1
+    while len(due) < room:
         page = db.session.execute(select(R.id, R.phone, R.state, R.position).where(
             R.campaign_id == campaign.id, R.status == "queued", R.position > after)
             .order_by(R.position).limit(500)).all()
@@ -279,15 +278,14 @@ def _pick_due(campaign, now, room):
             break
         after = page[-1].position
         for row in page:
-            if not schedule.is_legal_now(row.state, row.phone, now) or not _state_allows(row, now):
-                continue
-            claimed = db.session.execute(update(R).where(R.id == row.id, R.status == "queued")
-                                         .values(status="sending", sending_started_at=now.replace(tzinfo=None)))
-            if claimed.rowcount:
-                picked.append(row.id)
-                if len(picked) >= room:
-                    break
-    return picked
+            if len(due) < room and schedule.is_legal_now(row.state, row.phone, now) and _state_allows(row, now):
+                due.append(row.id)
+    if not due:
+        return []
+    claimed = db.session.execute(update(R).where(R.id.in_(due), R.status == "queued")
+                                 .values(status="sending", sending_started_at=now.replace(tzinfo=None))
+                                 .returning(R.id, R.position)).all()
+    return [row.id for row in sorted(claimed, key=lambda row: row.position)]
 
 
 def _state_allows(row, now):

@@ -528,3 +528,74 @@ def test_redis_flushed_mid_campaign_texts_everyone_exactly_once(app, db, fake, r
     counts = collections.Counter(m["to"][0] for m in fake.sent)
     assert sorted(counts) == phones(30)
     assert set(counts.values()) == {1}
+
+
+def test_home_dashboard_shows_todays_sending_and_what_waits(app, db, client_for):
+    from app.models import utcnow
+
+    lst = ContactList(name="L")
+    contact = add_contact(db, "+16175551001", lists=[lst])
+    campaign = make_campaign(db, [lst], name="Spring cracks", status="running", daily_limit=125)
+    recipient = CampaignRecipient(campaign=campaign, contact=contact, phone=contact.phone, status="sent")
+    db.session.add(recipient)
+    db.session.flush()
+    db.session.add_all([
+        Message(direction="outgoing", status="sent", to_phone=contact.phone, from_phone=NUMBER, contact=contact,
+                campaign_recipient_id=recipient.id, created_at=utcnow()),
+        Message(direction="incoming", status="received", from_phone=contact.phone, contact=contact, created_at=utcnow()),
+        OptOut(phone="+16175559999", source="keyword"),
+    ])
+    db.session.commit()
+    page = client_for("marketer").get("/").get_data(as_text=True)
+    assert "1 of 125" in page and "Spring cracks" in page
+    assert 'id="dashboard-waiting">1<' in page and 'id="dashboard-optouts">1<' in page
+    assert 'id="dashboard-waiting">0<' in client_for("staff").get("/").get_data(as_text=True)  # not their contact
+
+
+def test_bulk_actions_on_selected_and_on_everything_matching_the_filter(db, client_for, post_form, run_jobs):
+    target = ContactList(name="Target")
+    db.session.add(target)
+    anns = [add_contact(db, phone, first="Ann") for phone in phones(3)]
+    bob = add_contact(db, "+16175552000", first="Bob")
+    db.session.commit()
+    marketer = client_for("marketer")
+    form = marketer.post("/contactview/action_post", data={"action": "add_to_list", "rowid": [str(anns[0].id)],
+                                                            "csrf_token": csrf(marketer)},
+                         headers={"Referer": "http://localhost/contactview/list/?_flt_0_first_name=Ann"})
+    assert form.status_code == 302 and "/contactview/bulk/add_to_list" in form.headers["Location"]
+    page = marketer.get(form.headers["Location"]).get_data(as_text=True)
+    assert "Every contact matching the current filter" in page
+    post_form(marketer, "/contactview/bulk/add_to_list", {"ids": str(anns[0].id), "argument": str(target.id),
+                                                          "scope": "selected", "search": ""})
+    assert db.session.scalar(select(func.count()).select_from(ListMember)) == 1
+    post_form(marketer, "/contactview/bulk/add_to_list", {"ids": str(anns[0].id), "argument": str(target.id),
+                                                          "scope": "matching", "search": "_flt_0_first_name=Ann"})
+    run_jobs()
+    members = set(db.session.scalars(select(ListMember.contact_id)))
+    assert members == {a.id for a in anns} and bob.id not in members
+    csv_export = marketer.post("/contactview/action_post", data={"action": "export_csv", "csrf_token": csrf(marketer),
+                                                                  "rowid": [str(bob.id)]})
+    assert "+16175552000" in csv_export.get_data(as_text=True)
+    drafted = marketer.post("/contactview/action_post", data={"action": "text_selected", "csrf_token": csrf(marketer),
+                                                               "rowid": [str(a.id) for a in anns]})
+    assert drafted.status_code == 302
+    draft = db.session.scalars(select(Campaign)).one()
+    assert draft.status == "draft" and len(draft.lists[0].members) == 3
+
+
+def test_staff_has_no_bulk_actions(db, client_for):
+    contact = add_contact(db, "+16175551001")
+    db.session.commit()
+    staff = client_for("staff")
+    response = staff.post("/contactview/action_post", data={"action": "text_selected", "csrf_token": csrf(staff),
+                                                            "rowid": [str(contact.id)]})
+    assert response.status_code in (302, 403, 404)
+    assert db.session.scalar(select(func.count()).select_from(Campaign)) == 0
+
+
+def csrf(client):
+    from flask import current_app
+
+    from tests.conftest import csrf_token
+
+    return csrf_token(current_app, client)

@@ -1,5 +1,12 @@
-"""The home page."""
+"""The home page: today's sending against each number's limit, running campaigns, conversations
+waiting for a reply, running imports and opt-outs this week."""
+from datetime import datetime, timezone
+
+from flask import current_app
 from flask_appbuilder import IndexView, expose
+
+from app import analytics, schedule
+from app.security import current_user_scope
 
 
 class HomeView(IndexView):
@@ -11,4 +18,7 @@ class HomeView(IndexView):
 
         if not getattr(g.user, "is_authenticated", False):
             return self.render_template("appbuilder/index.html")
-        return self.render_template(self.index_template, appbuilder=self.appbuilder)
+        now = datetime.now(timezone.utc)
+        today = schedule.day_bounds_utc(now, current_app.config["CAMPAIGN_TIMEZONE"])
+        board = analytics.dashboard(today, user_id=current_user_scope())
+        return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board)
