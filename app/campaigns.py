@@ -1,5 +1,6 @@
 """Campaigns: the state machine, audience planning, A/B assignment and the one sender loop."""
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
@@ -151,8 +152,10 @@ def plan_audience(campaign_id, now=None):
         else_=None)
     state = (select(func.min(Property.state)).join(ContactProperty, ContactProperty.property_id == Property.id)
              .where(ContactProperty.contact_id == c.c.id).scalar_subquery())
+    # MATERIALIZED: each person's reason is worked out once, not once per place it is used below.
     planned = (select(c.c.id, c.c.phone, state.label("state"), reason.label("reason"))
-               .select_from(c.join(members, members.c.contact_id == c.c.id)).subquery())
+               .select_from(c.join(members, members.c.contact_id == c.c.id)).cte("planned")
+               .prefix_with("MATERIALIZED"))
     # Position 1..n in contact order among the people to text; variant = position modulo the variants.
     position = func.row_number().over(partition_by=planned.c.reason.is_(None), order_by=planned.c.id)
     variant_ids = [v.id for v in sorted(campaign.variants, key=lambda v: v.label)]
@@ -206,12 +209,13 @@ def sender_now(now=None):
     return datetime.now(timezone.utc)
 
 
-def send_due_messages(campaign_id, now=None, max_messages=None):
-    """The one sender loop: claim due recipients, queue their text, send it. Returns texts sent."""
+def send_due_messages(campaign_id, now=None, max_messages=None, max_seconds=None):
+    """The one sender loop: claim due recipients, queue their text, send it. Returns texts sent.
+    With max_seconds it stops after that long; the recovery tick enqueues the next round."""
     from app.messages import send_queued
 
-    done = 0
-    while max_messages is None or done < max_messages:
+    done, deadline = 0, None if max_seconds is None else time.monotonic() + max_seconds
+    while (max_messages is None or done < max_messages) and (deadline is None or time.monotonic() < deadline):
         message_ids = claim_due(campaign_id, sender_now(now), limit=None if max_messages is None else
                                 max_messages - done)
         if not message_ids:

@@ -119,6 +119,28 @@ def bench_dispatch(app, db, campaign_id, count):
           f"send_queued (opt-out check, OpenPhone client, HTTP, outcome) {1000 * (seconds - claiming[0]) / sent:.1f} ms")
 
 
+def bench_dispatch_reused_client(app, db, campaign_id, count):
+    """What-if: the same dispatch with one OpenPhone client per process instead of one per text
+    (app.messages builds a new httpx client, and so a new TLS context, for every send)."""
+    from app import messages, openphone
+
+    shared = {}
+
+    def reused_client():
+        if "client" not in shared:
+            shared["client"] = openphone.client_from_config()
+            shared["client"].close = lambda: None
+        return shared["client"]
+
+    original = messages.client_from_config
+    messages.client_from_config = reused_client
+    try:
+        print("what-if, one OpenPhone client per process:")
+        bench_dispatch(app, db, campaign_id, count)
+    finally:
+        messages.client_from_config = original
+
+
 def bench_rate_limit(app, db, database_url, redis_url, instance, seconds, workers):
     from app.fake_openphone import FakeOpenPhone
 
@@ -185,6 +207,7 @@ def main():
         seed(db, args.contacts)
         campaign_id = bench_planning(db, args.contacts)
         bench_dispatch(app, db, campaign_id, args.dispatch)
+        bench_dispatch_reused_client(app, db, campaign_id, args.dispatch)
         bench_rate_limit(app, db, database_url, redis_url, instance, args.seconds, args.workers)
     print(f"(clock: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; sender clock fixed at {TUESDAY_10AM})")
 

@@ -22,4 +22,5 @@ def plan_audience(campaign_id):
 
 
 def send_due_messages(campaign_id):
-    return campaigns.send_due_messages(campaign_id)
+    # Bounded, so a worker stops promptly when asked; the recovery tick enqueues the next round.
+    return campaigns.send_due_messages(campaign_id, max_seconds=60)

@@ -599,3 +599,26 @@ def csrf(client):
     from tests.conftest import csrf_token
 
     return csrf_token(current_app, client)
+
+
+def test_variant_results_match_a_known_chi_square(db, client_for):
+    from app import analytics
+
+    lst = ContactList(name="L")
+    campaign = make_campaign(db, [lst], status="running", variants=("Alpha", "Bravo"))
+    alpha, bravo = campaign.variants
+    rows = []
+    for variant, replies in ((alpha, 20), (bravo, 35)):
+        for i in range(100):
+            rows.append(CampaignRecipient(campaign=campaign, variant=variant, phone=f"+1617{variant.label == 'B':d}55{i:05d}",
+                                          status="sent", sent_at=datetime(2026, 12, 1, 15),
+                                          replied_at=datetime(2026, 12, 1, 16) if i < replies else None))
+    db.session.add_all(rows)
+    db.session.commit()
+    variants, test = analytics.variant_stats(campaign.id)
+    assert [(v["label"], v["sent"], v["replied"]) for v in variants] == [("A", 100, 20), ("B", 100, 35)]
+    assert test["test"] == "chi-square" and test["statistic"] == pytest.approx(5.642633, rel=1e-6)
+    assert test["p_value"] == pytest.approx(0.017528, abs=1e-6)
+    page = client_for("marketer").get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
+    assert "χ² = 5.643" in page.replace("&chi;&sup2;", "χ²") and "significant" in page
+    assert "Declare winner" in page
