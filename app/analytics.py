@@ -79,8 +79,15 @@ def recipients_csv(campaign_id):
     for row in db.session.execute(query).yield_per(2000):
         out.seek(0)
         out.truncate()
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["" if v is None else _cell(v, i == 1) for i, v in enumerate(row)])
         yield out.getvalue()
+
+
+def _cell(value, is_phone=False):
+    """A spreadsheet must not read a name like "=HYPERLINK(...)" as a formula; phones keep their "+"."""
+    if isinstance(value, str) and not is_phone and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def dashboard(now_day_bounds, default_limit=125, user_id=None):

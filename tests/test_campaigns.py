@@ -622,3 +622,17 @@ def test_variant_results_match_a_known_chi_square(db, client_for):
     page = client_for("marketer").get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
     assert "χ² = 5.643" in page.replace("&chi;&sup2;", "χ²") and "significant" in page
     assert "Declare winner" in page
+
+
+def test_recipients_csv_has_every_outcome_and_no_formulas(db, client_for):
+    lst = ContactList(name="L")
+    add_contact(db, "+16175551001", first="=HYPERLINK(\"x\")", lists=[lst])
+    add_contact(db, None, first="Nophone", lists=[lst])
+    campaign = make_campaign(db, [lst])
+    campaigns.change_status(campaign.id, "scheduled")
+    campaigns.plan_audience(campaign.id)
+    body = client_for("marketer").get(f"/campaignview/recipients_csv/{campaign.id}").get_data(as_text=True)
+    lines = body.strip().splitlines()
+    assert lines[0].startswith("position,phone,first_name")
+    assert any("+16175551001" in line and "'=HYPERLINK" in line and ",queued," in line for line in lines)
+    assert any(",excluded,no_valid_phone," in line for line in lines)
