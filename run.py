@@ -77,6 +77,68 @@ def worker_command(burst):
     run_worker(burst=burst)
 
 
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--list", "list_name", help="Add every imported contact to this list (created if missing).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "propertyradar", "contacts", "dnc"]), default="auto")
+@click.option("--mapping", type=click.File(), help='JSON {"CSV column": "field"} for a contacts file.')
+@with_appcontext
+def import_command(path, list_name, fmt, mapping):
+    """Import a CSV file (PropertyRadar export, contacts, or a do-not-contact list)."""
+    import json
+    from pathlib import Path
+
+    from app.import_files import BadFile
+    from app.imports import create_import, import_counts, run_import
+
+    try:
+        with open(path, "rb") as f:
+            imp = create_import(f, Path(path).name, fmt=fmt, list_name=list_name,
+                                mapping=json.load(mapping) if mapping else None)
+    except BadFile as exc:
+        raise click.ClickException(str(exc)) from exc
+    if imp.status == "queued":
+        with click.progressbar(length=1, label=f"Importing {imp.filename}", show_pos=True, show_eta=True) as bar:
+            def progress(done, total):
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            run_import(imp.id, progress=progress)
+    from app.extensions import db
+
+    db.session.refresh(imp)
+    counts = import_counts(imp.id)
+    click.echo(f"Import {imp.id}: {imp.status}. Rows: {counts['rows']}. People: {counts['people']}.")
+    if imp.error:
+        raise click.ClickException(imp.error)
+
+
+@cli.group("export")
+def export_group():
+    """Export data as CSV."""
+
+
+@export_group.command("contacts")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--list", "list_name", help="Only the members of this list.")
+@with_appcontext
+def export_contacts_command(path, list_name):
+    """Write contacts to PATH as CSV (spreadsheet formulas neutralised)."""
+    from app.exports import export_contacts
+    from app.extensions import db
+    from app.models import ContactList
+
+    list_ids = None
+    if list_name:
+        contact_list = db.session.query(ContactList).filter_by(name=list_name).one_or_none()
+        if contact_list is None:
+            raise click.ClickException(f"No list named {list_name!r}.")
+        list_ids = [contact_list.id]
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        count = export_contacts(out, list_ids=list_ids)
+    click.echo(f"{count} contacts written to {path}")
+
+
 @cli.command("demo")
 @with_appcontext
 def demo_command():

@@ -32,10 +32,31 @@ def normalize_phone(raw, region="US"):
 
 @lru_cache(maxsize=200_000)
 def _is_valid(e164):
+    if e164.startswith("+1") and len(e164) == 12:
+        return bool(_nanp_valid().match(e164[2:]))
     try:
         return phonenumbers.is_valid_number(phonenumbers.parse(e164, None))
     except phonenumbers.NumberParseException:
         return False
+
+
+@lru_cache(maxsize=1)
+def _nanp_valid():
+    """phonenumbers' own validity rules for +1 numbers as one regex (~1 us instead of ~20 us).
+
+    Valid means: some NANP region's general pattern and one of its number-type patterns match."""
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+
+    alternatives = []
+    for region in COUNTRY_CODE_TO_REGION_CODE[1]:
+        meta = PhoneMetadata.metadata_for_region(region)
+        types = [getattr(meta, name) for name in ("premium_rate", "toll_free", "shared_cost", "voip",
+                                                  "personal_number", "pager", "uan", "voicemail", "fixed_line",
+                                                  "mobile")]
+        patterns = [t.national_number_pattern for t in types if t is not None and t.national_number_pattern]
+        if meta.general_desc and meta.general_desc.national_number_pattern and patterns:
+            alternatives.append(f"(?=(?:{meta.general_desc.national_number_pattern})$)(?:{'|'.join(patterns)})$")
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
 
 
 def normalize_email(raw):
@@ -117,17 +138,31 @@ def match_contacts(session, people, overwrite=()):
 
 
 def upsert(session, table, rows, conflict=None):
-    """INSERT many rows in one statement per chunk; ON CONFLICT (conflict) DO NOTHING when given."""
+    """INSERT many rows; ON CONFLICT (conflict) DO NOTHING when given.
+
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT (executemany would
+    be one round trip per row). SQLite: executemany, which runs in C."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
+    columns = list(rows[0])
+    on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
-    if conflict:
-        stmt = stmt.on_conflict_do_nothing(index_elements=conflict)
-    session.execute(stmt, rows)
+
+        stmt = insert(table)
+        session.execute(stmt.on_conflict_do_nothing(index_elements=conflict) if conflict else stmt, rows)
+        return
+    names = ", ".join(columns)
+    staging = f"staging_{table.name}"
+    with connection.connection.driver_connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
+                       f"SELECT {names} FROM {table.name} WITH NO DATA")
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging}{on_conflict}")
+        cursor.execute(f"DROP TABLE {staging}")
 
 
 def update_many(session, table, rows):

@@ -282,3 +282,17 @@ def test_very_long_cells_are_row_errors(db, tmp_path):
     assert import_counts(imp.id)["rows"] == {"created": 2, "error": 1}
     assert "characters long" in db.session.scalar(select(ImportRow.reason).filter_by(outcome="error"))
     assert count(db, Contact) == 2
+
+
+def test_fast_phone_validity_agrees_with_phonenumbers():
+    import random
+
+    import phonenumbers
+
+    from app.contacts import _nanp_valid
+
+    rng = random.Random(3)
+    for _ in range(20000):
+        digits = str(rng.randint(2_000_000_000, 9_999_999_999))
+        expected = phonenumbers.is_valid_number(phonenumbers.parse("+1" + digits, None))
+        assert bool(_nanp_valid().match(digits)) == expected, digits

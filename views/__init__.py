@@ -14,3 +14,6 @@ def register(appbuilder):
     from views import campaigns
 
     campaigns.register(appbuilder)
+    from views import imports
+
+    imports.register(appbuilder)

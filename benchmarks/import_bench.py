@@ -1,0 +1,96 @@
+"""Import benchmark: a PropertyRadar file through the real pipeline into PostgreSQL, against COPY.
+
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1/crm_bench_imports .venv/bin/python benchmarks/import_bench.py --rows 100000
+
+Prints rows per second, peak memory (Python allocations via tracemalloc and the process's
+maximum resident set) and the ratio to a COPY of the same file into a bare staging table.
+The database's business tables are emptied first: point it at a scratch database.
+"""
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+SAMPLE = "/work/shared/tools/propertyradar_sample.py"
+TABLES = ["audit_log", "import_rows", "imports", "list_members", "contact_properties", "properties", "lists",
+          "opt_outs", "contacts"]
+
+
+def copy_seconds(engine, path):
+    """COPY the raw file into an unlogged all-text staging table (the floor for any loader)."""
+    with open(path, encoding="utf-8") as f:
+        header = f.readline()
+    columns = ", ".join(f"c{i} text" for i in range(header.count(",") + 1))
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS bench_staging; CREATE UNLOGGED TABLE bench_staging ({columns})")
+            started = time.perf_counter()
+            with open(path, "rb") as f, cur.copy("COPY bench_staging FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+                while chunk := f.read(1 << 20):
+                    copy.write(chunk)
+            elapsed = time.perf_counter() - started
+            cur.execute("DROP TABLE bench_staging")
+        raw.commit()
+    finally:
+        raw.close()
+    return elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-tracemalloc", action="store_true", help="tracemalloc slows Python down ~2x")
+    args = parser.parse_args()
+    database_url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1/crm_bench_imports")
+    work = Path(tempfile.mkdtemp(prefix="import-bench-"))
+    path = work / "propertyradar.csv"
+    # no licence line: COPY cannot skip it (the importer gives it a "footer" outcome)
+    subprocess.run([sys.executable, SAMPLE, "--rows", str(args.rows), "--seed", str(args.seed), "--messy", "--no-disclaimer",
+                    "--out", str(path)], check=True)
+    print(f"file: {path} ({path.stat().st_size / 1e6:.1f} MB, {args.rows} rows)")
+
+    os.environ.setdefault("INSTANCE_DIR", str(work))
+    from sqlalchemy import text
+
+    from app import create_app
+    from app.extensions import db
+    from app.imports import create_import, import_counts, run_import
+
+    app = create_app({"DATABASE_URL": database_url, "UPLOAD_FOLDER": str(work / "uploads"),
+                      "INSTANCE_DIR": work, "MAX_UPLOAD_MB": 10_000})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        copy = copy_seconds(db.engine, path)
+        if not args.no_tracemalloc:
+            tracemalloc.start()
+        started = time.perf_counter()
+        with open(path, "rb") as f:
+            imp = create_import(f, path.name, list_name="bench")
+        status = run_import(imp.id)
+        elapsed = time.perf_counter() - started
+        peak = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else None
+        counts = import_counts(imp.id)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"status: {status}; row outcomes: {counts['rows']}; people: {counts['people']}")
+    print(f"import: {elapsed:.2f} s = {args.rows / elapsed:,.0f} rows/s")
+    print(f"COPY into a staging table: {copy:.2f} s = {args.rows / copy:,.0f} rows/s; import/COPY time ratio "
+          f"{elapsed / copy:.1f}x")
+    if peak is not None:
+        print(f"peak Python memory (tracemalloc): {peak / 1e6:.1f} MB")
+    print(f"peak resident memory (getrusage): {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Through the web: upload, mapping, progress JSON, result counts, rejected rows; CLI and export."""
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from app.models import Contact, Import
+from tests.test_imports import business_state, make_sample
+
+
+def test_upload_mapping_progress_and_rejected_download(app, db, client_for, post_form, run_jobs):
+    marketer = client_for("marketer")
+    assert "Import CSV" in marketer.get("/contactview/list/").get_data(as_text=True)
+    assert marketer.get("/importview/upload").status_code == 200
+    data = b"Full Name,Cell,Mail\nAnn Lee,617-253-1000,ann@example.com\nNo Contact,,\n"
+    response = post_form(marketer, "/importview/upload", {"file": (io.BytesIO(data), "people.csv"),
+                                                          "new_list": "Web list"},
+                         content_type="multipart/form-data")
+    imp = db.session.scalars(select(Import)).one()
+    assert response.headers["Location"].endswith(f"/importview/mapping/{imp.id}")
+    page = marketer.get(f"/importview/mapping/{imp.id}").get_data(as_text=True)
+    assert "Ann Lee" in page and 'value="phone" selected' in page
+    response = post_form(marketer, f"/importview/mapping/{imp.id}", {"map_0": "name", "map_1": "", "map_2": ""})
+    assert "Map a Phone or an Email column" in response.get_data(as_text=True)
+    post_form(marketer, f"/importview/mapping/{imp.id}", {"map_0": "name", "map_1": "phone", "map_2": "email"})
+    run_jobs()
+    db.session.expire_all()  # the test client shares this test's session
+    progress = marketer.get(f"/importview/progress/{imp.id}").get_json()
+    assert progress["status"] == "succeeded" and progress["rows_done"] == progress["total_rows"] == 2
+    assert progress["counts"]["rows"] == {"created": 1, "skipped": 1}
+    assert "import-progress" in marketer.get(f"/importview/show/{imp.id}").get_data(as_text=True)
+    rejected = marketer.get(f"/importview/rejected/{imp.id}").get_data(as_text=True).splitlines()
+    assert rejected == ["Full Name,Cell,Mail,reason", "No Contact,,,no phone or email"]
+    ann = db.session.scalars(select(Contact)).one()
+    assert (ann.first_name, ann.last_name, ann.phone) == ("Ann", "Lee", "+16172531000")
+
+
+def test_upload_above_the_size_limit_says_so(app, db, client_for, post_form, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_UPLOAD_MB", 1)
+    marketer = client_for("marketer")
+    data = b"Name,Phone\n" + b"Ann,617-253-1000\n" * 70000
+    response = post_form(marketer, "/importview/upload", {"file": (io.BytesIO(data), "big.csv")},
+                         content_type="multipart/form-data", follow_redirects=True)
+    assert "larger than the 1 MB limit" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Import)) == 0
+
+
+def test_staff_cannot_import(db, client_for):
+    assert client_for("staff").get("/importview/upload").status_code in (302, 403)
+
+
+def test_cli_import_and_export_neutralise_formulas(app, db, tmp_path):
+    from run import cli
+
+    source = tmp_path / "people.csv"
+    source.write_text("First Name,Last Name,Phone,Email\n=HYPERLINK(\"x\"),@SUM(1),617-253-1000,a@example.com\n"
+                      "-2+3,Ray,+1 617 253 1001,\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["import", str(source), "--list", "CLI list"])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output and "'created': 2" in result.output
+    out = tmp_path / "export.csv"
+    result = runner.invoke(cli, ["export", "contacts", str(out), "--list", "CLI list"])
+    assert result.exit_code == 0 and "2 contacts" in result.output
+    header, ann, ray = csv.reader(io.StringIO(out.read_text()))
+    assert header[:6] == ["id", "first_name", "last_name", "phone", "email", "mail_address"]
+    assert ann[1:5] == ["'=HYPERLINK(\"x\")", "'@SUM(1)", "+16172531000", "a@example.com"]
+    assert ray[1:4] == ["'-2+3", "Ray", "+16172531001"]
+    bad = tmp_path / "empty.csv"
+    bad.write_bytes(b"")
+    result = runner.invoke(cli, ["import", str(bad)])
+    assert result.exit_code != 0 and "empty" in result.output
+
+
+def _start_worker(app, tmp_path, name):
+    env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
+               INSTANCE_DIR=str(app.config["INSTANCE_DIR"]), UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"],
+               QUEUE_NAME=app.config["QUEUE_NAME"], IMPORT_BATCH_SIZE="100", IMPORT_STALE_SECONDS="2",
+               WORKER_TICK_SECONDS="0.5")
+    log = open(tmp_path / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env, stdout=log, stderr=log,
+                            cwd=str(app.config["BASE_DIR"]))
+
+
+def _wait(predicate, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_worker_killed_mid_import_resumes_to_the_same_end_state(app, db, tmp_path):
+    from app.extensions import db as _db
+    from app.imports import create_import, run_import, start_import
+
+    path, _truth = make_sample(tmp_path, 6000, 21, "--messy")
+    with open(path, "rb") as f:
+        imp = create_import(f, path.name, list_name="Killed")
+    start_import(imp.id)
+    worker = _start_worker(app, tmp_path, "first")
+    try:
+        def mid_import():
+            _db.session.expire_all()
+            done = _db.session.get(Import, imp.id).rows_done
+            return 0 < done < 5000 and done
+
+        killed_at = _wait(mid_import, 120)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        _db.session.expire_all()
+        assert _db.session.get(Import, imp.id).status == "running"
+        worker = _start_worker(app, tmp_path, "second")  # recovery finds the stale heartbeat and resumes
+        _wait(lambda: _db.session.expire_all() or _db.session.get(Import, imp.id).status == "succeeded", 180)
+    finally:
+        worker.kill()
+        worker.wait()
+    resumed = _db.session.get(Import, imp.id)
+    assert killed_at < resumed.total_rows == resumed.rows_done
+    after_kill = business_state(db)
+    # the same file imported without interruption into a clean database
+    with _db.engine.begin() as conn:
+        from tests.conftest import BUSINESS_TABLES
+
+        for table in BUSINESS_TABLES:
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    _db.session.expunge_all()
+    with open(path, "rb") as f:
+        again = create_import(f, path.name, list_name="Killed")
+    assert run_import(again.id) == "succeeded"
+    assert business_state(db) == after_kill

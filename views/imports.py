@@ -1,0 +1,101 @@
+"""Imports: upload, mapping step, live progress, cancel, rejected rows download."""
+from flask import Response, abort, current_app, flash, g, jsonify, redirect, request, url_for
+from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app import imports
+from app.extensions import db
+from app.import_files import BadFile, inspect_file
+from app.models import ContactList, Import
+
+
+class ImportView(ModelView):
+    datamodel = SQLAInterface(Import)
+    base_permissions = ["can_list", "can_show", "can_upload", "can_mapping", "can_progress", "can_cancel",
+                        "can_rejected"]
+    base_order = ("created_at", "desc")
+    list_columns = ["filename", "format", "list", "status", "rows_done", "total_rows", "created_at"]
+    search_columns = ["filename", "format", "status", "created_at"]
+    show_template = "import_show.html"
+    list_template = "import_list.html"
+
+    def _load(self, pk):
+        return db.session.get(Import, pk) or abort(404)
+
+    @expose("/upload", methods=["GET", "POST"])
+    @has_access
+    def upload(self):
+        lists = db.session.scalars(select(ContactList).order_by(ContactList.name)).all()
+        if request.method == "GET":
+            return self.render_template("import_upload.html", lists=lists, limit=current_app.config["MAX_UPLOAD_MB"])
+        limit = current_app.config["MAX_UPLOAD_MB"]
+        try:
+            upload = request.files.get("file")
+        except RequestEntityTooLarge:
+            upload = None
+            flash(f"The file is larger than the {limit} MB limit. Split it and import each part.", "danger")
+            return redirect(url_for("ImportView.upload"))
+        if not upload or not upload.filename:
+            flash("Choose a CSV file to import.", "warning")
+            return redirect(url_for("ImportView.upload"))
+        try:
+            imp = imports.create_import(upload.stream, upload.filename, fmt=request.form.get("format", "auto"),
+                                        list_name=request.form.get("new_list", "").strip() or None,
+                                        list_id=request.form.get("list_id", type=int), user_id=g.user.id,
+                                        confirm_mapping=True)
+        except BadFile as exc:
+            flash(str(exc), "danger")
+            return redirect(url_for("ImportView.upload"))
+        if imp.status == "mapping":
+            return redirect(url_for("ImportView.mapping", pk=imp.id))
+        if imp.status == "queued":
+            imports.start_import(imp.id)
+        return redirect(url_for("ImportView.show", pk=imp.id))
+
+    @expose("/mapping/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    def mapping(self, pk):
+        imp = self._load(pk)
+        if imp.status != "mapping":
+            return redirect(url_for("ImportView.show", pk=pk))
+        info = inspect_file(imp.stored_path)
+        if request.method == "POST":
+            chosen = {column: request.form.get(f"map_{i}") or None for i, column in enumerate(info["header"])}
+            try:
+                imports.confirm_mapping(imp, chosen, request.form.getlist("overwrite"))
+            except BadFile as exc:
+                flash(str(exc), "danger")
+                imp.mapping = chosen
+            else:
+                imports.start_import(imp.id)
+                return redirect(url_for("ImportView.show", pk=pk))
+        return self.render_template("import_mapping.html", imp=imp, info=info, fields=imports.MAPPABLE)
+
+    @expose("/progress/<int:pk>")
+    @has_access
+    def progress(self, pk):
+        return jsonify(imports.progress_of(self._load(pk)))
+
+    @expose("/cancel/<int:pk>", methods=["POST"])
+    @has_access
+    def cancel(self, pk):
+        imports.cancel_import(self._load(pk).id)
+        flash("Cancel requested: the import stops after the batch in progress.", "info")
+        return redirect(url_for("ImportView.show", pk=pk))
+
+    @expose("/rejected/<int:pk>")
+    @has_access
+    def rejected(self, pk):
+        imp = self._load(pk)
+        return Response(imports.rejected_rows_csv(imp), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="rejected-{imp.id}.csv"'})
+
+
+def register(appbuilder):
+    appbuilder.add_view(ImportView, "Imports", icon="fa-upload", category="Imports")
+    # "Import CSV" from the Contacts and Lists menus (the Imports menu permission covers both links)
+    for category in ("Contacts", "Lists"):
+        appbuilder.add_link("Imports", href="/importview/upload", icon="fa-upload", label="Import CSV",
+                            category=category)
