@@ -1,0 +1,159 @@
+"""The whole loop a marketer and a staff member live through, in headless Chromium:
+users, a PropertyRadar upload with its progress bar and rejected rows, a contacts file
+with a mapping step, an A/B campaign, texts at the fake OpenPhone, a reply and a STOP
+arriving as signed webhooks, the conversation, the opt-out, the charts, staff scoping."""
+import csv
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import ADMIN_PASSWORD, ROOT, sign_in
+from tests.e2e.test_journeys import create_user
+
+SAMPLE = ROOT.parent / "shared" / "tools" / "propertyradar_sample.py"
+
+
+def eventually(check, timeout=60, every=1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    return check()
+
+
+def choose(page, select_name, *labels):
+    """Pick options of a (select2-enhanced) <select> by their visible text."""
+    page.eval_on_selector(f"select[name={select_name}]", """(select, labels) => {
+        for (const option of select.options) option.selected = labels.includes(option.text.trim());
+        select.dispatchEvent(new Event('change', {bubbles: true}));
+    }""", list(labels))
+
+
+def upload(page, base, path, list_name, fmt="auto"):
+    page.goto(base + "/importview/upload")
+    page.set_input_files("input[name=file]", str(path))
+    page.select_option("select[name=format]", fmt)
+    page.fill("input[name=new_list]", list_name)
+    page.click("#import-upload button[type=submit]")
+    page.wait_for_load_state()
+
+
+def test_marketer_imports_runs_an_ab_campaign_and_staff_sees_only_their_contacts(live, page, browser, tmp_path):
+    base, fake = live["url"], f"http://127.0.0.1:{live['sandbox_port']}"
+    sign_in(page, base, "admin", ADMIN_PASSWORD)
+    create_user(page, base, "mia", "Marketer", "Mia-pass-1234")
+    create_user(page, base, "stan", "Staff", "Stan-pass-1234")
+
+    # The marketer uploads a PropertyRadar export and watches the progress bar reach the end.
+    marketer = browser.new_context(accept_downloads=True).new_page()
+    sign_in(marketer, base, "mia", "Mia-pass-1234")
+    export = tmp_path / "quincy.csv"
+    subprocess.run([sys.executable, str(SAMPLE), "--rows", "400", "--seed", "11", "--messy",
+                    "--out", str(export), "--truth", str(tmp_path / "truth.json")], check=True)
+    upload(marketer, base, export, "Quincy homeowners")
+    marketer.wait_for_selector("#import-bar")
+    assert eventually(lambda: marketer.inner_text("#import-status") == "succeeded", 90), \
+        marketer.inner_text("#import-progress")
+    assert marketer.get_attribute("#import-bar", "style").replace(" ", "") == "width:100%;"
+    # 400 properties plus the licence line at the end, which gets its own "footer" outcome
+    assert marketer.inner_text("#import-done") == marketer.inner_text("#import-total") == "401"
+    assert "rows created" in marketer.inner_text("#import-counts")
+
+    # Rejected rows come back as a CSV with the original columns and a reason.
+    with marketer.expect_download() as download:
+        marketer.click("#import-rejected")
+    rejected = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+    assert rejected and all(row["reason"] for row in rejected)
+    assert "APN" in rejected[0]
+
+    # A generic contacts file goes through the mapping step.
+    contacts_file = tmp_path / "referrals.csv"
+    contacts_file.write_text("Full Name;Cell;E-mail\nRita Referral;617-555-0187;rita@example.com\n"
+                             "No Phone;;nophone@example.com\n")
+    upload(marketer, base, contacts_file, "Referrals", fmt="contacts")
+    assert "/importview/mapping/" in marketer.url
+    marketer.click("#import-mapping button[type=submit]")
+    assert eventually(lambda: marketer.inner_text("#import-status") == "succeeded", 60)
+
+    # An A/B campaign to the imported list: plan, start, and texts reach the fake OpenPhone.
+    marketer.goto(base + "/campaignview/add")
+    marketer.fill("input[name=name]", "November cracks")
+    choose(marketer, "lists", "Quincy homeowners")
+    marketer.click("button[type=submit], input[type=submit]")
+    marketer.goto(base + "/campaignview/list/")
+    marketer.get_by_text("November cracks").first.wait_for()
+    campaign_id = marketer.locator("a[href*='/campaignview/show/']").first.get_attribute("href").rstrip("/").split("/")[-1]
+    campaign_url = f"{base}/campaignview/show/{campaign_id}"
+    for label, template in (("A", "Hi {first_name|there}, Matt from Attack A Crack in Quincy: free foundation "
+                                  "crack quotes. Text us a photo."),
+                            ("B", "Hey {first_name|there}, family-run Attack A Crack here. Any cracks in your "
+                                  "basement on {address}? Free quote.")):
+        marketer.goto(base + "/campaignvariantview/list/?_flt_0_campaign=" + campaign_id)
+        existing = marketer.locator(f"td:text-is('{label}')").count()
+        if existing:
+            marketer.locator("a[href*='/campaignvariantview/edit/']").first.click()
+        else:
+            marketer.goto(base + "/campaignvariantview/add")
+            choose(marketer, "campaign", "November cracks")
+            marketer.fill("input[name=label]", label)
+        marketer.fill("textarea[name=template]", template)
+        marketer.click("button[type=submit], input[type=submit]")
+    marketer.goto(campaign_url)
+    marketer.click("button:has-text('Schedule')")
+    assert eventually(lambda: (marketer.goto(campaign_url), marketer.locator("#campaign-plan").count())[1], 60)
+    plan = marketer.inner_text("#campaign-plan")
+    assert "opted_out" in plan or "no_valid_phone" in plan or "queued" in plan
+    marketer.click("button:has-text('Start')")
+    sent = eventually(lambda: httpx.get(fake + "/_fake/sent").json()["data"] or None, 90)
+    assert sent, "no text reached the fake OpenPhone"
+    phones = sorted({m["to"][0] for m in sent})
+    assert len(phones) == len(sent), "a phone got two texts"
+
+    # A reply and a STOP arrive as signed webhooks.
+    replier, stopper = phones[0], phones[1]
+    httpx.post(fake + "/_fake/reply", json={"from": replier, "text": "How much to fix a basement crack?"})
+    httpx.post(fake + "/_fake/reply", json={"from": stopper, "text": "STOP"})
+
+    def contact_page(phone):
+        marketer.goto(base + "/contactview/list/?_flt_0_phone=" + phone.replace("+", "%2B"))
+        marketer.locator("a[href*='/contactview/show/']").first.click()
+        return marketer.url
+
+    replier_url = contact_page(replier)
+    assert eventually(lambda: (marketer.goto(replier_url), "How much to fix" in marketer.inner_text("#thread"))[1])
+    stopper_url = contact_page(stopper)
+    assert eventually(lambda: (marketer.goto(stopper_url), "Opted out" in marketer.inner_text("#conversation"))[1])
+    assert marketer.locator("#send-text").count() == 0
+    marketer.goto(base + "/optoutview/list/")
+    assert stopper in marketer.content()
+
+    # The campaign's numbers move: one reply and one opt-out across the variants.
+    def variant_totals():
+        marketer.goto(campaign_url)
+        return marketer.inner_text("#campaign-variants")
+    assert eventually(lambda: "1" in variant_totals() and marketer.locator("svg").count() > 0)
+
+    # The admin assigns the replier to the staff user, who then sees that contact and no other.
+    page.goto(replier_url)
+    contact_id = replier_url.rstrip("/").split("/")[-1]
+    page.goto(f"{base}/contactview/edit/{contact_id}")
+    choose(page, "assigned_user", "Stan Staff")
+    page.click("button[type=submit], input[type=submit]")
+    staff = browser.new_context().new_page()
+    sign_in(staff, base, "stan", "Stan-pass-1234")
+    staff.goto(base + "/contactview/list/")
+    rows = staff.locator("a[href*='/contactview/show/']")
+    assert rows.count() == 1
+    staff.goto(stopper_url)
+    assert "How much" not in staff.content() and staff.url != stopper_url or "404" in staff.content() or \
+        "Not Found" in staff.content()
+    staff.goto(replier_url)
+    assert "How much to fix" in staff.inner_text("#thread")
+    for context_page in (marketer, staff):
+        context_page.context.close()
