@@ -6,6 +6,8 @@ import signal
 import socket
 import time
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
@@ -49,29 +51,45 @@ def run_worker(burst=False):
     log.info("worker %s started", name)
     try:
         while not stopping:
-            now = time.monotonic()
-            if now - last_tick >= TICK_SECONDS:
-                redis.set(HEARTBEAT_KEY + name, str(time.time()), ex=60)
-                try:
-                    tick()
-                except Exception:  # noqa: BLE001 - a failed tick is logged and retried next time
-                    log.exception("worker tick failed")
-                    db.session.remove()
-                last_tick = now
-            worker = CrmWorker([get_queue()], connection=redis)
             try:
-                worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
-            except StopRequested:  # a stop signal that landed in RQ's teardown
-                stopping.append(1)
-            # work() installs RQ's own SIGTERM/SIGINT handlers: take the stop request over and
-            # put ours back for the time between bursts.
-            if worker._stop_requested:
-                stopping.append(1)
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
+                last_tick = _work_once(name, redis, last_tick, stopping, stop)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # Redis restarted or unreachable: the database still holds every piece of work,
+                # so wait and carry on; the next tick re-enqueues what Redis lost.
+                log.warning("worker %s: Redis unavailable (%s); retrying", name, exc)
+                db.session.remove()
+                time.sleep(1)
             if burst:
                 break
-            time.sleep(0.2)
     finally:  # RQ's own SIGTERM handler may end the process from inside work()
-        redis.delete(HEARTBEAT_KEY + name)
+        try:
+            redis.delete(HEARTBEAT_KEY + name)
+        except (RedisConnectionError, RedisTimeoutError):
+            pass
         log.info("worker %s stopped", name)
+
+
+def _work_once(name, redis, last_tick, stopping, stop):
+    """One tick (when due) and one burst of jobs; returns when the tick last ran."""
+    now = time.monotonic()
+    if now - last_tick >= TICK_SECONDS:
+        redis.set(HEARTBEAT_KEY + name, str(time.time()), ex=60)
+        try:
+            tick()
+        except Exception:  # noqa: BLE001 - a failed tick is logged and retried next time
+            log.exception("worker tick failed")
+            db.session.remove()
+        last_tick = now
+    worker = CrmWorker([get_queue()], connection=redis)
+    try:
+        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+    except StopRequested:  # a stop signal that landed in RQ's teardown
+        stopping.append(1)
+    # work() installs RQ's own SIGTERM/SIGINT handlers: take the stop request over and
+    # put ours back for the time between bursts.
+    if worker._stop_requested:
+        stopping.append(1)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    time.sleep(0.2)
+    return last_tick
