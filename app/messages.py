@@ -93,8 +93,6 @@ def send_queued(message_id):
     except OpenPhoneError as exc:  # certainly not sent: back to the queue
         log.warning("message %s to %s not sent, will retry: %s", message.id, message.to_phone, exc)
         return _finish(message, "queued", error=str(exc), sending_started_at=None)
-    finally:
-        client.close()
     return _finish(message, "sent", provider_id=data.get("id"), sent_at=utcnow(), error=None)
 
 
@@ -105,7 +103,6 @@ def reconcile_message(message_id, final=False, client=None):
     message = db.session.get(Message, message_id, populate_existing=True)
     if message is None or message.status not in ("sending", "unknown"):
         return message
-    own = client is None
     client = client or client_from_config()
     try:
         since = (message.sending_started_at or message.created_at) - timedelta(minutes=2)
@@ -115,9 +112,6 @@ def reconcile_message(message_id, final=False, client=None):
         log.warning("message %s: cannot reconcile yet: %s", message.id, exc)
         db.session.rollback()
         return message
-    finally:
-        if own:
-            client.close()
     if found:
         log.info("message %s reconciled: OpenPhone has it as %s", message.id, found["id"])
         return _finish(message, "sent", provider_id=found["id"], sent_at=message.sending_started_at, error=None)

@@ -7,22 +7,29 @@ import time
 import uuid
 
 import httpx
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE_SECONDS = 300
 RATE_KEY = "crm:openphone:rate"
+# A request reaches OpenPhone a few milliseconds after it takes its slot, and not always in
+# the order the slots were taken; a window a little longer than one second keeps that jitter
+# from ever putting rate + 1 requests into one of OpenPhone's seconds.
+RATE_WINDOW_SECONDS = 1.15
 _RATE_SCRIPT = """
 local now = redis.call('TIME')
 local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - 1)
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - window)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], t, ARGV[2])
   redis.call('EXPIRE', KEYS[1], 5)
   return '0'
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + 1 - t)
+return tostring(tonumber(oldest[2]) + window - t)
 """
+_clients = {}
 
 
 class OpenPhoneError(Exception):
@@ -46,7 +53,7 @@ def acquire_send_slot(redis, rate=None, timeout=60.0):
     deadline = time.monotonic() + timeout
     script = redis.register_script(_RATE_SCRIPT)
     while True:
-        wait = float(script(keys=[RATE_KEY], args=[rate, uuid.uuid4().hex]))
+        wait = float(script(keys=[RATE_KEY], args=[rate, uuid.uuid4().hex, RATE_WINDOW_SECONDS]))
         if wait <= 0:
             return
         if time.monotonic() + wait > deadline:
@@ -70,7 +77,10 @@ class OpenPhone:
     def _request(self, method, path, **kwargs):
         for attempt in range(self.retries_429 + 1):
             if self.redis is not None:
-                acquire_send_slot(self.redis, self.rate)
+                try:
+                    acquire_send_slot(self.redis, self.rate)
+                except RedisError as exc:  # nothing was sent: safe to try again later
+                    raise OpenPhoneError(f"{method} {path}: rate limiter unavailable: {exc!r}") from exc
             try:
                 response = self.http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -144,7 +154,9 @@ def sandbox(config):
 
 
 def client_from_config(config=None):
-    """An OpenPhone client for this app's configuration (the fake one in sandbox mode)."""
+    """This process's OpenPhone client for the app's configuration (the fake one in sandbox mode).
+
+    Clients are kept per configuration so connections are reused from one text to the next."""
     from flask import current_app
 
     from app.queue import get_redis
@@ -154,8 +166,12 @@ def client_from_config(config=None):
         key, base = "sandbox", f"http://127.0.0.1:{config.get('SANDBOX_PORT', 5055)}"
     else:
         key, base = config["OPENPHONE_API_KEY"], config["OPENPHONE_BASE_URL"]
-    return OpenPhone(key, base, redis=get_redis(), rate=config.get("OPENPHONE_RATE_PER_SECOND", 10),
-                     timeout=config.get("OPENPHONE_TIMEOUT_SECONDS", 15.0))
+    redis = get_redis()
+    rate, timeout = config.get("OPENPHONE_RATE_PER_SECOND", 10), config.get("OPENPHONE_TIMEOUT_SECONDS", 15.0)
+    cache_key = (key, base, id(redis), rate, timeout)
+    if cache_key not in _clients:
+        _clients[cache_key] = OpenPhone(key, base, redis=redis, rate=rate, timeout=timeout)
+    return _clients[cache_key]
 
 
 # --- webhook signatures --------------------------------------------------------------
