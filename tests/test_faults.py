@@ -128,11 +128,18 @@ if os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"):
                 return db.session.get(Import, imp.id).rows_done
 
             wait_until(lambda: 0 < rows_done() < 10000, 120, "the import never started")
+            db.session.remove()
+            db.engine.dispose()  # so the only connections left to cut are the worker's
             with db.engine.connect() as conn:  # what a PostgreSQL restart does to every open connection
                 cut = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
             assert cut >= 1
-            wait_until(lambda: db.session.remove() or db.session.get(Import, imp.id).status == "succeeded", 180,
+
+            def succeeded():
+                db.session.remove()
+                return db.session.get(Import, imp.id).status == "succeeded"
+
+            wait_until(succeeded, 180,
                        "the import did not finish after its connections were cut:\n"
                        + (tmp_path / "import-worker.log").read_text()[-3000:])
         finally:
