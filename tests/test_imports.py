@@ -4,6 +4,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +13,7 @@ from app.import_files import BadFile
 from app.imports import cancel_import, create_import, import_counts, rejected_rows_csv, run_import
 from app.models import Contact, ContactProperty, Import, ImportRow, ListMember, OptOut, Property
 
-SAMPLE = "/work/shared/tools/propertyradar_sample.py"
+SAMPLE = str(Path(__file__).resolve().parents[2] / "shared" / "tools" / "propertyradar_sample.py")
 
 
 def make_sample(tmp_path, rows, seed=1, *flags, name="list.csv"):
