@@ -29,6 +29,7 @@ class CappedCount(SQLAInterface):
 
 
 class ContactPropertyView(ModelView):
+    list_title = "Properties"
     datamodel = SQLAInterface(ContactProperty)
     base_permissions = ["can_list"]
     base_filters = CONTACT_SCOPE
@@ -37,6 +38,7 @@ class ContactPropertyView(ModelView):
 
 
 class ContactMessageView(ModelView):
+    list_title = "Messages"
     datamodel = SQLAInterface(Message)
     base_permissions = ["can_list"]
     base_filters = CONTACT_SCOPE
@@ -46,6 +48,7 @@ class ContactMessageView(ModelView):
 
 
 class ListMemberView(ModelView):
+    list_title = "List memberships"
     datamodel = SQLAInterface(ListMember)
     base_permissions = ["can_list", "can_delete"]
     base_filters = CONTACT_SCOPE
@@ -72,6 +75,7 @@ class ContactView(ContactActionsMixin, ModelView):
 
 
 class PropertyContactView(ModelView):
+    list_title = "Owners and contacts"
     datamodel = SQLAInterface(ContactProperty)
     base_permissions = ["can_list"]
     list_columns = ["contact", "role"]
