@@ -1,5 +1,7 @@
 """Phone and email normalisation: the one place that decides what a phone number is."""
+import operator
 import re
+import zlib
 from functools import lru_cache
 
 import phonenumbers
@@ -73,20 +75,36 @@ CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "
 _CHUNK = 900  # IN-list size that every database accepts
 
 
+def where_in(session, column, values):
+    """Conditions that together select column IN values: one = ANY(array) on PostgreSQL (a short
+    statement the server can prepare once), else IN lists of _CHUNK values."""
+    from sqlalchemy import any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    values = list(values)
+    if not values:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return [column == any_(bindparam(f"any_{column.name}", values, type_=ARRAY(column.type)))]
+    return [column.in_(values[i:i + _CHUNK]) for i in range(0, len(values), _CHUNK)]
+
+
 def _fetch_contacts(session, people):
     """Existing contacts, as dicts, that share a phone or an email with the people given."""
-    from sqlalchemy import select
+    from sqlalchemy import select, union_all
 
     from app.models import Contact
 
     phones = sorted({p["phone"] for p in people if p.get("phone")})
     emails = sorted({p["email"] for p in people if p.get("email")})
-    columns = [Contact.id, *(getattr(Contact, f) for f in CONTACT_FIELDS)]
+    query = select(Contact.id, *(getattr(Contact, f) for f in CONTACT_FIELDS))
+    queries = [query.where(c) for c in where_in(session, Contact.phone, phones) + where_in(session, Contact.email, emails)]
+    if session.get_bind().dialect.name == "postgresql" and len(queries) > 1:
+        queries = [union_all(*queries)]  # one round trip; each branch still uses its own b-tree index
     found = {}
-    for column, values in ((Contact.phone, phones), (Contact.email, emails)):
-        for i in range(0, len(values), _CHUNK):
-            for row in session.execute(select(*columns).where(column.in_(values[i:i + _CHUNK]))).mappings():
-                found.setdefault(row["id"], dict(row))
+    for query in queries:
+        for row in session.execute(query).mappings():
+            found.setdefault(row["id"], dict(row))
     return sorted(found.values(), key=lambda c: c["id"])
 
 
@@ -137,13 +155,14 @@ def match_contacts(session, people, overwrite=()):
     return new, changed, results
 
 
-def upsert(session, table, rows, conflict=None):
-    """INSERT many rows; ON CONFLICT (conflict) DO NOTHING when given.
+def upsert(session, table, rows, conflict=None, returning=()):
+    """INSERT many rows (dicts with the same keys); ON CONFLICT (conflict) DO NOTHING when given.
 
-    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT (executemany would
-    be one round trip per row). SQLite: executemany, which runs in C."""
+    Returns the `returning` columns of the rows actually inserted, as tuples. PostgreSQL: COPY
+    into a temporary staging table (made once per connection, emptied at commit), then one
+    INSERT ... SELECT. SQLite: executemany, which runs in C."""
     if not rows:
-        return
+        return []
     columns = list(rows[0])
     on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
     connection = session.connection()
@@ -151,18 +170,23 @@ def upsert(session, table, rows, conflict=None):
         from sqlalchemy.dialects.sqlite import insert
 
         stmt = insert(table)
-        session.execute(stmt.on_conflict_do_nothing(index_elements=conflict) if conflict else stmt, rows)
-        return
+        stmt = stmt.on_conflict_do_nothing(index_elements=conflict) if conflict else stmt
+        if returning:
+            return [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)), rows)]
+        session.execute(stmt, rows)
+        return []
     names = ", ".join(columns)
-    staging = f"staging_{table.name}"
+    staging = f"staging_{table.name}_{zlib.crc32(names.encode()):08x}"
+    values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     with connection.connection.driver_connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
-                       f"SELECT {names} FROM {table.name} WITH NO DATA")
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+                       f"SELECT {names} FROM {table.name} WITH NO DATA; DELETE FROM {staging}")
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([row[c] for c in columns])
-        cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging}{on_conflict}")
-        cursor.execute(f"DROP TABLE {staging}")
+                copy.write_row(values(row))
+        back = f" RETURNING {', '.join(returning)}" if returning else ""
+        cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging}{on_conflict}{back}")
+        return cursor.fetchall() if returning else []
 
 
 def update_many(session, table, rows):
@@ -186,14 +210,18 @@ def save_contacts(session, new, changed, source):
 
     now = utcnow()
     table = Contact.__table__
-    upsert(session, table, [{**{f: c[f] for f in CONTACT_FIELDS}, "source": source, "created_at": now,
-                             "updated_at": now} for c in new], conflict=["phone"])
-    phones = [c["phone"] for c in new if c["phone"]]
-    emails = [c["email"] for c in new if not c["phone"]]
+    inserted = upsert(session, table, [{**{f: c[f] for f in CONTACT_FIELDS}, "source": source, "created_at": now,
+                                        "updated_at": now} for c in new], conflict=["phone"],
+                      returning=("id", "phone", "email"))
     ids = {}
+    for contact_id, phone, email in inserted:
+        ids.setdefault(phone or email, contact_id)
+    # Rows another transaction inserted first (ON CONFLICT DO NOTHING) come back only from a look-up.
+    phones = [c["phone"] for c in new if c["phone"] and c["phone"] not in ids]
+    emails = [c["email"] for c in new if not c["phone"] and c["email"] not in ids]
     for column, values in ((table.c.phone, phones), (table.c.email, emails)):
-        for i in range(0, len(values), _CHUNK):
-            query = select(table.c.id, column).where(column.in_(values[i:i + _CHUNK]))
+        for condition in where_in(session, column, values):
+            query = select(table.c.id, column).where(condition)
             if column is table.c.email:
                 query = query.where(table.c.phone.is_(None))
             for contact_id, value in session.execute(query.order_by(table.c.id)):

@@ -5,7 +5,15 @@ from datetime import date
 
 from sqlalchemy import select
 
-from app.contacts import CONTACT_FIELDS, match_contacts, normalize_email, normalize_phone, save_contacts, update_many
+from app.contacts import (
+    CONTACT_FIELDS,
+    match_contacts,
+    normalize_email,
+    normalize_phone,
+    save_contacts,
+    update_many,
+    where_in,
+)
 from app.contacts import upsert as insert_rows
 from app.models import Contact, ContactProperty, ListMember, OptOut, Property, utcnow
 
@@ -203,8 +211,8 @@ def _save_properties(session, batch):
     table = Property.__table__
     keys = sorted({v["key"] for v in batch.properties.values()})
     existing = {}
-    for i in range(0, len(keys), 900):
-        for row in session.execute(select(table).where(table.c.key.in_(keys[i:i + 900]))).mappings():
+    for condition in where_in(session, table.c.key, keys):
+        for row in session.execute(select(table).where(condition)).mappings():
             existing[row["key"]] = dict(row)
     now, new, changed = utcnow(), {}, {}
     for line, values in batch.properties.items():
@@ -219,15 +227,17 @@ def _save_properties(session, batch):
                 changed.setdefault(current["id"], {"id": current["id"], "updated_at": now}).update(diff)
             outcome = "updated" if diff else "unchanged"
         batch.outcomes[(line, 0)][0] = outcome
-    columns = {field for field, _parse in PROPERTY_COLUMNS.values()} | {"key", "created_at", "updated_at"}
-    insert_rows(session, table, [{c: row.get(c) for c in columns} for row in new.values()], conflict=["key"])
+    ids = {key: row["id"] for key, row in existing.items()}
+    ids.update(insert_rows(session, table, [{c: row.get(c) for c in PROPERTY_FIELDS} for row in new.values()],
+                           conflict=["key"], returning=("key", "id")))
     update_many(session, table, list(changed.values()))
-    ids = {}
-    for i in range(0, len(keys), 900):
-        ids.update(session.execute(select(table.c.key, table.c.id).where(table.c.key.in_(keys[i:i + 900]))).all())
+    missing = [key for key in new if key not in ids]  # inserted meanwhile by another import
+    for condition in where_in(session, table.c.key, missing):
+        ids.update(session.execute(select(table.c.key, table.c.id).where(condition)).all())
     return {line: ids[values["key"]] for line, values in batch.properties.items()}
 
 
+PROPERTY_FIELDS = sorted({field for field, _parse in PROPERTY_COLUMNS.values()} | {"key", "created_at", "updated_at"})
 CONTACT_COLUMN_FIELDS = ("first_name", "last_name", "name", "phone", "email", "mail_address", "mail_city",
                          "mail_state", "mail_zip")
 
@@ -270,9 +280,8 @@ def save_dnc(session, batch):
     table = OptOut.__table__
     values = sorted(set(phones.values()))
     existing = {}
-    for i in range(0, len(values), 900):
-        existing.update(session.execute(select(table.c.phone, table.c.active)
-                                        .where(table.c.phone.in_(values[i:i + 900]))).all())
+    for condition in where_in(session, table.c.phone, values):
+        existing.update(session.execute(select(table.c.phone, table.c.active).where(condition)).all())
     fresh, revived = {}, set()
     for line, phone in phones.items():
         if phone not in existing and phone not in fresh:

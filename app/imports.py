@@ -244,7 +244,7 @@ def _run(import_id, token, progress):
             if len(rows) >= batch_size:
                 token = _save_batch(ctx, rows, line, end, token)
                 rows, batches = [], batches + 1
-                if batches & (batches - 1) == 0:
+                if batches == 1:
                     _analyze()
                 if progress:
                     progress(line, imp.total_rows)
