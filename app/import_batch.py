@@ -26,6 +26,11 @@ def _text(value):
 
 
 def _integer(value):
+    if value:
+        try:
+            return int(float(value))  # the common case, before cleaning "$1,200 "
+        except ValueError:
+            pass
     value = value.strip().replace(",", "").replace("$", "")
     try:
         return int(float(value)) if value else None
@@ -34,6 +39,11 @@ def _integer(value):
 
 
 def _number(value):
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            pass
     value = value.strip().replace(",", "").replace("$", "").replace("%", "")
     try:
         return float(value) if value else None
@@ -41,14 +51,17 @@ def _number(value):
         return None
 
 
+FLAGS = {"1": True, "0": False, "yes": True, "no": False, "true": True, "false": False}
+
+
 def _flag(value):
-    value = value.strip().lower()
-    return {"1": True, "0": False, "yes": True, "no": False, "true": True, "false": False}.get(value)
+    return FLAGS.get(value.strip().lower())
 
 
 def _day(value):
+    value = value.strip()
     try:
-        return date.fromisoformat(value.strip()) if value.strip() else None
+        return date.fromisoformat(value) if value else None
     except ValueError:
         return None
 
@@ -165,16 +178,23 @@ def _common_row_checks(batch, line, cells, header):
 def save_propertyradar(session, batch):
     header = batch.ctx["header"]
     index = {name: i for i, name in enumerate(header)}
+    plan = [(field, index[col], parse) for col, (field, parse) in PROPERTY_COLUMNS.items() if col in index]
+    # Cells are at most MAX_CELL long by the time these are checked: only shorter limits matter.
+    limits = {field: PROPERTY_LIMITS[field] for field, _i, _parse in plan
+              if PROPERTY_LIMITS.get(field, MAX_CELL) < MAX_CELL}
+    people = [(number, role, index[f"{prefix} Name"], index[f"{prefix} Mobile Phone1"], index[f"{prefix} Email1"])
+              for number, prefix, role in PEOPLE]
     for line, cells in batch.rows:
         if len(cells) == 1 and cells[0].startswith(FOOTER_START):
             batch.row(line, "footer")
             continue
         if not _common_row_checks(batch, line, cells, header):
             continue
-        values = {field: parse(cells[index[col]]) for col, (field, parse) in PROPERTY_COLUMNS.items() if col in index}
-        long_cell = next((f"{header[i]} is {len(c)} characters long; the limit is {MAX_CELL}"
-                          for i, c in enumerate(cells) if len(c) > MAX_CELL), None)
-        problem = long_cell or _too_long(values, PROPERTY_LIMITS)
+        values = {field: parse(cells[i]) for field, i, parse in plan}
+        long_cell = max(map(len, cells)) > MAX_CELL and next(
+            f"{header[i]} is {len(c)} characters long; the limit is {MAX_CELL}" for i, c in enumerate(cells)
+            if len(c) > MAX_CELL)
+        problem = long_cell or _too_long(values, limits)
         address = " ".join(f"{values.get('address') or ''}|{values.get('city') or ''}|{values.get('zip') or ''}"
                            .upper().split())
         values["key"] = values.get("apn") or (f"addr:{address}" if values.get("address") else None)
@@ -183,10 +203,8 @@ def save_propertyradar(session, batch):
             continue
         batch.properties[line] = values
         batch.row(line, None)
-        for number, prefix, _role in PEOPLE:
-            name = cells[index[f"{prefix} Name"]].strip()
-            phone = cells[index[f"{prefix} Mobile Phone1"]]
-            email = cells[index[f"{prefix} Email1"]]
+        for number, _role, name_at, phone_at, email_at in people:
+            name, phone, email = cells[name_at].strip(), cells[phone_at], cells[email_at]
             if not (name or phone.strip() or email.strip()):
                 continue
             first, last = _split_name(name)
