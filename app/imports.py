@@ -6,6 +6,7 @@ committed with every batch, a heartbeat that doubles as the claim token, and one
 ImportRow outcome per data row and per person, from which every count is read.
 """
 import csv
+import gc
 import io
 import json
 import logging
@@ -176,6 +177,9 @@ def run_import(import_id, progress=None):
     token = claim_import(import_id)
     if token is None:
         return None
+    # Batches allocate millions of short-lived containers; while frozen, the full collections
+    # they trigger skip the app's and libraries' long-lived objects (~90 ms a collection).
+    gc.freeze()
     try:
         return _run(import_id, token, progress)
     except Superseded:
@@ -194,6 +198,8 @@ def run_import(import_id, progress=None):
         db.session.rollback()
         log.exception("import %s failed", import_id)
         return _finish(import_id, token, "failed", f"Internal error ({type(exc).__name__}); the log has details.")
+    finally:
+        gc.unfreeze()
 
 
 def _context(imp, header):
