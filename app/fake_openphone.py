@@ -178,6 +178,9 @@ class FakeOpenPhone:
 def _handler(fake):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in separate writes; with Nagle on, the body waits for the
+        # client's delayed ACK (40 ms a request on Linux), which no real API server adds.
+        disable_nagle_algorithm = True
 
         def log_message(self, format, *args):  # noqa: A002 - quiet unless debugging
             log.debug("fake openphone: " + format, *args)
