@@ -16,6 +16,12 @@ SKIPPED_TABLES = {
     "audit_log", "import_rows", "webhook_events", "ab_permission", "ab_view_menu",
     "ab_permission_view", "ab_permission_view_role", "ab_register_user", "ab_api_key",
 }
+# Not skipped, but written past this listener on purpose: the sender's status changes on
+# messages and campaign_recipients (queued -> sending -> sent / failed / cancelled / review)
+# are Core UPDATEs in app/messages.py, hundreds a second. Those rows are their own record:
+# status, sending_started_at, sent_at, provider_id and error say what happened and when, and
+# an audit row per transition would only copy them. Creating a message (who texted whom) and
+# any change a person makes through the ORM are still audited like every other table.
 REDACTED = {"password", "api_key", "secret"}
 # Bookkeeping columns whose change alone is not worth an audit row.
 IGNORED = {"login_count", "last_login", "fail_login_count", "changed_on", "updated_at", "heartbeat_at"}

@@ -212,7 +212,7 @@ def sender_now(now=None):
 def send_due_messages(campaign_id, now=None, max_messages=None, max_seconds=None):
     """The one sender loop: claim due recipients, queue their text, send it. Returns texts sent.
     With max_seconds it stops after that long; the recovery tick enqueues the next round."""
-    from app.messages import send_queued
+    from app.messages import send_message
 
     done, deadline = 0, None if max_seconds is None else time.monotonic() + max_seconds
     while (max_messages is None or done < max_messages) and (deadline is None or time.monotonic() < deadline):
@@ -221,7 +221,7 @@ def send_due_messages(campaign_id, now=None, max_messages=None, max_seconds=None
         if not message_ids:
             break
         for message_id in message_ids:
-            send_queued(message_id)
+            send_message(message_id)
             done += 1
     return done
 
@@ -383,7 +383,7 @@ def recover_campaigns():
             count += 1
     # Claimed and queued, but the sender died before OpenPhone heard of it (or it could not connect).
     # Sent only while its campaign runs and both windows are open, like any campaign text. A live
-    # sender may be about to send one of these too: send_queued's conditional claim lets one win.
+    # sender may be about to send one of these too: send_message's conditional claim lets one win.
     now = sender_now()
     zone = current_app.config["CAMPAIGN_TIMEZONE"]
     unsent = db.session.execute(select(Message.id, R.phone, R.state, Campaign).join(R, R.id == Message.campaign_recipient_id)

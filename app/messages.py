@@ -4,11 +4,11 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from app.contacts import normalize_phone
 from app.extensions import db
-from app.models import CampaignRecipient, Contact, Message, WebhookEvent, utcnow
+from app.models import CampaignRecipient, Contact, Message, OptOut, WebhookEvent, utcnow
 from app.openphone import AmbiguousError, OpenPhoneError, PermanentError, client_from_config
 from app.opt_outs import OptedOut, classify_opt_out, is_opted_out, opt_in, opt_out  # noqa: F401 (contract)
 
@@ -50,50 +50,67 @@ def enqueue_send(message_id):
     return enqueue("jobs.messages.send_message", message_id, job_id=f"send-message-{message_id}")
 
 
-def _finish(message, status, **fields):
-    """Record an outcome on the message and on its campaign recipient, in one commit."""
-    message.status = status
-    for key, value in fields.items():
-        setattr(message, key, value)
-    recipient = db.session.get(CampaignRecipient, message.campaign_recipient_id) if message.campaign_recipient_id else None
-    if recipient is not None and status in RECIPIENT_STATUS:
-        recipient.status = RECIPIENT_STATUS[status]
+MESSAGES, RECIPIENTS = Message.__table__, CampaignRecipient.__table__
+
+
+def _finish(message_id, recipient_id, status, **fields):
+    """Record an outcome on the message and on its campaign recipient, in one commit.
+
+    Core statements, not ORM objects: the sender writes these a few hundred times a second and
+    the rows themselves are the record (see app/audit.py on messages and campaign_recipients)."""
+    db.session.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(status=status, **fields))
+    if recipient_id is not None and status in RECIPIENT_STATUS:
+        values = {"status": RECIPIENT_STATUS[status]}
         if status == "sent":
-            recipient.sent_at = message.sent_at
+            values["sent_at"] = fields.get("sent_at")
         elif status == "cancelled":
-            recipient.exclusion_reason, recipient.opted_out_at = "opted_out", recipient.opted_out_at or utcnow()
+            values.update(exclusion_reason="opted_out",
+                          opted_out_at=func.coalesce(RECIPIENTS.c.opted_out_at, utcnow()))
         else:
-            recipient.error = message.error
+            values["error"] = fields.get("error")
+        db.session.execute(update(RECIPIENTS).where(RECIPIENTS.c.id == recipient_id).values(**values))
     db.session.commit()
-    return message
+    return status
 
 
 def send_queued(message_id):
     """Send one queued message exactly once; returns it with its outcome."""
-    claimed = db.session.execute(
-        update(Message).where(Message.id == message_id, Message.status == "queued")
-        .values(status="sending", sending_started_at=utcnow())).rowcount
+    send_message(message_id)
+    return db.session.get(Message, message_id, populate_existing=True)
+
+
+def send_message(message_id):
+    """Send one queued message exactly once; returns its outcome status, or None when it was
+    not queued (another sender has it, or it was sent already)."""
+    opted_out = (select(OptOut.id).where(OptOut.phone == MESSAGES.c.to_phone, OptOut.active.is_(True))
+                 .exists().label("opted_out"))
+    message = db.session.execute(
+        update(MESSAGES).where(MESSAGES.c.id == message_id, MESSAGES.c.status == "queued")
+        .values(status="sending", sending_started_at=utcnow())
+        .returning(MESSAGES.c.kind, MESSAGES.c.to_phone, MESSAGES.c.body, MESSAGES.c.from_phone,
+                   MESSAGES.c.campaign_recipient_id, opted_out)).first()
     db.session.commit()  # the claim is durable before OpenPhone hears anything
-    message = db.session.get(Message, message_id, populate_existing=True)
-    if not claimed or message is None:
-        return message
-    if message.kind != CONFIRMATION_KIND and is_opted_out(message.to_phone):
-        log.info("message %s cancelled: %s opted out", message.id, message.to_phone)
-        return _finish(message, "cancelled", error="opted out before sending")
+    if message is None:
+        return None
+    recipient_id = message.campaign_recipient_id
+    if message.kind != CONFIRMATION_KIND and message.opted_out:
+        log.info("message %s cancelled: %s opted out", message_id, message.to_phone)
+        return _finish(message_id, recipient_id, "cancelled", error="opted out before sending")
     client = client_from_config()
     try:
         data = client.send_message(message.to_phone, message.body, message.from_phone)
     except PermanentError as exc:
-        log.warning("message %s to %s refused: %s", message.id, message.to_phone, exc)
-        return _finish(message, "failed", error=str(exc))
+        log.warning("message %s to %s refused: %s", message_id, message.to_phone, exc)
+        return _finish(message_id, recipient_id, "failed", error=str(exc))
     except AmbiguousError as exc:
-        log.warning("message %s to %s: no clear answer, reconciling: %s", message.id, message.to_phone, exc)
-        _finish(message, "unknown", error=str(exc))
-        return reconcile_message(message.id, client=client)
+        log.warning("message %s to %s: no clear answer, reconciling: %s", message_id, message.to_phone, exc)
+        _finish(message_id, recipient_id, "unknown", error=str(exc))
+        reconciled = reconcile_message(message_id, client=client)
+        return reconciled.status if reconciled is not None else None
     except OpenPhoneError as exc:  # certainly not sent: back to the queue
-        log.warning("message %s to %s not sent, will retry: %s", message.id, message.to_phone, exc)
-        return _finish(message, "queued", error=str(exc), sending_started_at=None)
-    return _finish(message, "sent", provider_id=data.get("id"), sent_at=utcnow(), error=None)
+        log.warning("message %s to %s not sent, will retry: %s", message_id, message.to_phone, exc)
+        return _finish(message_id, recipient_id, "queued", error=str(exc), sending_started_at=None)
+    return _finish(message_id, recipient_id, "sent", provider_id=data.get("id"), sent_at=utcnow(), error=None)
 
 
 def reconcile_message(message_id, final=False, client=None):
@@ -114,12 +131,15 @@ def reconcile_message(message_id, final=False, client=None):
         return message
     if found:
         log.info("message %s reconciled: OpenPhone has it as %s", message.id, found["id"])
-        return _finish(message, "sent", provider_id=found["id"], sent_at=message.sending_started_at, error=None)
-    if final:
+        _finish(message.id, message.campaign_recipient_id, "sent", provider_id=found["id"],
+                sent_at=message.sending_started_at, error=None)
+    elif final:
         log.warning("message %s to %s: not in OpenPhone's list; needs review", message.id, message.to_phone)
-        return _finish(message, "review", error="No answer from OpenPhone and not in its message list. "
-                       "Check the conversation in OpenPhone before sending again.")
-    return _finish(message, "unknown")
+        _finish(message.id, message.campaign_recipient_id, "review", error="No answer from OpenPhone and not in "
+                "its message list. Check the conversation in OpenPhone before sending again.")
+    else:
+        _finish(message.id, message.campaign_recipient_id, "unknown")
+    return db.session.get(Message, message_id, populate_existing=True)
 
 
 def _find_sent(items, message):

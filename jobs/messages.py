@@ -3,8 +3,7 @@ from app import messages
 
 
 def send_message(message_id):
-    message = messages.send_queued(message_id)
-    return message.status if message else None
+    return messages.send_message(message_id)
 
 
 def process_event(webhook_event_id):
