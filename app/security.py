@@ -89,15 +89,24 @@ class CrmSecurityManager(SecurityManager):
                 audit.record_now("login", object_type="ab_user", object_id=user.id)
         return user
 
-    def register_views(self):
-        """FAB throttles only the form login; the JWT login gets the same limit."""
-        super().register_views()
-        if self.is_auth_limited:
-            from flask_appbuilder.security.api import SecurityApi
+    @property
+    def is_auth_limited(self):
+        return False  # FAB's own limit counts every attempt; register_views sets ours instead
 
-            for view in self.appbuilder.baseviews:
-                if isinstance(view, SecurityApi):
-                    self.limiter.limit(self.auth_rate_limit, methods=["POST"])(view.blueprint)
+    def register_views(self):
+        """Throttle the form login and the JWT login alike, counting failed attempts only:
+        after AUTH_RATE_LIMIT failures every attempt is refused until the window passes,
+        while a user who signs in successfully many times a day is never locked out."""
+        super().register_views()
+        if not current_app.config["AUTH_RATE_LIMITED"]:
+            return
+        from flask_appbuilder.security.api import SecurityApi
+
+        limit = self.limiter.limit(self.auth_rate_limit, methods=["POST"], deduct_when=_login_failed)
+        limit(self.auth_view.blueprint)
+        for view in self.appbuilder.baseviews:
+            if isinstance(view, SecurityApi):
+                limit(view.blueprint)
 
     def exist_permission_on_roles(self, view_name, permission_name, role_ids):
         """One query per request for all of the roles' permissions instead of one per check
@@ -124,6 +133,13 @@ class CrmSecurityManager(SecurityManager):
 
         with audit.acting_as(getattr(user, "id", None), getattr(user, "username", "anonymous")):
             audit.record_now("logout", object_type="ab_user", object_id=getattr(user, "id", None))
+
+
+def _login_failed(response):
+    """A login answer that did not sign anyone in (the form redirects to the index on success)."""
+    if response.status_code == 302:
+        return "/login" in response.headers.get("Location", "")
+    return response.status_code != 200 or not response.is_json
 
 
 def login_throttle_key():

@@ -53,6 +53,17 @@ def test_throttling_one_account_leaves_another_usable(app, db):
     assert login(app, client, "staff").status_code == 302
 
 
+def test_only_failed_logins_count_towards_the_throttle(app, db):
+    client = app.test_client()
+    for attempt in range(15):
+        response = login(app, client, "staff")
+        assert response.status_code == 302 and "/login" not in response.headers["Location"], attempt
+        client.get("/logout/")
+    for _ in range(10):
+        login(app, client, "staff", "nope")
+    assert login(app, client, "staff").status_code == 429
+
+
 # --- CSRF -----------------------------------------------------------------------------------
 
 def test_post_without_csrf_token_is_refused_and_changes_nothing(db, client_for, post_form):
