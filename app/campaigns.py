@@ -305,34 +305,43 @@ def _state_allows(row, now):
 
 def _queue_messages(campaign, recipient_ids, now):
     """Queue a message per claimed recipient; one that opted out or hit the cap meanwhile is skipped."""
-    from app.messages import OptedOut, queue_text
+    from app.messages import queue_text
+    from app.opt_outs import opted_out_phones
 
     recipients = db.session.scalars(select(R).where(R.id.in_(recipient_ids)).order_by(R.position)).all()
     templates = {v.id: v.template for v in campaign.variants}
     properties = _first_properties([r.contact_id for r in recipients])
     contacts = {c.id: c for c in db.session.scalars(select(Contact).where(
         Contact.id.in_([r.contact_id for r in recipients if r.contact_id])))}
-    cap_since = now.replace(tzinfo=None) - timedelta(days=campaign.frequency_cap_days or 0)
+    phones = [r.phone for r in recipients]
+    capped, opted_out = _capped_phones(campaign, phones, now), opted_out_phones(phones)
     messages = []
     for recipient in recipients:
-        if campaign.frequency_cap_days and db.session.scalar(select(R.id).where(
-                R.phone == recipient.phone, R.campaign_id != campaign.id, R.sent_at >= cap_since).limit(1)):
+        if recipient.phone in capped:
             recipient.status, recipient.exclusion_reason = "skipped", "frequency_cap"
+            continue
+        if recipient.phone in opted_out:
+            recipient.status, recipient.exclusion_reason = "skipped", "opted_out"
+            recipient.opted_out_at = recipient.opted_out_at or utcnow()
             continue
         body = render_template(templates.get(recipient.variant_id) or campaign.variants[0].template,
                                token_values(contacts.get(recipient.contact_id), properties.get(recipient.contact_id), now.date()),
                                opt_out_line=campaign.append_opt_out_line)
-        try:
-            message = queue_text(recipient.phone, body, contact_id=recipient.contact_id,
-                                 campaign_recipient_id=recipient.id, from_number=campaign.sending_number)
-        except OptedOut:
-            recipient.status, recipient.exclusion_reason = "skipped", "opted_out"
-            recipient.opted_out_at = recipient.opted_out_at or utcnow()
-            continue
+        message = queue_text(recipient.phone, body, contact_id=recipient.contact_id, opt_out_checked=True,
+                             campaign_recipient_id=recipient.id, from_number=campaign.sending_number)
         message.created_at = now.replace(tzinfo=None)  # the daily limit counts on the sender's clock
         messages.append(message)
     db.session.flush()
     return [m.id for m in messages]
+
+
+def _capped_phones(campaign, phones, now):
+    """The phones among these that another campaign texted within the frequency cap."""
+    if not campaign.frequency_cap_days or not phones:
+        return set()
+    since = now.replace(tzinfo=None) - timedelta(days=campaign.frequency_cap_days)
+    return set(db.session.scalars(select(R.phone).where(
+        R.phone.in_(phones), R.campaign_id != campaign.id, R.sent_at >= since)))
 
 
 def _first_properties(contact_ids):

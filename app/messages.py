@@ -23,8 +23,11 @@ class TextError(ValueError):
 
 
 def queue_text(phone, body, *, contact_id=None, user_id=None, campaign_recipient_id=None, from_number=None,
-               kind="sms"):
-    """Add an outgoing Message (status queued) to the session; the caller commits and enqueues."""
+               kind="sms", opt_out_checked=False):
+    """Add an outgoing Message (status queued) to the session; the caller commits and enqueues.
+
+    opt_out_checked: the caller has just checked a whole batch (the campaign sender); the
+    send itself checks again either way."""
     number = normalize_phone(phone)
     if not number:
         raise TextError(f"{phone!r} is not a valid phone number.")
@@ -33,7 +36,7 @@ def queue_text(phone, body, *, contact_id=None, user_id=None, campaign_recipient
         raise TextError("The text is empty.")
     if len(body) > MAX_LENGTH:
         raise TextError(f"The text is {len(body)} characters; OpenPhone accepts at most {MAX_LENGTH}.")
-    if kind != CONFIRMATION_KIND and is_opted_out(number):
+    if kind != CONFIRMATION_KIND and not opt_out_checked and is_opted_out(number):
         raise OptedOut(f"{number} has opted out of texts.")
     if contact_id is None:
         contact_id = db.session.scalar(select(Contact.id).filter_by(phone=number))

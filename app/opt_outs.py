@@ -60,6 +60,14 @@ def is_opted_out(phone):
     return db.session.scalar(select(OptOut.id).filter_by(phone=phone, active=True)) is not None
 
 
+def opted_out_phones(phones):
+    """The phones among these (already normalised) that have opted out, in one query."""
+    phones = {p for p in phones if p}
+    if not phones:
+        return set()
+    return set(db.session.scalars(select(OptOut.phone).where(OptOut.phone.in_(phones), OptOut.active.is_(True))))
+
+
 def opt_out(phone, source, reason=None, message_id=None, user_id=None):
     """Suppress a phone (idempotent). Returns the OptOut row; the caller commits."""
     phone = normalize_phone(phone) or phone
