@@ -7,17 +7,22 @@ DEV_STAMP = $(VENV)/.installed-dev
 
 .PHONY: run test lint check-migrations demo worker clean
 
+# uv (a PyPI package) installs the dependencies in seconds where pip takes over a minute.
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv || true
+
+# uv when it installed, else pip
+INSTALL = $(if $(wildcard $(BIN)/uv),$(BIN)/uv pip install --quiet --python $(BIN)/python,$(BIN)/pip install --quiet)
 
 # `make run` needs only the runtime packages; tests and lint add the dev ones.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(INSTALL) -e .
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(INSTALL) -e '.[dev]'
 	@touch $(DEV_STAMP)
 
 run: $(STAMP)
