@@ -48,13 +48,16 @@ def main():
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-tracemalloc", action="store_true", help="tracemalloc slows Python down ~2x")
+    parser.add_argument("--file", help="an existing PropertyRadar CSV (without the licence line) instead of a new one")
     args = parser.parse_args()
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1/crm_bench_imports")
     work = Path(tempfile.mkdtemp(prefix="import-bench-"))
     path = work / "propertyradar.csv"
-    # no licence line: COPY cannot skip it (the importer gives it a "footer" outcome)
-    subprocess.run([sys.executable, SAMPLE, "--rows", str(args.rows), "--seed", str(args.seed), "--messy", "--no-disclaimer",
-                    "--out", str(path)], check=True)
+    if args.file:
+        path = Path(args.file)
+    else:  # no licence line: COPY cannot skip it (the importer gives it a "footer" outcome)
+        subprocess.run([sys.executable, SAMPLE, "--rows", str(args.rows), "--seed", str(args.seed), "--messy",
+                        "--no-disclaimer", "--out", str(path)], check=True)
     print(f"file: {path} ({path.stat().st_size / 1e6:.1f} MB, {args.rows} rows)")
 
     os.environ.setdefault("INSTANCE_DIR", str(work))
@@ -73,6 +76,7 @@ def main():
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
         copy = copy_seconds(db.engine, path)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if not args.no_tracemalloc:
             tracemalloc.start()
         started = time.perf_counter()
@@ -89,7 +93,7 @@ def main():
           f"{elapsed / copy:.1f}x")
     if peak is not None:
         print(f"peak Python memory (tracemalloc): {peak / 1e6:.1f} MB")
-    print(f"peak resident memory (getrusage): {rss:.0f} MB")
+    print(f"peak resident memory (getrusage): {rss:.0f} MB; {rss_before:.0f} MB before the import started")
 
 
 if __name__ == "__main__":
