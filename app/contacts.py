@@ -9,7 +9,7 @@ import phonenumbers
 _NANP = re.compile(r"^\s*(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s.-]?([2-9]\d{2})[\s.-]?(\d{4})\s*$")
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=20_000)
 def normalize_phone(raw, region="US"):
     """E.164 for a valid number, else None. '617-555-0123' -> '+16175550123'."""
     if not raw:
@@ -32,7 +32,7 @@ def normalize_phone(raw, region="US"):
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=20_000)
 def _is_valid(e164):
     if e164.startswith("+1") and len(e164) == 12:
         return bool(_nanp_valid().match(e164[2:]))
