@@ -202,9 +202,13 @@ def _job_alive(job_id):
 
 
 def enqueue_event(event_id):
-    from app.queue import enqueue
+    """Save and push the job in one Redis round trip (the webhook route does this per event)."""
+    from app.queue import enqueue, get_redis
 
-    return enqueue("jobs.messages.process_event", event_id, job_id=f"webhook-event-{event_id}")
+    pipe = get_redis().pipeline()
+    job = enqueue("jobs.messages.process_event", event_id, job_id=f"webhook-event-{event_id}", pipeline=pipe)
+    pipe.execute()
+    return job
 
 
 def process_event(webhook_event_id):
