@@ -1,5 +1,6 @@
 """Security probes over real HTTP against `crm run`: each asserts the refusal and that nothing changed."""
 import re
+import time
 
 import httpx
 import pytest
@@ -131,3 +132,63 @@ def test_unknown_routes_and_forged_sessions_get_a_clear_refusal(live):
     forged = httpx.get(base + "/contactview/list/", cookies={"session": "eyJfdXNlcl9pZCI6IjEifQ.forged.sig"})
     assert forged.status_code == 302 and "/login" in forged.headers["location"]
     assert httpx.get(base + "/api/v1/contact/", headers={"Authorization": "Bearer forged.token.here"}).status_code in (401, 422)
+
+
+def csrf_from(client, path):
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get(path).text).group(1)
+
+
+def upload(client, name, data, fmt="auto"):
+    token = csrf_from(client, "/importview/upload")
+    return client.post("/importview/upload", data={"csrf_token": token, "format": fmt, "new_list": "Probe uploads"},
+                       files={"file": (name, data, "text/csv")}, follow_redirects=True)
+
+
+def test_oversized_and_malformed_uploads_are_refused_and_change_nothing(live, admin):
+    base = live["url"]
+    client = session(base, "admin", ADMIN_PASSWORD)
+    before = contact_count(base, admin)
+    too_big = upload(client, "huge.csv", b"Phone\n" + b"617-555-0100\n" * 250_000)  # 3.25 MB over a 2 MB limit
+    assert too_big.status_code in (200, 413)
+    assert "limit" in too_big.text
+    for name, data in (("photo.csv", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8),
+                       ("sheet.csv", b"PK\x03\x04" + b"\x00" * 600),
+                       ("empty.csv", b"")):
+        response = upload(client, name, data)
+        assert response.status_code == 200, name
+        assert "alert-danger" in response.text or "failed" in response.text, name
+    assert contact_count(base, admin) == before
+
+
+def test_script_in_csv_cells_and_message_bodies_is_shown_escaped(live, admin):
+    base, fake = live["url"], f"http://127.0.0.1:{live['sandbox_port']}"
+    client = session(base, "admin", ADMIN_PASSWORD)
+    upload(client, "xss.csv", f"First Name,Last Name,Phone\n{SCRIPT},Csv,617-555-0166\n".encode(), fmt="contacts")
+    mapping = client.get("/importview/list/").text
+    import_id = re.search(r"/importview/(?:mapping|show)/(\d+)", mapping).group(1)
+    token = csrf_from(client, f"/importview/mapping/{import_id}")
+    client.post(f"/importview/mapping/{import_id}", data={
+        "csrf_token": token, "map_0": "first_name", "map_1": "last_name", "map_2": "phone"})
+    for _ in range(60):  # the import runs in the worker
+        found = httpx.get(base + "/api/v1/contact/", headers=admin,
+                          params={"q": "(filters:!((col:phone,opr:eq,value:'+16175550166')))"}).json()
+        if found["count"]:
+            break
+        time.sleep(1)
+    contact_id = found["ids"][0]
+    assert found["result"][0]["first_name"] == SCRIPT  # stored as typed
+    token = csrf_from(client, f"/contactview/show/{contact_id}")
+    client.post(f"/conversations/send_text/{contact_id}", data={"csrf_token": token, "body": "<img src=x onerror=alert(1)>"})
+    httpx.post(fake + "/_fake/reply", json={"from": "+16175550166", "text": "<script>alert('reply')</script>"})
+    for _ in range(60):
+        page = client.get(f"/contactview/show/{contact_id}").text
+        if "alert(&#39;reply&#39;)" in page or "alert(&#x27;reply&#x27;)" in page:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError("the reply with a script in it never showed on the contact page")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page  # the text we sent, shown as text
+    for path in (f"/contactview/show/{contact_id}", "/contactview/list/", "/inbox/", "/messageview/list/"):
+        html = client.get(path).text
+        assert SCRIPT not in html and "<script>alert('reply')" not in html and "<img src=x" not in html, path
+    assert "&lt;script&gt;alert(" in client.get(f"/contactview/show/{contact_id}").text
