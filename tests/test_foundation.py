@@ -91,3 +91,14 @@ def test_contact_count_above_the_cap_is_an_estimate_and_rows_still_list(db, clie
     search = admin.get("/api/v1/contact/?q=(filters:!((col:first_name,opr:eq,value:C1)))",
                        headers={"Authorization": f"Bearer {token}"}).get_json()
     assert search["count"] == 1
+
+
+def test_an_estimated_contact_count_says_it_is_an_estimate():
+    import json
+
+    from views.contacts import EstimatedCount
+
+    count = EstimatedCount(1_234_567)
+    assert str(count) == "about 1,234,567 (estimate)"
+    assert json.loads(json.dumps({"count": count})) == {"count": 1234567}  # the API still gets a number
+    assert count // 25 == 49382  # pagination arithmetic is unchanged
