@@ -167,6 +167,24 @@ def fake_openphone(app):
     fake.stop()
 
 
+def start_worker(app, log_path=None, **env):
+    """A real `crm worker` process on the test's database and Redis (for kill -9 tests).
+
+    Keyword arguments are extra environment settings (strings); output goes to log_path."""
+    import subprocess
+    import sys
+
+    settings = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
+                    INSTANCE_DIR=str(app.config["INSTANCE_DIR"]), UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"],
+                    SECRET_KEY=app.config["SECRET_KEY"], QUEUE_NAME=app.config["QUEUE_NAME"],
+                    WORKER_TICK_SECONDS="0.5")
+    settings.update(env)
+    output = open(log_path, "a") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "run", "worker"], env=settings, stdout=output,
+                            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+                            cwd=str(app.config["BASE_DIR"]))
+
+
 def find_csrf(html):
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
     return match.group(1) if match else None

@@ -21,6 +21,7 @@ from app.models import (
     OptOut,
     Property,
 )
+from tests.conftest import start_worker
 
 NUMBER = "+16175550100"
 TUESDAY_10AM = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("America/New_York"))
@@ -438,18 +439,10 @@ def test_staff_cannot_open_campaigns(db, client_for):
 
 # --- a real worker, killed or robbed of its Redis mid-campaign ---------------------------------
 
-def start_worker(app, fake):
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
-               INSTANCE_DIR=str(app.config["INSTANCE_DIR"]), SECRET_KEY=app.config["SECRET_KEY"],
-               OPENPHONE_API_KEY="test-key", OPENPHONE_BASE_URL=fake.url, OPENPHONE_RATE_PER_SECOND="1000",
-               OPENPHONE_RECONCILE_AFTER_SECONDS="1", CAMPAIGN_NOW=TUESDAY_10AM.isoformat(), CAMPAIGN_SPREAD="0",
-               WORKER_TICK_SECONDS="0.5", QUEUE_NAME=app.config["QUEUE_NAME"])
-    return subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env, cwd=str(app.config["BASE_DIR"]),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_sender(app, fake):
+    return start_worker(app, OPENPHONE_API_KEY="test-key", OPENPHONE_BASE_URL=fake.url,
+                        OPENPHONE_RATE_PER_SECOND="1000", OPENPHONE_RECONCILE_AFTER_SECONDS="1",
+                        CAMPAIGN_NOW=TUESDAY_10AM.isoformat(), CAMPAIGN_SPREAD="0")
 
 
 def wait_for(condition, timeout=60):
@@ -489,13 +482,13 @@ def test_worker_killed_mid_campaign_texts_everyone_exactly_once(app, db, fake):
 
     campaign_id = running_campaign(db, 30)
     fake.configure(latency=0.05)
-    worker = start_worker(app, fake)
+    worker = start_sender(app, fake)
     try:
         assert wait_for(lambda: len(fake.sent) >= 6), "the worker never started sending"
         worker.send_signal(signal.SIGKILL)  # most likely mid-request: OpenPhone has it, the database does not
         worker.wait()
         assert len(fake.sent) < 30
-        worker = start_worker(app, fake)
+        worker = start_sender(app, fake)
         assert wait_for(lambda: finished(db, campaign_id)), "the campaign did not finish after the restart"
     finally:
         worker.kill()
@@ -511,7 +504,7 @@ def test_redis_flushed_mid_campaign_texts_everyone_exactly_once(app, db, fake, r
 
     campaign_id = running_campaign(db, 30)
     fake.configure(latency=0.05)
-    worker = start_worker(app, fake)
+    worker = start_sender(app, fake)
     try:
         assert wait_for(lambda: len(fake.sent) >= 6), "the worker never started sending"
         redis.flushdb()  # every queued job, registry and rate-limit key gone while a sender runs
@@ -520,7 +513,7 @@ def test_redis_flushed_mid_campaign_texts_everyone_exactly_once(app, db, fake, r
         worker.wait()
         redis.flushdb()
         assert len(fake.sent) < 30
-        worker = start_worker(app, fake)
+        worker = start_sender(app, fake)
         assert wait_for(lambda: finished(db, campaign_id)), "the campaign did not finish after Redis lost its jobs"
     finally:
         worker.kill()

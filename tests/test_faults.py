@@ -7,16 +7,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 from sqlalchemy import func, select, text
 
 from app.models import CampaignRecipient, Import, Message
+from tests.conftest import start_worker
 from tests.test_campaigns import TUESDAY_10AM, phones, running_campaign
 from tests.test_imports import assert_matches_truth, make_sample
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def redis_server_binary():
@@ -56,16 +55,6 @@ def wait_until(condition, seconds, message):
             return
         time.sleep(0.05)
     raise AssertionError(message)
-
-
-def start_worker(app, log_path, **env):
-    settings = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
-                    INSTANCE_DIR=str(app.config["INSTANCE_DIR"]), UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"],
-                    SECRET_KEY=app.config["SECRET_KEY"], QUEUE_NAME=app.config["QUEUE_NAME"],
-                    WORKER_TICK_SECONDS="0.5")
-    settings.update(env)
-    log = open(log_path, "a")
-    return subprocess.Popen([sys.executable, "-m", "run", "worker"], env=settings, cwd=ROOT, stdout=log, stderr=log)
 
 
 def stop(*workers):

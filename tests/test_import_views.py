@@ -1,16 +1,14 @@
 """Through the web: upload, mapping, progress JSON, result counts, rejected rows; CLI and export."""
 import csv
 import io
-import os
 import signal
-import subprocess
-import sys
 import time
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from app.models import Contact, Import
+from tests.conftest import start_worker
 from tests.test_imports import business_state, make_sample
 
 
@@ -79,13 +77,7 @@ def test_cli_import_and_export_neutralise_formulas(app, db, tmp_path):
 
 
 def _start_worker(app, tmp_path, name):
-    env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
-               INSTANCE_DIR=str(app.config["INSTANCE_DIR"]), UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"],
-               QUEUE_NAME=app.config["QUEUE_NAME"], IMPORT_BATCH_SIZE="100", IMPORT_STALE_SECONDS="2",
-               WORKER_TICK_SECONDS="0.5")
-    log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env, stdout=log, stderr=log,
-                            cwd=str(app.config["BASE_DIR"]))
+    return start_worker(app, tmp_path / f"{name}.log", IMPORT_BATCH_SIZE="100", IMPORT_STALE_SECONDS="2")
 
 
 def _wait(predicate, seconds):
