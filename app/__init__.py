@@ -28,6 +28,9 @@ def create_app(overrides=None):
     app.config.setdefault("RATELIMIT_KEY_FUNC", security.login_throttle_key)
     app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # FAB builds a filter for every column of every model at start-up and warns about each
+    # Time column it has no filter for (the campaign window): noise, not a problem.
+    logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
 
     security.csrf.init_app(app)  # before FAB registers its APIs, which exempt themselves
     db.init_app(app)

@@ -39,6 +39,7 @@ class CampaignApi(ModelRestApi):
     datamodel = SQLAInterface(Campaign)
     base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "name", "status", "sending_number", "daily_limit", "created_at"]
+    search_columns = ["name", "status", "sending_number", "created_at"]
 
 
 class MessageApi(ModelRestApi):
