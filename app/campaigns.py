@@ -31,7 +31,6 @@ TRANSITIONS = {
     "paused": {"running", "completed", "cancelled"},
 }
 EDITABLE_STATUSES = ("draft", "scheduled")
-REASONS = ("no_valid_phone", "opted_out", "outside_filters", "frequency_cap", "texted_before")
 CLAIM_BATCH = 25  # recipients claimed per transaction when the quota allows several
 
 

@@ -9,8 +9,6 @@ from app.models import Campaign, CampaignVariant, Contact, ContactList, ListMemb
 from app.opt_outs import opt_out
 
 CHUNK = 1000
-EXPORT_FIELDS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state",
-                 "mail_zip", "source", "assigned_user_id", "created_at"]
 DEFAULT_TEMPLATE = "Hi {first_name|there}, "
 
 
@@ -81,7 +79,7 @@ def apply(action, contact_ids, argument=None, user_id=None):
         "opt_out": lambda: opt_out_contacts(contact_ids, user_id),
     }
     result = actions[action]()
-    audit.record(f"bulk_{action}", "contacts", None, detail=f"{len(contact_ids)} contacts, argument={argument!r}")
+    audit.record_bulk(f"bulk_{action}", "contacts", contact_ids, detail=f"argument={argument!r}")
     return result
 
 

@@ -4,6 +4,7 @@ import re
 
 from sqlalchemy import select
 
+from app import audit
 from app.extensions import db
 from app.models import Contact, ListMember
 
@@ -34,4 +35,6 @@ def export_contacts(out, contact_ids=None, list_ids=None):
     for row in db.session.execute(query.execution_options(yield_per=2000)):
         writer.writerow([v if i == phone and v and E164.fullmatch(v) else neutralise(v) for i, v in enumerate(row)])
         count += 1
+    scope = "selected" if contact_ids is not None else "lists" if list_ids is not None else "all"
+    audit.record_export("contacts", count, detail=f"{scope} contacts")
     return count

@@ -256,8 +256,6 @@ def _save_properties(session, batch):
 
 
 PROPERTY_FIELDS = sorted({field for field, _parse in PROPERTY_COLUMNS.values()} | {"key", "created_at", "updated_at"})
-CONTACT_COLUMN_FIELDS = ("first_name", "last_name", "name", "phone", "email", "mail_address", "mail_city",
-                         "mail_state", "mail_zip")
 
 
 def save_contacts_file(session, batch):

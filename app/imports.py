@@ -24,8 +24,6 @@ from app.import_files import BadFile, check_encoding, count_records, inspect_fil
 from app.models import ContactList, Import, ImportRow, utcnow
 
 log = logging.getLogger(__name__)
-FORMATS = ("propertyradar", "contacts", "dnc")
-UNFINISHED = ("queued", "running")
 FIELD_GUESSES = [
     ("first_name", r"^first[ _]?name$|^first$|^given"), ("last_name", r"^last[ _]?name$|^last$|^surname|^family"),
     ("name", r"^(full[ _]?)?name$|^contact$|^owner$"), ("phone", r"phone|mobile|cell|^tel"),

@@ -112,6 +112,27 @@ def test_bulk_and_export_helpers_leave_one_row_each(app, db):
     assert export.changes == {"count": 1500} and export.detail == "filters: city=Boston"
 
 
+def test_exports_and_bulk_actions_record_what_they_touched(app, db):
+    import io
+
+    from app import contact_actions
+    from app.exports import export_contacts
+    from app.models import ContactList
+
+    ann = Contact(first_name="Ann", phone="+16175550150")
+    spring = ContactList(name="Spring")
+    db.session.add_all([ann, spring])
+    db.session.commit()
+    with audit.acting_as(user_id("marketer"), "marketer"):
+        assert export_contacts(io.StringIO()) == 1  # the path `crm export` and the Export CSV action share
+        contact_actions.apply("add_to_list", [ann.id], spring.id, user_id("marketer"))
+        db.session.commit()
+    export = rows(db, action="export")[0]
+    assert export.changes == {"count": 1} and export.username == "marketer"
+    bulk = rows(db, action="bulk_add_to_list")[0]
+    assert bulk.changes == {"count": 1, "ids": [str(ann.id)]}
+
+
 def test_jobs_and_cli_changes_are_attributed_to_their_actor(app, db):
     with audit.acting_as(None, "import-job"):
         db.session.add(Contact(first_name="Cli", phone="+16175550123"))
