@@ -5,9 +5,7 @@ from datetime import datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-from phonenumbers import geocoder
-from phonenumbers import timezone as phone_timezone
+from app.area_codes import AREA_CODES
 
 FEDERAL = ((time(8), time(21)),) * 7  # Monday=0 .. Sunday=6
 _EARLY = ((time(8), time(20)),) * 7
@@ -59,16 +57,9 @@ def strictest_rule(rules):
 STRICTEST = strictest_rule([FEDERAL, *STATE_RULES.values()])
 
 
-@lru_cache(maxsize=4096)
 def _phone_area(prefix):
     """(state or None, zones) guessed from the area code of a +1 number prefix ('+1617')."""
-    try:
-        number = phonenumbers.parse(prefix + "5550123")
-    except phonenumbers.NumberParseException:
-        return None, ALL_ZONES
-    zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if z.startswith(("America/", "Pacific/")))
-    state = STATE_NAMES.get(geocoder.description_for_number(number, "en"))
-    return state, zones or (STATE_ZONES.get(state) or ALL_ZONES)
+    return AREA_CODES.get(prefix[2:], (None, ALL_ZONES))
 
 
 @lru_cache(maxsize=4096)

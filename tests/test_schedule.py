@@ -110,3 +110,10 @@ def test_unspread_quota_is_the_whole_limit():
 def test_day_bounds_are_local_midnights_in_utc():
     start, end = day_bounds_utc(local("2026-12-01 23:30"), BOSTON)
     assert start == datetime(2026, 12, 1, 5, 0) and end == datetime(2026, 12, 2, 5, 0)
+
+
+def test_the_area_code_table_matches_phonenumbers():
+    from app.area_codes import AREA_CODES, compute
+
+    assert AREA_CODES == compute(), "phonenumbers changed: run `python -m app.area_codes`"
+    assert AREA_CODES["617"] == ("MA", ("America/New_York",))
