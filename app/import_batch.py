@@ -109,7 +109,8 @@ def _split_name(name):
 
 
 class Batch:
-    """Rows of one batch and their outcomes, written in one transaction by save()."""
+    """Rows of one batch and their outcomes: parsed by the format's parse(), written in one
+    transaction by its save()."""
 
     def __init__(self, ctx, rows):
         self.ctx, self.rows = ctx, rows  # rows: [(line, cells)]
@@ -117,6 +118,7 @@ class Batch:
         self.people = []  # (line, person number, person dict)
         self.properties = {}  # line -> property values
         self.rejected = {}  # line -> cells
+        self.phones = {}  # line -> phone (do-not-contact lists)
 
     def row(self, line, outcome, reason=None, cells=None):
         self.outcomes[(line, 0)] = [outcome, reason, None]
@@ -175,7 +177,7 @@ def _common_row_checks(batch, line, cells, header):
     return False
 
 
-def save_propertyradar(session, batch):
+def parse_propertyradar(batch):
     header = batch.ctx["header"]
     index = {name: i for i, name in enumerate(header)}
     plan = [(field, index[col], parse) for col, (field, parse) in PROPERTY_COLUMNS.items() if col in index]
@@ -212,6 +214,9 @@ def save_propertyradar(session, batch):
                 "first_name": first, "last_name": last, "raw_phone": phone, "email": email,
                 "mail_address": values.get("mail_address"), "mail_city": values.get("mail_city"),
                 "mail_state": values.get("mail_state"), "mail_zip": values.get("mail_zip")}, cells)
+
+
+def save_propertyradar(session, batch):
     contact_ids = batch.match(session)
     property_ids = _save_properties(session, batch)
     links = {}
@@ -258,7 +263,7 @@ def _save_properties(session, batch):
 PROPERTY_FIELDS = sorted({field for field, _parse in PROPERTY_COLUMNS.values()} | {"key", "created_at", "updated_at"})
 
 
-def save_contacts_file(session, batch):
+def parse_contacts_file(batch):
     header, mapping = batch.ctx["header"], batch.ctx["mapping"]
     index = {field: header.index(column) for column, field in mapping.items() if field and column in header}
     for line, cells in batch.rows:
@@ -275,14 +280,16 @@ def save_contacts_file(session, batch):
             batch.row(line, "error", problem, cells)
             continue
         batch.person(line, 0, person, cells)
+
+
+def save_contacts_file(session, batch):
     contact_ids = batch.match(session)
     batch.save_list_members(session, contact_ids)
 
 
-def save_dnc(session, batch):
+def parse_dnc(batch):
     header = batch.ctx["header"]
     column = batch.ctx["phone_column"]
-    phones = {}
     for line, cells in batch.rows:
         if header and cells == header:
             batch.row(line, "skipped", "repeated header row", cells)
@@ -292,7 +299,11 @@ def save_dnc(session, batch):
         if not phone:
             batch.row(line, "skipped", f"invalid phone number {raw!r}" if raw else "no phone number", cells)
             continue
-        phones[line] = phone
+        batch.phones[line] = phone
+
+
+def save_dnc(session, batch):
+    phones = batch.phones
     table = OptOut.__table__
     values = sorted(set(phones.values()))
     existing = {}
@@ -315,5 +326,7 @@ def save_dnc(session, batch):
                         .values(active=True, revoked_at=None, source="dnc"))
 
 
-SAVERS = {"propertyradar": save_propertyradar, "contacts": save_contacts_file, "dnc": save_dnc}
+# format -> (parse: file rows to values, pure Python; save: those values to the database)
+FORMATS = {"propertyradar": (parse_propertyradar, save_propertyradar),
+           "contacts": (parse_contacts_file, save_contacts_file), "dnc": (parse_dnc, save_dnc)}
 PHONE_HEADER = re.compile(r"phone|mobile|cell|number|tel", re.I)

@@ -10,7 +10,9 @@ import gc
 import io
 import json
 import logging
+import queue
 import re
+import threading
 from datetime import timedelta
 
 from flask import current_app
@@ -19,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import audit
 from app.extensions import db
-from app.import_batch import PHONE_HEADER, PROPERTYRADAR_REQUIRED, SAVERS, Batch
+from app.import_batch import FORMATS, PHONE_HEADER, PROPERTYRADAR_REQUIRED, Batch
 from app.import_files import BadFile, check_encoding, count_records, inspect_file, records, store_upload
 from app.models import ContactList, Import, ImportRow, utcnow
 
@@ -239,38 +241,94 @@ def _run(import_id, token, progress):
             raise BadFile("The file has a header but no data rows.")
         token = _checkpoint(import_id, token, encoding=encoding, total_rows=total)
         db.session.commit()
+    total = imp.total_rows
     with open(imp.stored_path, "rb") as f:
         header, start = _header(f, imp)
-        ctx, line, rows, batches = _context(imp, header), imp.rows_done, [], 0
-        for cells, end in records(f, imp.encoding, imp.delimiter, max(start, imp.byte_offset)):
-            line += 1
-            rows.append((line, cells))
-            if len(rows) >= batch_size:
-                token = _save_batch(ctx, rows, line, end, token)
-                rows, batches = [], batches + 1
-                if batches == 1:
+        ctx = _context(imp, header)
+        ahead = ParseAhead(_parsed(f, ctx, imp.encoding, imp.delimiter, max(start, imp.byte_offset), imp.rows_done,
+                                   batch_size))
+        try:
+            for number, (batch, line, end) in enumerate(ahead, 1):
+                if number > 1 and db.session.scalar(select(Import.cancel_requested).where(Import.id == import_id)):
+                    return _finish(import_id, token, "cancelled", None)
+                token = _save_batch(ctx, batch, line, end, token)
+                if number == 1:
                     _analyze()
                 if progress:
-                    progress(line, imp.total_rows)
-                if db.session.scalar(select(Import.cancel_requested).where(Import.id == import_id)):
-                    return _finish(import_id, token, "cancelled", None)
-        if rows:
-            token = _save_batch(ctx, rows, line, end, token)
-            if progress:
-                progress(line, imp.total_rows)
+                    progress(line, total)
+        finally:
+            ahead.close()
     return _finish(import_id, token, "succeeded", None)
 
 
-def _save_batch(ctx, rows, line, end, token):
-    """One transaction: the rows' effects, their outcomes and the checkpoint."""
+def _parsed(f, ctx, encoding, delimiter, offset, line, batch_size):
+    """(parsed batch, its last line, byte offset after it) from the file, batch by batch."""
+    parse, rows = FORMATS[ctx["format"]][0], []
+    for cells, end in records(f, encoding, delimiter, offset):
+        line += 1
+        rows.append((line, cells))
+        if len(rows) >= batch_size:
+            yield _parse(parse, ctx, rows), line, end
+            rows = []
+    if rows:
+        yield _parse(parse, ctx, rows), line, end
+
+
+def _parse(parse, ctx, rows):
     batch = Batch(ctx, rows)
+    parse(batch)
+    return batch
+
+
+class ParseAhead:
+    """Iterate over a generator that runs in a thread one or two items ahead: the next batch is
+    read and parsed while the database writes this one (the driver releases the GIL while it
+    waits). Exceptions reach the consumer in order; close() stops the thread."""
+    _END = object()
+
+    def __init__(self, source, depth=2):
+        self.queue, self.stop = queue.Queue(maxsize=depth), threading.Event()
+        self.thread = threading.Thread(target=self._fill, args=(source,), name="import-parse", daemon=True)
+        self.thread.start()
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, source):
+        try:
+            for item in source:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+
+    def __iter__(self):
+        while (item := self.queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+
+
+def _save_batch(ctx, batch, line, end, token):
+    """One transaction: the rows' effects, their outcomes and the checkpoint."""
     with audit.bulk():
         if db.engine.dialect.name == "postgresql":
             # The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap
             # scans, and the planner picks them for the batch's equality look-ups, which then take
             # seconds. Without bitmap scans the look-ups use the b-tree indexes, in milliseconds.
             db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
-        SAVERS[ctx["format"]](db.session, batch)
+        FORMATS[ctx["format"]][1](db.session, batch)
         _write_outcomes(batch.outcome_rows())
         token = _checkpoint(ctx["import_id"], token, rows_done=line, byte_offset=end)
         db.session.commit()

@@ -287,16 +287,19 @@ class Import(Model):
 
 
 class ImportRow(Model):
-    """The one outcome of one data row (or one person in it) of an import."""
+    """The one outcome of one data row (or one person in it) of an import.
+
+    A log, without foreign keys (migration 0006): imports are never deleted, and contact_id
+    stays the contact the row made even after that contact is deleted."""
     __tablename__ = "import_rows"
     __table_args__ = (UniqueConstraint("import_id", "line", "person"),)
     id = Column(Integer, primary_key=True)
-    import_id = Column(Integer, ForeignKey("imports.id", ondelete="CASCADE"), nullable=False)
+    import_id = Column(Integer, nullable=False)
     line = Column(Integer, nullable=False)  # data row number, 1-based
     person = Column(Integer, nullable=False, default=0)  # 0 = the row itself, 1 = primary, 2 = secondary
     outcome = Column(String(20), nullable=False)  # created, updated, unchanged, skipped, error, footer
     reason = Column(Text)
-    contact_id = Column(Integer, ForeignKey("contacts.id", ondelete="SET NULL"))
+    contact_id = Column(Integer)
     raw = Column(JSON)  # original cells, kept for rows that were not imported
 
 
