@@ -155,20 +155,23 @@ def match_contacts(session, people, overwrite=()):
     return new, changed, results
 
 
-def upsert(session, table, rows, conflict=None, returning=()):
+def upsert(session, table, rows, conflict=None, returning=(), same=None):
     """INSERT many rows (dicts with the same keys); ON CONFLICT (conflict) DO NOTHING when given.
 
+    `same`: {column: value} for every row (timestamps, the list): sent once, not once per row.
     Returns the `returning` columns of the rows actually inserted, as tuples. PostgreSQL: COPY
     into a temporary staging table (made once per connection, emptied at commit), then one
     INSERT ... SELECT. SQLite: executemany, which runs in C."""
     if not rows:
         return []
+    same = same or {}
     columns = list(rows[0])
     on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         from sqlalchemy.dialects.sqlite import insert
 
+        rows = [{**row, **same} for row in rows] if same else rows
         stmt = insert(table)
         stmt = stmt.on_conflict_do_nothing(index_elements=conflict) if conflict else stmt
         if returning:
@@ -185,7 +188,10 @@ def upsert(session, table, rows, conflict=None, returning=()):
             for row in rows:
                 copy.write_row(values(row))
         back = f" RETURNING {', '.join(returning)}" if returning else ""
-        cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging}{on_conflict}{back}")
+        targets = ", ".join([*columns, *same])
+        selected = ", ".join([*columns, *(f"%({c})s" for c in same)])
+        cursor.execute(f"INSERT INTO {table.name} ({targets}) SELECT {selected} FROM {staging}{on_conflict}{back}",
+                       same or None)
         return cursor.fetchall() if returning else []
 
 
@@ -210,9 +216,8 @@ def save_contacts(session, new, changed, source):
 
     now = utcnow()
     table = Contact.__table__
-    inserted = upsert(session, table, [{**{f: c[f] for f in CONTACT_FIELDS}, "source": source, "created_at": now,
-                                        "updated_at": now} for c in new], conflict=["phone"],
-                      returning=("id", "phone", "email"))
+    inserted = upsert(session, table, [{f: c[f] for f in CONTACT_FIELDS} for c in new], conflict=["phone"],
+                      returning=("id", "phone", "email"), same={"source": source, "created_at": now, "updated_at": now})
     ids = {}
     for contact_id, phone, email in inserted:
         ids.setdefault(phone or email, contact_id)

@@ -84,6 +84,7 @@ PROPERTY_COLUMNS = {
     "Foreclosure?": ("foreclosure", _flag), "Est Equity %": ("estimated_equity_pct", _number),
     "High Equity?": ("high_equity", _flag),
 }
+EMPTY_PROPERTY = dict.fromkeys(sorted({field for field, _parse in PROPERTY_COLUMNS.values()} | {"key"}))
 PEOPLE = [(1, "Primary", "primary"), (2, "Secondary", "secondary")]
 PROPERTYRADAR_REQUIRED = {"APN", "Address", "Primary Name", "Primary Mobile Phone1", "Primary Email1"}
 
@@ -154,9 +155,8 @@ class Batch:
     def save_list_members(self, session, contact_ids):
         if self.ctx["list_id"] and contact_ids:
             now = utcnow()
-            insert_rows(session, ListMember.__table__, [
-                {"list_id": self.ctx["list_id"], "contact_id": cid, "added_at": now} for cid in sorted(contact_ids)
-            ], conflict=["list_id", "contact_id"])
+            insert_rows(session, ListMember.__table__, [{"contact_id": cid} for cid in sorted(contact_ids)],
+                        conflict=["list_id", "contact_id"], same={"list_id": self.ctx["list_id"], "added_at": now})
 
     def outcome_rows(self):
         rows = []
@@ -192,7 +192,9 @@ def parse_propertyradar(batch):
             continue
         if not _common_row_checks(batch, line, cells, header):
             continue
-        values = {field: parse(cells[i]) for field, i, parse in plan}
+        values = dict(EMPTY_PROPERTY)  # every column, so that all new rows have the same keys
+        for field, i, parse in plan:
+            values[field] = parse(cells[i])
         long_cell = max(map(len, cells)) > MAX_CELL and next(
             f"{header[i]} is {len(c)} characters long; the limit is {MAX_CELL}" for i, c in enumerate(cells)
             if len(c) > MAX_CELL)
@@ -241,7 +243,7 @@ def _save_properties(session, batch):
     for line, values in batch.properties.items():
         current = existing.get(values["key"]) or new.get(values["key"])
         if current is None:
-            new[values["key"]] = {**values, "created_at": now, "updated_at": now}
+            new[values["key"]] = dict(values)
             outcome = "created"
         else:
             diff = {f: v for f, v in values.items() if v is not None and current.get(f) != v}
@@ -251,8 +253,8 @@ def _save_properties(session, batch):
             outcome = "updated" if diff else "unchanged"
         batch.outcomes[(line, 0)][0] = outcome
     ids = {key: row["id"] for key, row in existing.items()}
-    ids.update(insert_rows(session, table, [{c: row.get(c) for c in PROPERTY_FIELDS} for row in new.values()],
-                           conflict=["key"], returning=("key", "id")))
+    ids.update(insert_rows(session, table, list(new.values()), conflict=["key"], returning=("key", "id"),
+                           same={"created_at": now, "updated_at": now}))
     update_many(session, table, list(changed.values()))
     missing = [key for key in new if key not in ids]  # inserted meanwhile by another import
     for condition in where_in(session, table.c.key, missing):
@@ -260,7 +262,6 @@ def _save_properties(session, batch):
     return {line: ids[values["key"]] for line, values in batch.properties.items()}
 
 
-PROPERTY_FIELDS = sorted({field for field, _parse in PROPERTY_COLUMNS.values()} | {"key", "created_at", "updated_at"})
 
 
 def parse_contacts_file(batch):
