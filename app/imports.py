@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import re
+import sys
 import threading
 from datetime import timedelta
 
@@ -144,16 +145,19 @@ def claim_import(import_id):
 
 
 def _checkpoint(import_id, token, **values):
-    """Move the heartbeat on (in the caller's transaction) unless another worker took over."""
+    """Move the heartbeat on (in the caller's transaction) unless another worker took over.
+
+    Returns (new token, whether a cancel was requested)."""
     now = utcnow()
     if now <= token:
         now = token + timedelta(microseconds=1)
-    result = db.session.execute(update(Import).where(Import.id == import_id, Import.heartbeat_at == token,
-                                                     Import.status == "running").values(heartbeat_at=now, **values))
-    if result.rowcount != 1:
+    rows = db.session.execute(update(Import).where(Import.id == import_id, Import.heartbeat_at == token,
+                                                   Import.status == "running").values(heartbeat_at=now, **values)
+                              .returning(Import.cancel_requested)).all()
+    if len(rows) != 1:
         db.session.rollback()
         raise Superseded(import_id)
-    return now
+    return now, rows[0][0]
 
 
 def recover_imports():
@@ -180,6 +184,10 @@ def run_import(import_id, progress=None):
     # Batches allocate millions of short-lived containers; while frozen, the full collections
     # they trigger skip the app's and libraries' long-lived objects (~90 ms a collection).
     gc.freeze()
+    # The reader thread holds the GIL while it parses; a short switch interval hands it back to
+    # the writer within 0.5 ms of each database reply instead of 5 ms.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     try:
         return _run(import_id, token, progress)
     except Superseded:
@@ -199,6 +207,7 @@ def run_import(import_id, progress=None):
         log.exception("import %s failed", import_id)
         return _finish(import_id, token, "failed", f"Internal error ({type(exc).__name__}); the log has details.")
     finally:
+        sys.setswitchinterval(interval)
         gc.unfreeze()
 
 
@@ -239,7 +248,7 @@ def _run(import_id, token, progress):
         total = count_records(imp.stored_path, encoding, imp.delimiter) - (1 if header else 0)
         if total <= 0:
             raise BadFile("The file has a header but no data rows.")
-        token = _checkpoint(import_id, token, encoding=encoding, total_rows=total)
+        token, _cancel = _checkpoint(import_id, token, encoding=encoding, total_rows=total)
         db.session.commit()
     total = imp.total_rows
     with open(imp.stored_path, "rb") as f:
@@ -247,11 +256,12 @@ def _run(import_id, token, progress):
         ctx = _context(imp, header)
         ahead = ParseAhead(_parsed(f, ctx, imp.encoding, imp.delimiter, max(start, imp.byte_offset), imp.rows_done,
                                    batch_size))
+        cancel = False
         try:
             for number, (batch, line, end) in enumerate(ahead, 1):
-                if number > 1 and db.session.scalar(select(Import.cancel_requested).where(Import.id == import_id)):
+                if cancel:  # requested while the previous batch was written: stop at this boundary
                     return _finish(import_id, token, "cancelled", None)
-                token = _save_batch(ctx, batch, line, end, token)
+                token, cancel = _save_batch(ctx, batch, line, end, token)
                 if number == 1:
                     _analyze()
                 if progress:
@@ -321,7 +331,7 @@ class ParseAhead:
 
 
 def _save_batch(ctx, batch, line, end, token):
-    """One transaction: the rows' effects, their outcomes and the checkpoint."""
+    """One transaction: the rows' effects, their outcomes and the checkpoint. Returns (token, cancel)."""
     with audit.bulk():
         if db.engine.dialect.name == "postgresql":
             # The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap
@@ -330,9 +340,9 @@ def _save_batch(ctx, batch, line, end, token):
             db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
         FORMATS[ctx["format"]][1](db.session, batch)
         _write_outcomes(batch.outcome_rows())
-        token = _checkpoint(ctx["import_id"], token, rows_done=line, byte_offset=end)
+        token, cancel = _checkpoint(ctx["import_id"], token, rows_done=line, byte_offset=end)
         db.session.commit()
-    return token
+    return token, cancel
 
 
 def _analyze():
