@@ -287,6 +287,7 @@ def _parsed(f, ctx, encoding, delimiter, offset, line, batch_size):
 def _parse(parse, ctx, rows):
     batch = Batch(ctx, rows)
     parse(batch)
+    batch.rows = None  # parsed: the cells of rejected rows stay in batch.rejected, the rest can go
     return batch
 
 
