@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, case, func, select
 
+from app.exports import csv_cell
 from app.extensions import db
 from app.models import Campaign, CampaignRecipient, CampaignVariant, Contact, Import, Message, OptOut, utcnow
 from app.stats import compare_variants, wilson_interval
@@ -65,7 +66,8 @@ RECIPIENT_FIELDS = ["position", "phone", "first_name", "last_name", "state", "va
 
 
 def recipients_csv(campaign_id):
-    """Every recipient with its outcome, streamed row by row."""
+    """Every recipient with its outcome, streamed row by row, safe to open in a spreadsheet."""
+    phone = RECIPIENT_FIELDS.index("phone")
     query = (select(R.position, R.phone, Contact.first_name, Contact.last_name, R.state, CampaignVariant.label,
                     R.status, R.exclusion_reason, R.sent_at, func.max(Message.delivered_at), R.replied_at,
                     R.opted_out_at, R.error)
@@ -79,15 +81,8 @@ def recipients_csv(campaign_id):
     for row in db.session.execute(query).yield_per(2000):
         out.seek(0)
         out.truncate()
-        writer.writerow(["" if v is None else _cell(v, i == 1) for i, v in enumerate(row)])
+        writer.writerow([csv_cell(v, phone=i == phone) for i, v in enumerate(row)])
         yield out.getvalue()
-
-
-def _cell(value, is_phone=False):
-    """A spreadsheet must not read a name like "=HYPERLINK(...)" as a formula; phones keep their "+"."""
-    if isinstance(value, str) and not is_phone and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def dashboard(now_day_bounds, default_limit=125, user_id=None):

@@ -22,6 +22,13 @@ def neutralise(value):
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
+def csv_cell(value, phone=False):
+    """neutralise(value), except that a phone number in E.164 keeps its leading "+"."""
+    if phone and isinstance(value, str) and E164.fullmatch(value):
+        return value
+    return neutralise(value)
+
+
 def export_contacts(out, contact_ids=None, list_ids=None):
     """Write contacts (all, the given ids, or the members of the given lists) as CSV to a text stream."""
     query = select(*(getattr(Contact, c) for c in COLUMNS)).order_by(Contact.id)
@@ -33,7 +40,7 @@ def export_contacts(out, contact_ids=None, list_ids=None):
     writer.writerow(COLUMNS)
     phone, count = COLUMNS.index("phone"), 0
     for row in db.session.execute(query.execution_options(yield_per=2000)):
-        writer.writerow([v if i == phone and v and E164.fullmatch(v) else neutralise(v) for i, v in enumerate(row)])
+        writer.writerow([csv_cell(v, phone=i == phone) for i, v in enumerate(row)])
         count += 1
     scope = "selected" if contact_ids is not None else "lists" if list_ids is not None else "all"
     audit.record_export("contacts", count, detail=f"{scope} contacts")
