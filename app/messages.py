@@ -1,5 +1,5 @@
 """The outbox and the one sender: one-off texts, the API, bulk actions and campaigns all
-queue a Message here and send it with send_queued, exactly once."""
+queue a Message here and send it with send_message, exactly once."""
 import logging
 from datetime import timedelta
 
@@ -74,12 +74,6 @@ def _finish(message_id, recipient_id, status, **fields):
         db.session.execute(update(RECIPIENTS).where(RECIPIENTS.c.id == recipient_id).values(**values))
     db.session.commit()
     return status
-
-
-def send_queued(message_id):
-    """Send one queued message exactly once; returns it with its outcome."""
-    send_message(message_id)
-    return db.session.get(Message, message_id, populate_existing=True)
 
 
 def send_message(message_id):

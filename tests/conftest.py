@@ -167,6 +167,15 @@ def fake_openphone(app):
     fake.stop()
 
 
+def send_queued(message_id):
+    """Send one queued message through the app's one sender; the Message row, reloaded."""
+    from app.messages import send_message
+    from app.models import Message
+
+    send_message(message_id)
+    return _db.session.get(Message, message_id, populate_existing=True)
+
+
 def start_worker(app, log_path=None, **env):
     """A real `crm worker` process on the test's database and Redis (for kill -9 tests).
 

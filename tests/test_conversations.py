@@ -4,7 +4,7 @@ from flask import g
 
 from app import messages
 from app.models import Contact, Message
-from tests.conftest import user_id
+from tests.conftest import send_queued, user_id
 
 PHONE = "+16175550123"
 
@@ -61,7 +61,7 @@ def test_opted_out_phone_cannot_be_texted_through_any_path(app, db, client_for, 
                             from_phone="+16175550100")
     db.session.add(queued_before)
     db.session.commit()
-    assert messages.send_queued(queued_before.id).status == "cancelled"
+    assert send_queued(queued_before.id).status == "cancelled"
     run_jobs()
     assert fake_openphone.sent == []
 

@@ -10,6 +10,7 @@ import pytest
 from app import messages
 from app.fake_openphone import FakeOpenPhone
 from app.models import AuditLog, Campaign, CampaignRecipient, Contact, Message, OptOut, WebhookEvent, utcnow
+from tests.conftest import send_queued
 
 PHONE = "+16175550123"
 URL = "/webhooks/openphone"
@@ -177,9 +178,9 @@ def test_delivery_reports_update_the_outgoing_message(app, db, signer, run_jobs,
     ok = messages.queue_text(PHONE, "first")
     bad = messages.queue_text("+16175550124", "second")
     db.session.commit()
-    messages.send_queued(ok.id)
+    send_queued(ok.id)
     fake_openphone.configure(delivery="failed")
-    messages.send_queued(bad.id)
+    send_queued(bad.id)
     for body, headers in fake_openphone.take_webhooks():
         assert app.test_client().post(URL, data=body, headers=headers).status_code == 200
     run_jobs()
