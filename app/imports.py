@@ -240,19 +240,18 @@ def _header(f, imp):
 def _run(import_id, token, progress):
     imp = db.session.get(Import, import_id)
     batch_size = current_app.config.get("IMPORT_BATCH_SIZE", 2000)
-    if imp.total_rows is None:
-        encoding = check_encoding(imp.stored_path, imp.encoding)
-        with open(imp.stored_path, "rb") as f:
-            imp.encoding = encoding
-            header, _start = _header(f, imp)
-        total = count_records(imp.stored_path, encoding, imp.delimiter) - (1 if header else 0)
-        if total <= 0:
-            raise BadFile("The file has a header but no data rows.")
-        token, _cancel = _checkpoint(import_id, token, encoding=encoding, total_rows=total)
-        db.session.commit()
-    total = imp.total_rows
+    first_run = imp.total_rows is None
+    if first_run:
+        imp.encoding = check_encoding(imp.stored_path, imp.encoding)
     with open(imp.stored_path, "rb") as f:
         header, start = _header(f, imp)
+        if first_run:
+            total = count_records(imp.stored_path, imp.encoding, imp.delimiter) - (1 if header else 0)
+            if total <= 0:
+                raise BadFile("The file has a header but no data rows.")
+            token, _cancel = _checkpoint(import_id, token, encoding=imp.encoding, total_rows=total)
+            db.session.commit()
+        total = imp.total_rows
         ctx = _context(imp, header)
         ahead = ParseAhead(_parsed(f, ctx, imp.encoding, imp.delimiter, max(start, imp.byte_offset), imp.rows_done,
                                    batch_size))
