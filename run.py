@@ -178,14 +178,20 @@ def run_command(host, port, workers):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
+    stop_processes(children, timeout=10)
+
+
+def stop_processes(processes, timeout):
+    """SIGTERM every process still running, then SIGKILL the ones not gone after `timeout` s."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
         try:
-            child.wait(timeout=10)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            child.kill()
+            process.kill()
+            process.wait()
 
 
 @cli.command("fake-openphone", with_appcontext=False)

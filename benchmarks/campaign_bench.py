@@ -121,6 +121,7 @@ def bench_dispatch(app, db, campaign_id, count):
 
 def bench_rate_limit(app, db, database_url, redis_url, instance, seconds, workers):
     from app.fake_openphone import FakeOpenPhone
+    from run import stop_processes
 
     db.session.execute(text("UPDATE campaigns SET status = 'cancelled'"))
     db.session.commit()
@@ -143,14 +144,7 @@ def bench_rate_limit(app, db, database_url, redis_url, instance, seconds, worker
     while not fake.sent and time.monotonic() < deadline:  # the workers take a few seconds to start
         time.sleep(0.1)
     time.sleep(seconds)
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_processes(procs, timeout=15)
     fake.stop()
     if not fake.per_second():
         print(f"the workers sent nothing; see {log.name}")
