@@ -114,15 +114,18 @@ class CampaignView(ModelView):
     @expose("/show/<pk>", methods=["GET"])
     @has_access
     def show(self, pk):
-        campaign = db.session.get(Campaign, pk)
+        campaign = db.session.get(Campaign, pk, populate_existing=True)
         if campaign is None:
             flash("No such campaign.", "danger")
             return redirect(url_for(".list"))
         widgets = self._show(pk)
+        # The plan only with the planned_at read above: a plan committed during this request
+        # would otherwise show next to a "planning..." status and a disabled Start button.
+        plan = campaigns.exclusion_counts(campaign.id) if campaign.planned_at else {}
         variants, test = analytics.variant_stats(campaign.id)
         return self.render_template(
             self.show_template, pk=pk, title=self.show_title, widgets=widgets, related_views=self._related_views,
-            campaign=campaign, plan=campaigns.exclusion_counts(campaign.id), variants=variants, test=test,
+            campaign=campaign, plan=plan, variants=variants, test=test,
             statuses=analytics.status_counts(campaign.id), days=analytics.texts_per_day(campaign.id),
             funnel=analytics.funnel(campaign.id), previews=_previews(campaign),
             reply_rows=[(f"Variant {v['label']}", v["replied"]) for v in variants],
