@@ -27,14 +27,13 @@ class ImportView(ModelView):
     @expose("/upload", methods=["GET", "POST"])
     @has_access
     def upload(self):
-        lists = db.session.scalars(select(ContactList).order_by(ContactList.name)).all()
-        if request.method == "GET":
-            return self.render_template("import_upload.html", lists=lists, limit=current_app.config["MAX_UPLOAD_MB"])
         limit = current_app.config["MAX_UPLOAD_MB"]
+        if request.method == "GET":
+            lists = db.session.scalars(select(ContactList).order_by(ContactList.name)).all()
+            return self.render_template("import_upload.html", lists=lists, limit=limit)
         try:
             upload = request.files.get("file")
         except RequestEntityTooLarge:
-            upload = None
             flash(f"The file is larger than the {limit} MB limit. Split it and import each part.", "danger")
             return redirect(url_for("ImportView.upload"))
         if not upload or not upload.filename:
