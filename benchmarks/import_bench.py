@@ -19,7 +19,7 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-SAMPLE = str(Path(__file__).resolve().parents[2] / "shared" / "tools" / "propertyradar_sample.py")
+SAMPLE = str(Path(__file__).resolve().parents[1] / "tests" / "propertyradar_sample.py")
 TABLES = ["audit_log", "import_rows", "imports", "list_members", "contact_properties", "properties", "lists",
           "opt_outs", "contacts"]
 

@@ -4,6 +4,7 @@ import os
 import re
 import secrets
 import shutil
+from pathlib import Path
 
 import pytest
 from flask import g, has_app_context
@@ -14,6 +15,8 @@ from sqlalchemy import text
 from app import create_app
 from app.extensions import db as _db
 
+# Writes realistic PropertyRadar exports and the truth file a loss-free import must match.
+SAMPLE = str(Path(__file__).resolve().parent / "propertyradar_sample.py")
 PASSWORD = "Test-password-1"
 
 # Browser journeys need Debian's Chromium; without it they are not collected (see README).

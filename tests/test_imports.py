@@ -4,7 +4,6 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -12,8 +11,7 @@ from sqlalchemy import func, select
 from app.import_files import BadFile
 from app.imports import ParseAhead, cancel_import, create_import, import_counts, rejected_rows_csv, run_import
 from app.models import Contact, ContactProperty, Import, ImportRow, ListMember, OptOut, Property
-
-SAMPLE = str(Path(__file__).resolve().parents[2] / "shared" / "tools" / "propertyradar_sample.py")
+from tests.conftest import SAMPLE
 
 
 def make_sample(tmp_path, rows, seed=1, *flags, name="list.csv"):

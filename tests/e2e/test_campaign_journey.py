@@ -11,10 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import ADMIN_PASSWORD, ROOT, sign_in
+from tests.conftest import SAMPLE
+from tests.e2e.conftest import ADMIN_PASSWORD, sign_in
 from tests.e2e.test_journeys import create_user
-
-SAMPLE = ROOT.parent / "shared" / "tools" / "propertyradar_sample.py"
 
 
 def eventually(check, timeout=60, every=1.0):
