@@ -137,9 +137,10 @@ class OptOut(Model):
     """Phone-level suppression. Keyed by phone, so it outlives the contact."""
     __tablename__ = "opt_outs"
     id = Column(Integer, primary_key=True)
-    phone = Column(String(20), nullable=False, unique=True)
+    phone = Column(String(20), unique=True)  # None once the contact was erased: phone_hash remains
+    phone_hash = Column(String(64), unique=True)  # sha256 of the E.164 phone
     active = Column(Boolean, nullable=False, default=True, index=True)
-    source = Column(String(20), nullable=False)  # keyword, phrase, manual, dnc, api, bulk
+    source = Column(String(20), nullable=False)  # keyword, phrase, manual, dnc, api, bulk, openphone history
     reason = Column(Text)
     message_id = Column(Integer, ForeignKey("messages.id", ondelete="SET NULL"))
     created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
@@ -244,6 +245,9 @@ class Message(Model):
     from_phone = Column(String(40))
     to_phone = Column(String(40), index=True)
     error = Column(Text)
+    # Inbound texts: keyword, phrase, opt_in or uncertain (a person decides); None otherwise.
+    opt_out_class = Column(String(20), index=True)
+    opt_out_reviewed_at = Column(DateTime)
     sent_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     sending_started_at = Column(DateTime)  # claimed by a sender; reconciled if stuck
@@ -330,6 +334,24 @@ class AuditLog(Model):
     changes = Column(JSON)
     detail = Column(Text)
     ip = Column(String(64))
+
+
+class UserSecurity(Model):
+    """A user's security stamp: sessions and tokens carry it, and changing it ends them all
+    (logout, password change, deactivation, role change)."""
+    __tablename__ = "user_security"
+    user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), primary_key=True)
+    stamp = Column(String(32), nullable=False)
+    changed_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class IntegrationSecret(Model):
+    """An integration credential (OpenPhone key, QuickBooks tokens), Fernet-encrypted."""
+    __tablename__ = "integration_secrets"
+    name = Column(String(60), primary_key=True)
+    ciphertext = Column(Text, nullable=False)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    updated_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
 
 
 class Todo(Model):
