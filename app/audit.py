@@ -93,9 +93,9 @@ def record_bulk(action, object_type, ids, detail=None, session=None):
     record(action, object_type, changes={"count": len(ids), "ids": ids[:1000]}, detail=detail, session=session)
 
 
-def record_export(object_type, count, detail=None):
+def record_export(object_type, count, detail=None, object_id=None):
     """One row per export, written at once: an export changes nothing to commit with."""
-    record_now("export", object_type=object_type, changes={"count": count}, detail=detail)
+    record_now("export", object_type=object_type, object_id=object_id, changes={"count": count}, detail=detail)
 
 
 def history(object_type, object_id, limit=50):

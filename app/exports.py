@@ -1,5 +1,7 @@
-"""Contact export to CSV, safe to open in a spreadsheet."""
+"""Every file that leaves the CRM as CSV: cells safe to open in a spreadsheet, and one audit row
+per file saying who exported what and how many rows."""
 import csv
+import io
 import re
 
 from sqlalchemy import select
@@ -10,16 +12,25 @@ from app.models import Contact, ListMember
 
 COLUMNS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip",
            "source", "assigned_user_id", "created_at"]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@")
+# Spreadsheets skip leading blanks before a formula (" =1+1"), and a leading tab or CR is a
+# known way to smuggle one in ("\t=1+1").
+LEADING_BLANKS = " \t\r\n\x0b\x0c"
 E164 = re.compile(r"\+[1-9]\d{7,14}")  # digits only: no formula can hide in it
+PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")  # negative equity, a plain number, not a formula
 
 
 def neutralise(value):
-    """A cell a spreadsheet would run as a formula gets a leading apostrophe ('=1+1 -> '=1+1)."""
+    """A cell a spreadsheet would run as a formula gets a leading apostrophe ('=1+1 -> '=1+1):
+    one starting with = + - @, also after blanks, or with a tab or CR. Plain numbers stay numbers."""
     if value is None:
         return ""
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    if PLAIN_NUMBER.fullmatch(text):
+        return text
+    if text.startswith(("\t", "\r")) or text.lstrip(LEADING_BLANKS).startswith(FORMULA_START):
+        return "'" + text
+    return text
 
 
 def csv_cell(value, phone=False):
@@ -29,6 +40,31 @@ def csv_cell(value, phone=False):
     return neutralise(value)
 
 
+def csv_lines(what, header, rows, phone_columns=(), detail=None, object_id=None):
+    """The one way a CSV leaves the CRM: yields the header line, then one line per row with every cell
+    through csv_cell, and records one export audit row with the number of rows sent (also when the
+    download stops early)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    phones = {header.index(column) for column in phone_columns if column in header}
+    count = 0
+
+    def line(cells):
+        out.seek(0)
+        out.truncate()
+        writer.writerow(cells)
+        return out.getvalue()
+
+    try:
+        yield line([csv_cell(cell) for cell in header])
+        for row in rows:
+            text = line([csv_cell(value, phone=i in phones) for i, value in enumerate(row)])
+            count += 1
+            yield text
+    finally:
+        audit.record_export(what, count, detail=detail, object_id=object_id)
+
+
 def export_contacts(out, contact_ids=None, list_ids=None):
     """Write contacts (all, the given ids, or the members of the given lists) as CSV to a text stream."""
     query = select(*(getattr(Contact, c) for c in COLUMNS)).order_by(Contact.id)
@@ -36,12 +72,10 @@ def export_contacts(out, contact_ids=None, list_ids=None):
         query = query.where(Contact.id.in_(list(contact_ids)))
     if list_ids is not None:
         query = query.where(Contact.id.in_(select(ListMember.contact_id).where(ListMember.list_id.in_(list_ids))))
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    phone, count = COLUMNS.index("phone"), 0
-    for row in db.session.execute(query.execution_options(yield_per=2000)):
-        writer.writerow([csv_cell(v, phone=i == phone) for i, v in enumerate(row)])
-        count += 1
     scope = "selected" if contact_ids is not None else "lists" if list_ids is not None else "all"
-    audit.record_export("contacts", count, detail=f"{scope} contacts")
+    count = -1  # the header line
+    rows = db.session.execute(query.execution_options(yield_per=2000))
+    for text in csv_lines("contacts", COLUMNS, rows, phone_columns=["phone"], detail=f"{scope} contacts"):
+        out.write(text)
+        count += 1
     return count

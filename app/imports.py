@@ -5,9 +5,7 @@ run_import(). The Import row holds the whole state: a checkpoint (rows_done, byt
 committed with every batch, a heartbeat that doubles as the claim token, and one
 ImportRow outcome per data row and per person, from which every count is read.
 """
-import csv
 import gc
-import io
 import json
 import logging
 import queue
@@ -405,7 +403,10 @@ def progress_of(imp):
 
 
 def rejected_rows_csv(imp):
-    """The skipped and failed rows as CSV: the original columns plus a reason column."""
+    """The skipped and failed rows as CSV lines: the original columns plus a reason column, formula-safe
+    and audited as an export of the import's rows."""
+    from app.exports import csv_lines
+
     reasons, raws = {}, {}
     query = (select(ImportRow.line, ImportRow.reason, ImportRow.raw).where(
         ImportRow.import_id == imp.id, or_(ImportRow.outcome.in_(("skipped", "error")), ImportRow.raw.is_not(None)))
@@ -415,11 +416,8 @@ def rejected_rows_csv(imp):
             reasons.setdefault(line, []).append(reason)
         if raw is not None:
             raws[line] = raw
-    out = io.StringIO()
-    writer = csv.writer(out)
     with open(imp.stored_path, "rb") as f:
         first = next(records(f, imp.encoding or "utf-8", imp.delimiter or ",", 0), ([], 0))[0]
-    writer.writerow([*first, "reason"])
-    for line in sorted(raws):
-        writer.writerow([*raws[line], "; ".join(reasons.get(line, []))])
-    return out.getvalue()
+    rows = ([*raws[line], "; ".join(reasons.get(line, []))] for line in sorted(raws))
+    return csv_lines("import_rows", [*first, "reason"], rows, object_id=imp.id,
+                     detail=f"rejected rows of import {imp.id} ({imp.filename})")

@@ -129,3 +129,23 @@ def test_worker_killed_mid_import_resumes_to_the_same_end_state(app, db, tmp_pat
         again = create_import(f, path.name, list_name="Killed")
     assert run_import(again.id) == "succeeded"
     assert business_state(db) == after_kill
+
+
+def test_rejected_rows_download_is_formula_safe_and_audited(app, db, client_for, post_form, run_jobs):
+    from app.models import AuditLog
+
+    marketer = client_for("marketer")
+    attacks = ["+cmd|' /C calc'!A0", "-1+1", "\t=1+1", " =1+1", "@SUM(1)"]
+    data = "First Name,Phone\n" + "".join(f'"{cell}",\n' for cell in attacks) + "Ann,617-253-1000\n"
+    post_form(marketer, "/importview/upload", {"file": (io.BytesIO(data.encode()), "attack.csv"), "new_list": "X"},
+              content_type="multipart/form-data")
+    imp = db.session.scalars(select(Import)).one()
+    post_form(marketer, f"/importview/mapping/{imp.id}", {"map_0": "first_name", "map_1": "phone"})
+    run_jobs()
+    body = marketer.get(f"/importview/rejected/{imp.id}").get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(body)))
+    assert [row[0] for row in rows[1:]] == ["'" + cell for cell in attacks]
+    assert all(row[2] == "no phone or email" for row in rows[1:])
+    export = db.session.scalars(select(AuditLog).filter_by(action="export")).one()
+    assert (export.username, export.object_type, export.object_id) == ("marketer", "import_rows", str(imp.id))
+    assert export.changes == {"count": 5}

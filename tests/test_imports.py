@@ -191,7 +191,7 @@ def test_dnc_list_becomes_opt_outs(db, tmp_path):
 def test_rejected_rows_download_has_original_columns_and_reason(db, tmp_path):
     path, truth = make_sample(tmp_path, 300, 3, "--messy")
     imp = import_file(path)
-    text = rejected_rows_csv(imp)
+    text = "".join(rejected_rows_csv(imp))
     lines = list(__import__("csv").reader(io.StringIO(text)))
     assert lines[0][-1] == "reason" and lines[0][:3] == ["Type", "Address", "City"]
     assert len(lines) - 1 >= truth["people_without_contact"] > 0

@@ -1,5 +1,5 @@
 """Imports: upload, mapping step, live progress, cancel, rejected rows download."""
-from flask import Response, abort, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import Response, abort, current_app, flash, g, jsonify, redirect, request, stream_with_context, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
@@ -88,7 +88,7 @@ class ImportView(ModelView):
     @has_access
     def rejected(self, pk):
         imp = self._load(pk)
-        return Response(imports.rejected_rows_csv(imp), mimetype="text/csv", headers={
+        return Response(stream_with_context(imports.rejected_rows_csv(imp)), mimetype="text/csv", headers={
             "Content-Disposition": f'attachment; filename="rejected-{imp.id}.csv"'})
 
 
