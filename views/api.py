@@ -3,7 +3,8 @@ from flask_appbuilder import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 from app.models import Campaign, Contact, ContactList, Import, Message, Property
-from views.contacts import CONTACT_SCOPE, STAFF_SCOPE, CappedCount
+from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
+from views.counts import EstimatingInterface
 
 CONTACT_FIELDS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city",
                   "mail_state", "mail_zip", "source", "assigned_user.id", "notes", "created_at"]
@@ -13,7 +14,7 @@ EDITABLE = ["first_name", "last_name", "phone", "email", "mail_address", "mail_c
 
 class ContactApi(ModelRestApi):
     resource_name = "contact"
-    datamodel = CappedCount(Contact)
+    datamodel = EstimatingInterface(Contact)
     base_filters = STAFF_SCOPE
     list_columns = show_columns = CONTACT_FIELDS
     add_columns = edit_columns = EDITABLE

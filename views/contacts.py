@@ -5,34 +5,10 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, OptOut, Property, Todo
 from app.security import AssignedToCurrentUser
 from views.contact_actions import ContactActionsMixin
+from views.counts import EstimatedPager, EstimatingInterface
 
 STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
-
-
-class EstimatedCount(int):
-    """A row count taken from the planner, shown as an estimate wherever it is printed."""
-
-    def __str__(self):
-        return f"about {int(self):,} (estimate)"
-
-
-class CappedCount(SQLAInterface):
-    """Exact counts up to COUNT_CAP rows, PostgreSQL's planner estimate above it: an exact
-    COUNT(*) over a million contacts costs ~100 ms on every page."""
-
-    COUNT_CAP = 1_000
-
-    def query_count(self, query, filters=None, select_columns=None):
-        inner = self._apply_inner_all(query, filters, select_columns=select_columns, aliases_mapping={})
-        inner = inner.order_by(None)
-        count = inner.limit(self.COUNT_CAP).count()
-        connection = self.session.connection()
-        if count < self.COUNT_CAP or connection.dialect.name != "postgresql":
-            return count
-        compiled = inner.statement.compile(dialect=connection.dialect)
-        plan = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
-        return EstimatedCount(max(count, int(plan[0]["Plan"]["Plan Rows"])))
 
 
 class ContactPropertyView(ModelView):
@@ -63,8 +39,8 @@ class ListMemberView(ModelView):
     list_columns = ["list", "contact", "added_at"]
 
 
-class ContactView(ContactActionsMixin, ModelView):
-    datamodel = CappedCount(Contact)
+class ContactView(EstimatedPager, ContactActionsMixin, ModelView):
+    datamodel = EstimatingInterface(Contact)
     base_filters = STAFF_SCOPE
     base_order = ("id", "desc")
     list_columns = ["first_name", "last_name", "phone", "email", "source", "assigned_user", "created_at"]
