@@ -1,7 +1,9 @@
 """The audit trail: every change to business data and every security event."""
 import contextvars
+import time as clock
+import uuid
 from contextlib import contextmanager
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 
 from flask import has_request_context, request
@@ -103,6 +105,99 @@ def history(object_type, object_id, limit=50):
     return db.session.scalars(
         select(AuditLog).where(AuditLog.object_type == object_type, AuditLog.object_id == str(object_id))
         .order_by(AuditLog.id.desc()).limit(limit)).all()
+
+
+# Rejected anonymous requests (failed logins, unsigned webhooks) are counted in Redis, one hash
+# per minute ("kind|source|subject" -> count), and written by the worker's tick as one audit row
+# per kind, source and minute: a flood of them cannot flood the append-only table.
+REJECTIONS = "crm:rejections:"
+REJECTION_TOTALS = "crm:rejection-totals:"  # per minute, kind -> count: the number on /health
+REJECTION_MINUTES = "crm:rejection-minutes"  # minutes with counts not yet written
+REJECTION_FIELDS_PER_MINUTE = 2000  # past this, new sources and names count under "other"
+REJECTION_NAMES_PER_ROW = 20
+
+
+def count_rejection(kind, source, subject="", now=None):
+    """Count one rejected request of `kind` (e.g. "login_failed") from `source` (a client
+    address), naming what it tried (`subject`, e.g. the user name), without writing a row."""
+    from app.queue import get_redis
+
+    redis = get_redis()
+    minute = int((now if now is not None else clock.time()) // 60)
+    key = f"{REJECTIONS}{minute}"
+    field = f"{kind}|{str(source or 'unknown')[:64]}|{str(subject or '')[:100]}"
+    if redis.hlen(key) >= REJECTION_FIELDS_PER_MINUTE and not redis.hexists(key, field):
+        field = f"{kind}|other|"
+    pipe = redis.pipeline()
+    pipe.hincrby(key, field, 1)
+    pipe.expire(key, 7 * 86400)
+    pipe.hincrby(f"{REJECTION_TOTALS}{minute}", kind, 1)
+    pipe.expire(f"{REJECTION_TOTALS}{minute}", 2 * 3600)
+    pipe.sadd(REJECTION_MINUTES, minute)
+    pipe.execute()
+
+
+def rejections_last_hour(now=None):
+    """{kind: count} of rejections counted in the last 60 minutes (written or not yet)."""
+    from app.queue import get_redis
+
+    minute = int((now if now is not None else clock.time()) // 60)
+    pipe = get_redis().pipeline()
+    for m in range(minute - 59, minute + 1):
+        pipe.hgetall(f"{REJECTION_TOTALS}{m}")
+    totals = {}
+    for counts in pipe.execute():
+        for kind, count in counts.items():
+            totals[kind.decode()] = totals.get(kind.decode(), 0) + int(count)
+    return totals
+
+
+def flush_rejections(now=None):
+    """Write one audit row per kind, source and closed minute with its count; returns the rows
+    written. Called by every worker's tick; a lock lets one worker at a time do it, and a
+    minute's counts are moved aside before they are written, so nothing counted is lost."""
+    from app.queue import get_redis
+
+    redis = get_redis()
+    lock, token = REJECTIONS + "lock", uuid.uuid4().hex
+    if not redis.set(lock, token, nx=True, ex=60):
+        return 0
+    written = 0
+    try:
+        current = int((now if now is not None else clock.time()) // 60)
+        for minute in sorted(int(m) for m in redis.smembers(REJECTION_MINUTES)):
+            if minute >= current:
+                continue
+            source_key, moved = f"{REJECTIONS}{minute}", f"{REJECTIONS}writing:{minute}"
+            if not redis.exists(moved) and redis.exists(source_key):
+                redis.rename(source_key, moved)  # counts arriving late start a new hash
+            written += _write_rejection_rows(minute, redis.hgetall(moved))
+            redis.delete(moved)
+            if not redis.exists(source_key):
+                redis.srem(REJECTION_MINUTES, minute)
+    finally:
+        if redis.get(lock) == token.encode():
+            redis.delete(lock)
+    return written
+
+
+def _write_rejection_rows(minute, counts):
+    rows = {}
+    for field, count in counts.items():
+        kind, source, subject = field.decode().split("|", 2)
+        row = rows.setdefault((kind, source), {"count": 0, "names": {}})
+        row["count"] += int(count)
+        if subject:
+            row["names"][subject] = row["names"].get(subject, 0) + int(count)
+    at = datetime.fromtimestamp(minute * 60, timezone.utc).replace(tzinfo=None)
+    with Session(bind=db.engine) as session:
+        for (kind, source), row in sorted(rows.items()):
+            names = dict(sorted(row["names"].items(), key=lambda item: -item[1])[:REJECTION_NAMES_PER_ROW])
+            session.add(AuditLog(at=at, username="anonymous", action=kind, ip=source,
+                                 changes={"count": row["count"], "minute": at.isoformat(), "names": names},
+                                 detail=f"{row['count']} in the minute from {at:%H:%M} UTC from {source}"))
+        session.commit()
+    return len(rows)
 
 
 class AuditLogIsReadOnly(Exception):

@@ -82,8 +82,8 @@ class CrmSecurityManager(SecurityManager):
         from app import audit
 
         user = super().auth_user_db(username, password)
-        if user is None:
-            audit.record_now("login_failed", object_type="ab_user", detail=f"username={str(username)[:100]!r}")
+        if user is None:  # counted, not one row each: a guessing run cannot flood the audit log
+            audit.count_rejection("login_failed", request.remote_addr, subject=str(username or ""))
         else:
             with audit.acting_as(user.id, user.username):
                 audit.record_now("login", object_type="ab_user", object_id=user.id)

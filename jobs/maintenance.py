@@ -6,6 +6,7 @@ log = logging.getLogger(__name__)
 
 def recover_unfinished():
     """Called by every worker every few seconds; each step is idempotent."""
+    from app.audit import flush_rejections
     from app.campaigns import recover_campaigns
     from app.imports import recover_imports
     from app.messages import recover_events, recover_sending
@@ -16,3 +17,6 @@ def recover_unfinished():
         count = step()
         if count:
             log.info("recovery %s: re-enqueued %s", name, count)
+    written = flush_rejections()
+    if written:
+        log.info("rejected requests: %s audit rows written", written)

@@ -1,4 +1,6 @@
 """The audit trail: what leaves a row, who can read it, and that nobody can change it."""
+import time
+
 import pytest
 from flask_jwt_extended import create_access_token
 from sqlalchemy import func, select
@@ -152,3 +154,56 @@ def test_contact_page_shows_its_history_to_admins_only(app, db, client_for, post
     assert "Ann &rarr; Anne&lt;b&gt;" in history and "<b>" not in history
     marketer_page = client_for("marketer").get(f"/contactview/show/{contact.id}")
     assert marketer_page.status_code == 200 and 'id="audit-history"' not in marketer_page.get_data(as_text=True)
+
+
+# --- rejected requests: counted, one row per kind, source and minute -----------------------------
+
+def jwt_login(client, username, address):
+    return client.post("/api/v1/security/login", json={"username": username, "password": "wrong-password",
+                                                       "provider": "db"}, environ_base={"REMOTE_ADDR": address})
+
+
+def test_failed_logins_leave_one_counted_row_per_source_and_minute(app, db):
+    client = app.test_client()
+    for attempt in range(24):  # a new user name each time, from two addresses
+        address = "203.0.113.7" if attempt < 16 else "198.51.100.9"
+        assert jwt_login(client, f"nobody{attempt}", address).status_code == 401
+    assert rows(db, action="login_failed") == []  # nothing written per attempt
+    assert client.get("/health").get_json()["rejected_last_hour"] == {"login_failed": 24}
+
+    audit.flush_rejections(now=time.time() + 120)
+    written = rows(db, action="login_failed")
+    per_source_and_minute = [(row.ip, row.at) for row in written]
+    assert len(per_source_and_minute) == len(set(per_source_and_minute)) <= 4  # the run may straddle a minute
+    totals = {}
+    for row in written:
+        totals[row.ip] = totals.get(row.ip, 0) + row.changes["count"]
+    assert totals == {"203.0.113.7": 16, "198.51.100.9": 8}
+    assert {"nobody0", "nobody15"} <= {name for row in written if row.ip == "203.0.113.7" for name in row.changes["names"]}
+    assert {row.username for row in written} == {"anonymous"}
+    assert audit.flush_rejections(now=time.time() + 180) == 0  # written once
+    assert len(rows(db, action="login_failed")) == len(written)
+
+
+def test_an_open_minute_is_written_only_once_it_closes(app, db):
+    minute = (time.time() // 60) * 60
+    for second in (1, 30, 59):
+        audit.count_rejection("login_failed", "192.0.2.1", "admin", now=minute + second)
+    audit.count_rejection("login_failed", "192.0.2.1", "admin", now=minute + 61)  # the next minute
+    assert audit.flush_rejections(now=minute + 62) == 1
+    assert [r.changes["count"] for r in rows(db, action="login_failed")] == [3]
+    audit.count_rejection("login_failed", "192.0.2.1", "admin", now=minute + 30)  # a late one for the first minute
+    assert audit.flush_rejections(now=minute + 125) == 2
+    written = rows(db, action="login_failed")
+    assert [r.changes["count"] for r in written] == [3, 1, 1]
+    assert written[0].at == written[1].at < written[2].at
+
+
+def test_a_flood_of_sources_and_names_is_folded_into_one_other_row(app, db, monkeypatch):
+    monkeypatch.setattr(audit, "REJECTION_FIELDS_PER_MINUTE", 5)
+    minute = (time.time() // 60) * 60
+    for n in range(12):
+        audit.count_rejection("webhook_rejected", f"10.0.0.{n}", now=minute + 1)
+    assert audit.flush_rejections(now=minute + 60) == 6
+    counts = {r.ip: r.changes["count"] for r in rows(db, action="webhook_rejected")}
+    assert counts["other"] == 7 and sum(counts.values()) == 12

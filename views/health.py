@@ -1,4 +1,5 @@
-"""GET /health: database, Redis and worker heartbeats as JSON (200 when the database and
+"""GET /health: database, Redis, worker heartbeats and rejected requests (failed logins,
+unsigned webhooks) counted in the last hour, as JSON (200 when the database and
 Redis answer, 503 otherwise). Public: it shows states and timestamps, never data."""
 import time
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ def _worker_heartbeats(redis):
 
 
 def health():
+    from app.audit import rejections_last_hour
     from app.queue import get_redis
 
     state = {"database": "ok", "redis": "ok", "workers": []}
@@ -48,6 +50,7 @@ def health():
         redis = get_redis()
         redis.ping()
         state["workers"] = _worker_heartbeats(redis)
+        state["rejected_last_hour"] = rejections_last_hour()
     except Exception as exc:  # noqa: BLE001
         current_app.logger.warning("health: redis check failed: %s", exc)
         state["redis"], code = "error", 503
