@@ -63,6 +63,10 @@ REPLY_ATTRIBUTION_DAYS = int(os.environ.get("REPLY_ATTRIBUTION_DAYS", "14"))
 OPT_OUT_CONFIRMATION = os.environ.get(
     "OPT_OUT_CONFIRMATION", "You have been unsubscribed and will not receive more texts from us.")
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "5"))
+# A user who reads more than this many contacts (or messages) through the REST API's list endpoints
+# within the window has exported them: those reads are audited like a CSV export.
+API_EXPORT_AUDIT_ROWS = int(os.environ.get("API_EXPORT_AUDIT_ROWS", "1000"))
+API_EXPORT_AUDIT_WINDOW_SECONDS = int(os.environ.get("API_EXPORT_AUDIT_WINDOW_SECONDS", "3600"))
 
 # Flask-AppBuilder
 APP_NAME = "Attack A Crack CRM"

@@ -1,11 +1,9 @@
 """What the campaign page and the home dashboard show, read from database rows."""
-import csv
-import io
 from datetime import timedelta
 
 from sqlalchemy import and_, case, func, select
 
-from app.exports import csv_cell
+from app.exports import csv_lines
 from app.extensions import db
 from app.models import Campaign, CampaignRecipient, CampaignVariant, Contact, Import, Message, OptOut, utcnow
 from app.stats import compare_variants, wilson_interval
@@ -66,23 +64,16 @@ RECIPIENT_FIELDS = ["position", "phone", "first_name", "last_name", "state", "va
 
 
 def recipients_csv(campaign_id):
-    """Every recipient with its outcome, streamed row by row, safe to open in a spreadsheet."""
-    phone = RECIPIENT_FIELDS.index("phone")
+    """Every recipient with its outcome, streamed row by row, safe to open in a spreadsheet, audited."""
     query = (select(R.position, R.phone, Contact.first_name, Contact.last_name, R.state, CampaignVariant.label,
                     R.status, R.exclusion_reason, R.sent_at, func.max(Message.delivered_at), R.replied_at,
                     R.opted_out_at, R.error)
              .outerjoin(Contact, Contact.id == R.contact_id).outerjoin(CampaignVariant, CampaignVariant.id == R.variant_id)
              .outerjoin(Message, Message.campaign_recipient_id == R.id).where(R.campaign_id == campaign_id)
              .group_by(R.id, Contact.first_name, Contact.last_name, CampaignVariant.label).order_by(R.status, R.position))
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(RECIPIENT_FIELDS)
-    yield out.getvalue()
-    for row in db.session.execute(query).yield_per(2000):
-        out.seek(0)
-        out.truncate()
-        writer.writerow([csv_cell(v, phone=i == phone) for i, v in enumerate(row)])
-        yield out.getvalue()
+    rows = db.session.execute(query.execution_options(yield_per=2000))
+    yield from csv_lines("campaign_recipients", RECIPIENT_FIELDS, rows, phone_columns=["phone"],
+                         object_id=campaign_id, detail=f"recipients of campaign {campaign_id}")
 
 
 def dashboard(now_day_bounds, default_limit=125, user_id=None):

@@ -50,6 +50,13 @@ def current_actor():
 
         if getattr(current_user, "is_authenticated", False):
             return current_user.id, current_user.username
+        from flask_jwt_extended import current_user as jwt_user
+
+        try:  # the REST API signs in with a JWT, not the session
+            if jwt_user:
+                return jwt_user.id, jwt_user.username
+        except RuntimeError:  # no JWT was verified in this request
+            pass
         return None, "anonymous"
     return None, "system"
 

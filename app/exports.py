@@ -79,3 +79,34 @@ def export_contacts(out, contact_ids=None, list_ids=None):
         out.write(text)
         count += 1
     return count
+
+
+API_READS_KEY = "crm:api_reads:"
+
+
+def record_api_read(what, rows, detail=None):
+    """Rows of `what` one user read through a list API. Past API_EXPORT_AUDIT_ROWS rows within
+    API_EXPORT_AUDIT_WINDOW_SECONDS the reading is an export: the page that crosses the threshold is
+    audited with every row read so far in the window, each later page with its own rows, so the audit
+    rows add up to everything that left. The running total lives in Redis, shared by every worker."""
+    from flask import current_app
+
+    from app.queue import get_redis
+
+    if not rows:
+        return
+    user_id, username = audit.current_actor()
+    threshold = current_app.config["API_EXPORT_AUDIT_ROWS"]
+    key = f"{API_READS_KEY}{what}:{user_id or username}"
+    try:
+        redis = get_redis()
+        total = redis.incrby(key, rows)
+        if total == rows:  # the first read of a window starts its clock
+            redis.expire(key, current_app.config["API_EXPORT_AUDIT_WINDOW_SECONDS"])
+    except Exception as exc:  # noqa: BLE001 - without the running total, audit every page
+        current_app.logger.warning("api read counter unavailable, auditing the page: %s", exc)
+        total = threshold + rows + 1
+    if total <= threshold:
+        return
+    count = total if total - rows <= threshold else rows
+    audit.record_export(what, count, detail=f"read over the API ({total} rows in this window); {detail or ''}".strip())

@@ -631,3 +631,20 @@ def test_recipients_csv_has_every_outcome_and_no_formulas(db, client_for):
     assert lines[0].startswith("position,phone,first_name")
     assert any("+16175551001" in line and "'=HYPERLINK" in line and ",queued," in line for line in lines)
     assert any(",excluded,no_valid_phone," in line for line in lines)
+
+
+def test_recipients_csv_download_is_audited_with_who_and_how_many(db, client_for):
+    from app.models import AuditLog
+
+    lst = ContactList(name="L")
+    for i in range(3):
+        add_contact(db, f"+1617555100{i}", lists=[lst])
+    campaign = make_campaign(db, [lst])
+    campaigns.change_status(campaign.id, "scheduled")
+    campaigns.plan_audience(campaign.id)
+    body = client_for("marketer").get(f"/campaignview/recipients_csv/{campaign.id}").get_data(as_text=True)
+    assert len(body.strip().splitlines()) == 4
+    export = db.session.scalars(select(AuditLog).filter_by(action="export")).one()
+    assert (export.username, export.object_type, export.object_id) == ("marketer", "campaign_recipients",
+                                                                       str(campaign.id))
+    assert export.changes == {"count": 3}

@@ -1,7 +1,9 @@
 """REST API over the core records, scoped by role exactly like the screens."""
+from flask import request
 from flask_appbuilder import ModelRestApi
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
+from app.exports import record_api_read
 from app.models import Campaign, Contact, ContactList, Import, Message, Property
 from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
 from views.counts import EstimatingInterface
@@ -12,7 +14,16 @@ EDITABLE = ["first_name", "last_name", "phone", "email", "mail_address", "mail_c
             "assigned_user", "notes"]
 
 
-class ContactApi(ModelRestApi):
+class AuditedReads:
+    """List reads of personal data: past the export threshold they are audited as exports."""
+
+    def pre_get_list(self, data):
+        query = request.args.get("q", "")[:200]
+        record_api_read(self.datamodel.obj.__tablename__, len(data.get("result") or []),
+                        detail=f"GET {request.path}" + (f" q={query}" if query else ""))
+
+
+class ContactApi(AuditedReads, ModelRestApi):
     resource_name = "contact"
     datamodel = EstimatingInterface(Contact)
     base_filters = STAFF_SCOPE
@@ -43,7 +54,7 @@ class CampaignApi(ModelRestApi):
     search_columns = ["name", "status", "sending_number", "created_at"]
 
 
-class MessageApi(ModelRestApi):
+class MessageApi(AuditedReads, ModelRestApi):
     resource_name = "message"
     datamodel = SQLAInterface(Message)
     base_filters = CONTACT_SCOPE
