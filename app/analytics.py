@@ -1,7 +1,7 @@
 """What the campaign page and the home dashboard show, read from database rows."""
 from datetime import timedelta
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, exists, func, select
 
 from app.exports import csv_lines
 from app.extensions import db
@@ -10,41 +10,59 @@ from app.stats import compare_variants, wilson_interval
 
 R = CampaignRecipient
 SENT = ("sent", "review")  # 'review': OpenPhone may have it; counted as sent until a person checks
+# Each recipient counts at most once in each column; these are the columns' names everywhere
+# (the campaign page, its funnel, the recipients CSV and GET /api/v1/campaign/<id>/results).
+OUTCOMES = ("sent", "delivered", "failed", "replied", "opted_out")
 
 
-def variant_stats(campaign_id):
-    """Per variant: sent, delivered, failed, replied, opted out, reply rate and its 95% interval,
-    plus the significance test between variants."""
-    delivered = func.sum(case((Message.delivered_at.is_not(None), 1), else_=0))
+def _outcome_flags():
+    """0/1 per recipient row. Replies carry the recipient's id as well as the campaign text, so
+    delivery is read from the outgoing text alone and a second reply counts nothing twice."""
+    sent = R.status.in_(SENT)
+    delivered = exists().where(Message.campaign_recipient_id == R.id, Message.direction == "outgoing",
+                               Message.delivered_at.is_not(None))
+    return {
+        "sent": case((sent, 1), else_=0),
+        "delivered": case((and_(sent, delivered), 1), else_=0),
+        "failed": case((R.status == "failed", 1), else_=0),
+        "replied": case((and_(sent, R.replied_at.is_not(None)), 1), else_=0),
+        "opted_out": case((and_(sent, R.opted_out_at.is_not(None)), 1), else_=0),
+    }
+
+
+def campaign_results(campaign_id):
+    """The A/B numbers: per variant (label order) sent, delivered, failed, replied, opted out,
+    reply rate (replied / sent) with its 95% Wilson interval; plus the test between variants.
+
+    {"variants": [{"id", "label", "template", "sent", ..., "reply_rate", "ci_low", "ci_high"}],
+     "test": name or None, "statistic", "p_value", "significant"}"""
+    flags = _outcome_flags()
+    per_recipient = (select(R.variant_id, *(flag.label(name) for name, flag in flags.items()))
+                     .where(R.campaign_id == campaign_id).subquery())
     rows = db.session.execute(
         select(CampaignVariant.id, CampaignVariant.label, CampaignVariant.template,
-               func.sum(case((R.status.in_(SENT), 1), else_=0)),
-               delivered,
-               func.sum(case((R.status == "failed", 1), else_=0)),
-               func.sum(case((and_(R.status.in_(SENT), R.replied_at.is_not(None)), 1), else_=0)),
-               func.sum(case((and_(R.status.in_(SENT), R.opted_out_at.is_not(None)), 1), else_=0)))
+               *(func.coalesce(func.sum(per_recipient.c[name]), 0) for name in OUTCOMES))
         .select_from(CampaignVariant)
-        .outerjoin(R, and_(R.variant_id == CampaignVariant.id, R.campaign_id == campaign_id))
-        .outerjoin(Message, Message.campaign_recipient_id == R.id)
+        .outerjoin(per_recipient, per_recipient.c.variant_id == CampaignVariant.id)
         .where(CampaignVariant.campaign_id == campaign_id)
         .group_by(CampaignVariant.id, CampaignVariant.label, CampaignVariant.template)
         .order_by(CampaignVariant.label)).all()
     variants = []
-    for vid, label, template, sent, delivered_n, failed, replied, opted in rows:
-        sent, replied = int(sent or 0), int(replied or 0)
-        low, high = wilson_interval(replied, sent)
-        variants.append({"id": vid, "label": label, "template": template, "sent": sent,
-                         "delivered": int(delivered_n or 0), "failed": int(failed or 0), "replied": replied,
-                         "opted_out": int(opted or 0), "reply_rate": replied / sent if sent else 0.0,
+    for vid, label, template, *counts in rows:
+        numbers = dict(zip(OUTCOMES, (int(n) for n in counts), strict=True))
+        low, high = wilson_interval(numbers["replied"], numbers["sent"])
+        variants.append({"id": vid, "label": label, "template": template, **numbers,
+                         "reply_rate": numbers["replied"] / numbers["sent"] if numbers["sent"] else 0.0,
                          "ci_low": low, "ci_high": high})
     test = compare_variants([(v["label"], v["replied"], v["sent"]) for v in variants])
-    return variants, test
+    return {"variants": variants, **test}
 
 
-def funnel(campaign_id):
-    variants, _ = variant_stats(campaign_id)
-    return [(step, sum(v[key] for v in variants)) for step, key in
-            (("Sent", "sent"), ("Delivered", "delivered"), ("Replied", "replied"), ("Opted out", "opted_out"))]
+def funnel(results):
+    """(step, count) for the funnel chart, from campaign_results()."""
+    return [(step, sum(v[key] for v in results["variants"])) for step, key in
+            (("Sent", "sent"), ("Delivered", "delivered"), ("Failed", "failed"), ("Replied", "replied"),
+             ("Opted out", "opted_out"))]
 
 
 def texts_per_day(campaign_id):
@@ -60,17 +78,20 @@ def status_counts(campaign_id):
 
 
 RECIPIENT_FIELDS = ["position", "phone", "first_name", "last_name", "state", "variant", "status",
-                    "exclusion_reason", "sent_at", "delivered_at", "replied_at", "opted_out_at", "error"]
+                    "exclusion_reason", "sent_at", "delivered_at", "replied_at", "opted_out_at", "error", *OUTCOMES]
 
 
 def recipients_csv(campaign_id):
-    """Every recipient with its outcome, streamed row by row, safe to open in a spreadsheet, audited."""
+    """Every recipient with its outcome, streamed row by row, safe to open in a spreadsheet, audited.
+    The last columns are the 0/1 flags the A/B table sums: a column's total per variant is
+    the number on the campaign page."""
+    delivered_at = (select(func.max(Message.delivered_at)).where(
+        Message.campaign_recipient_id == R.id, Message.direction == "outgoing").scalar_subquery())
     query = (select(R.position, R.phone, Contact.first_name, Contact.last_name, R.state, CampaignVariant.label,
-                    R.status, R.exclusion_reason, R.sent_at, func.max(Message.delivered_at), R.replied_at,
-                    R.opted_out_at, R.error)
+                    R.status, R.exclusion_reason, R.sent_at, delivered_at, R.replied_at, R.opted_out_at, R.error,
+                    *_outcome_flags().values())
              .outerjoin(Contact, Contact.id == R.contact_id).outerjoin(CampaignVariant, CampaignVariant.id == R.variant_id)
-             .outerjoin(Message, Message.campaign_recipient_id == R.id).where(R.campaign_id == campaign_id)
-             .group_by(R.id, Contact.first_name, Contact.last_name, CampaignVariant.label).order_by(R.status, R.position))
+             .where(R.campaign_id == campaign_id).order_by(R.status, R.position, R.id))
     rows = db.session.execute(query.execution_options(yield_per=2000))
     yield from csv_lines("campaign_recipients", RECIPIENT_FIELDS, rows, phone_columns=["phone"],
                          object_id=campaign_id, detail=f"recipients of campaign {campaign_id}")

@@ -30,7 +30,8 @@ TUESDAY_10AM = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("America/New_York"))
 @pytest.fixture
 def fake(app):
     """The fake OpenPhone on loopback, with the app pointed at it and no rate limit."""
-    server = FakeOpenPhone(api_key="test-key", rate=100_000, webhook_delay=0).start()
+    server = FakeOpenPhone(api_key="test-key", rate=100_000, webhook_delay=0,
+                           webhook_secret=app.config["OPENPHONE_WEBHOOK_SECRET"]).start()
     saved = {k: app.config[k] for k in ("OPENPHONE_BASE_URL", "OPENPHONE_RATE_PER_SECOND", "CAMPAIGN_SPREAD",
                                         "CAMPAIGN_NOW")}
     app.config.update(OPENPHONE_BASE_URL=server.url, OPENPHONE_RATE_PER_SECOND=100_000, CAMPAIGN_SPREAD=False)
@@ -610,7 +611,8 @@ def test_variant_results_match_a_known_chi_square(db, client_for):
                                           replied_at=datetime(2026, 12, 1, 16) if i < replies else None))
     db.session.add_all(rows)
     db.session.commit()
-    variants, test = analytics.variant_stats(campaign.id)
+    test = analytics.campaign_results(campaign.id)
+    variants = test["variants"]
     assert [(v["label"], v["sent"], v["replied"]) for v in variants] == [("A", 100, 20), ("B", 100, 35)]
     assert test["test"] == "chi-square" and test["statistic"] == pytest.approx(5.642633, rel=1e-6)
     assert test["p_value"] == pytest.approx(0.017528, abs=1e-6)
@@ -648,3 +650,102 @@ def test_recipients_csv_download_is_audited_with_who_and_how_many(db, client_for
     assert (export.username, export.object_type, export.object_id) == ("marketer", "campaign_recipients",
                                                                        str(campaign.id))
     assert export.changes == {"count": 3}
+
+
+# --- A/B numbers: one count per person, the same on the page, in the CSV and from the API ---------
+
+def deliver_webhooks(app, fake):
+    for body, headers in fake.take_webhooks():
+        assert app.test_client().post("/webhooks/openphone", data=body, headers=headers).status_code == 200
+
+
+def bearer(username):
+    from flask_jwt_extended import create_access_token
+
+    from tests.conftest import user_id
+
+    return {"Authorization": f"Bearer {create_access_token(identity=str(user_id(username)), fresh=True)}"}
+
+
+def page_variant_rows(html):
+    """[[cell, ...], ...]: the A/B table's rows as text."""
+    import re
+
+    table = re.search(r'id="campaign-variants">(.*?)</table>', html, re.S).group(1)
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
+        cells = [re.sub(r"<[^>]+>|\s+", " ", c).replace("&ndash;", "-").strip()
+                 for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+        rows.append(cells[:7])
+    return rows
+
+
+def test_ab_numbers_count_each_person_once_on_the_page_in_the_csv_and_the_api(app, db, fake, client_for,
+                                                                              run_jobs):
+    """Twelve people, A and B alternating by position (A: 1st, 3rd, ...; B: 2nd, 4th, ...).
+    By hand:
+      A (people 0, 2, 4, 6, 8, 10): 4 refused by OpenPhone, 8 reported undelivered -> failed 2, sent 4;
+        delivered 0, 2, 10 (6 has no report) -> 3; person 0 replied three times -> replied 1;
+        opted out 0; reply rate 1/4 = 25.0%, Wilson 95% 4.6%-69.9%.
+      B (people 1, 3, 5, 7, 9, 11): all sent -> 6; delivered 1, 3, 9, 11 (5, 7 no report) -> 4;
+        failed 0; replied 1 (a reply then STOP), 7 (twice, undelivered report), 9 -> 3; opted out 1;
+        reply rate 3/6 = 50.0%, Wilson 95% 18.8%-81.2%.
+      Test: expected counts under 5 -> Fisher's exact on [[1, 3], [3, 3]]: hypergeometric
+        P(x) = C(4,x) C(6,4-x) / C(10,4) = 15, 80, 90, 24, 1 (/210) for x = 0..4; two-sided sums
+        every P <= P(1) = 80: (15 + 80 + 24 + 1) / 210 = 4/7 = 0.5714."""
+    app.config["CAMPAIGN_NOW"] = TUESDAY_10AM.isoformat()
+    lst = ContactList(name="L")
+    people = phones(12)
+    for i, phone in enumerate(people):
+        add_contact(db, phone, first=f"P{i}", lists=[lst])
+    campaign = make_campaign(db, [lst], variants=("A: hi {first_name}", "B: hey {first_name}"))
+    campaign_id = campaign.id
+    planned_and_running(db, campaign)
+    for count, faults in ((4, {"delivery": "delivered"}), (1, {"fail_next": [400]}), (3, {"delivery": None}),
+                          (1, {"delivery": "failed"}), (3, {"delivery": "delivered"})):
+        fake.configure(**faults)
+        assert campaigns.send_due_messages(campaign_id, now=TUESDAY_10AM, max_messages=count) == count
+    for person, text in ((0, "How much?"), (0, "Also the walkway"), (0, "Thanks"), (1, "Yes, interested"),
+                         (1, "STOP"), (7, "Call me"), (7, "After 5 please"), (9, "Price?")):
+        fake.reply(people[person], text)
+    deliver_webhooks(app, fake)
+    run_jobs()
+
+    expected = {
+        "A": {"sent": 4, "delivered": 3, "failed": 2, "replied": 1, "opted_out": 0},
+        "B": {"sent": 6, "delivered": 4, "failed": 0, "replied": 3, "opted_out": 1},
+    }
+    rates = {"A": (0.25, 0.0456, 0.6994), "B": (0.5, 0.1876, 0.8124)}
+
+    marketer = client_for("marketer")
+    html = marketer.get(f"/campaignview/show/{campaign_id}").get_data(as_text=True)
+    assert page_variant_rows(html) == [
+        ["A", "4", "3", "2", "1", "0", "25.0% (4.6-69.9%)"],
+        ["B", "6", "4", "0", "3", "1", "50.0% (18.8-81.2%)"],
+    ]
+    assert "Fisher's exact" in html.replace("&#39;", "'") and "p = 0.5714" in html
+    assert "sent: 10" in html and "failed: 2" in html  # the progress line agrees with the funnel below
+    funnel = html[html.index("<h5>Funnel</h5>"):]
+    for step, total in (("Sent", 10), ("Delivered", 7), ("Failed", 2), ("Replied", 4), ("Opted out", 1)):
+        assert f">{step}</text>" in funnel and f">{total}</text>" in funnel
+
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(marketer.get(f"/campaignview/recipients_csv/{campaign_id}")
+                                           .get_data(as_text=True))))
+    assert len(rows) == 12
+    from_csv = {label: {key: sum(int(r[key]) for r in rows if r["variant"] == label) for key in expected["A"]}
+                for label in "AB"}
+    assert from_csv == expected
+
+    api = client_for("marketer").get(f"/api/v1/campaign/{campaign_id}/results", headers=bearer("marketer"))
+    assert api.status_code == 200
+    body = api.get_json()
+    assert [v["label"] for v in body["variants"]] == ["A", "B"]
+    for v in body["variants"]:
+        assert {key: v[key] for key in expected["A"]} == expected[v["label"]]
+        assert (v["reply_rate"], v["ci_low"], v["ci_high"]) == pytest.approx(rates[v["label"]], abs=5e-5)
+    assert body["test"] == "Fisher's exact" and body["p_value"] == pytest.approx(4 / 7)
+    assert client_for("staff").get(f"/api/v1/campaign/{campaign_id}/results",
+                                   headers=bearer("staff")).status_code in (401, 403)

@@ -51,7 +51,9 @@ REQUIRED = {
                  "ContactApi": {"can_get", "can_post", "can_put"},
                  "PropertyView": {"can_list", "can_show", "can_add", "can_edit"},
                  "ListView": {"can_list", "can_show", "can_add", "can_edit"},
-                 "OptOutView": {"can_list", "can_add"}},
+                 "OptOutView": {"can_list", "can_add"},
+                 "CampaignApi": {"can_get", "can_results"},
+                 "CampaignStatusApi": {"can_post"}},
     "Staff": {"ContactView": {"can_list", "can_show", "can_edit"}, "ContactApi": {"can_get", "can_put"},
               "ContactMessageView": {"can_list"}},
 }

@@ -1,9 +1,12 @@
 """REST API over the core records, scoped by role exactly like the screens."""
 from flask import request
 from flask_appbuilder import ModelRestApi
+from flask_appbuilder.api import expose, protect
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
+from app import analytics
 from app.exports import record_api_read
+from app.extensions import db
 from app.models import Campaign, Contact, ContactList, Import, Message, Property
 from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
 from views.counts import EstimatingInterface
@@ -49,9 +52,28 @@ class ListApi(ModelRestApi):
 class CampaignApi(ModelRestApi):
     resource_name = "campaign"
     datamodel = SQLAInterface(Campaign)
-    base_permissions = ["can_get", "can_info"]
+    base_permissions = ["can_get", "can_info", "can_results"]
     list_columns = show_columns = ["id", "name", "status", "sending_number", "daily_limit", "created_at"]
     search_columns = ["name", "status", "sending_number", "created_at"]
+
+    @expose("/<int:pk>/results", methods=["GET"])
+    @protect()
+    def results(self, pk):
+        """The A/B numbers the campaign page shows.
+        ---
+        get:
+          responses:
+            200:
+              description: per variant sent, delivered, failed, replied, opted_out, reply_rate, ci_low,
+                ci_high; the test between variants and its p-value
+        """
+        if db.session.get(Campaign, pk) is None:
+            return self.response_404()
+        results = analytics.campaign_results(pk)
+        variants = [{key: v[key] for key in ("label", *analytics.OUTCOMES, "reply_rate", "ci_low", "ci_high")}
+                    for v in results["variants"]]
+        return self.response(200, id=pk, variants=variants, test=results["test"], p_value=results["p_value"],
+                             significant=results["significant"])
 
 
 class MessageApi(AuditedReads, ModelRestApi):

@@ -122,12 +122,13 @@ class CampaignView(ModelView):
         # The plan only with the planned_at read above: a plan committed during this request
         # would otherwise show next to a "planning..." status and a disabled Start button.
         plan = campaigns.exclusion_counts(campaign.id) if campaign.planned_at else {}
-        variants, test = analytics.variant_stats(campaign.id)
+        results = analytics.campaign_results(campaign.id)
+        variants = results["variants"]
         return self.render_template(
             self.show_template, pk=pk, title=self.show_title, widgets=widgets, related_views=self._related_views,
-            campaign=campaign, plan=plan, variants=variants, test=test,
+            campaign=campaign, plan=plan, variants=variants, test=results,
             statuses=analytics.status_counts(campaign.id), days=analytics.texts_per_day(campaign.id),
-            funnel=analytics.funnel(campaign.id), previews=_previews(campaign),
+            funnel=analytics.funnel(results), previews=_previews(campaign),
             reply_rows=[(f"Variant {v['label']}", v["replied"]) for v in variants],
             next_statuses=sorted(campaigns.TRANSITIONS.get(campaign.status, ())))
 
