@@ -59,3 +59,7 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        from app.opt_outs import phone_hash
+
+        # opted_out_clause() matches erased contacts' opt-outs by hash; PostgreSQL has sha256().
+        dbapi_connection.create_function("sha256_hex", 1, phone_hash, deterministic=True)

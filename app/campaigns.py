@@ -16,10 +16,10 @@ from app.models import (
     ContactProperty,
     ListMember,
     Message,
-    OptOut,
     Property,
     utcnow,
 )
+from app.opt_outs import opted_out_clause
 from app.texts import TemplateError, render_template, token_values, validate_template
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def plan_audience(campaign_id, now=None):
     cap_since = now - timedelta(days=campaign.frequency_cap_days or 0)
     reason = case(
         (or_(c.c.phone.is_(None), ~c.c.phone.like("+%")), "no_valid_phone"),
-        (exists().where(OptOut.phone == c.c.phone, OptOut.active.is_(True)), "opted_out"),
+        (opted_out_clause(c.c.phone), "opted_out"),
         (~_in_filters(campaign.filters or {}, c.c), "outside_filters"),
         (and_(literal(bool(campaign.frequency_cap_days)), exists().where(
             R.phone == c.c.phone, R.campaign_id != campaign.id, R.sent_at >= cap_since)), "frequency_cap"),

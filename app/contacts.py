@@ -69,6 +69,112 @@ def normalize_email(raw):
     return email if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) else None
 
 
+# --- One contact, written through a screen, the API or a webhook ---------------------------
+
+EDITABLE_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state",
+                   "mail_zip", "notes")
+LABELS = {"first_name": "First name", "last_name": "Last name", "phone": "Phone", "email": "Email",
+          "mail_address": "Mailing address", "mail_city": "Mailing city", "mail_state": "Mailing state",
+          "mail_zip": "Mailing ZIP", "notes": "Notes"}
+
+
+class ContactError(ValueError):
+    """A contact that breaks a rule. errors: {field: message}; existing: the contact that
+    already has this phone (duplicates only)."""
+
+    def __init__(self, errors, existing=None):
+        self.errors, self.existing = errors, existing
+        super().__init__(" ".join(errors.values()))
+
+
+def column_limits():
+    from app.models import Contact
+
+    return {c.name: c.type.length for c in Contact.__table__.columns if getattr(c.type, "length", None)}
+
+
+def clean_contact(values, contact_id=None, region=None):
+    """The rules every door applies to one contact before it is written.
+
+    values: {field: raw value} (missing fields are left alone). Returns the cleaned values
+    (text trimmed, empty -> None, phone in E.164, email lower-cased) or raises ContactError:
+    an invalid phone or email, a value over its column's length (never cut), no name, phone
+    or email at all, or a phone another contact (not contact_id) already has."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Contact
+
+    region = region or current_app.config.get("DEFAULT_REGION", "US")
+    cleaned, errors = {}, {}
+    for field, value in values.items():
+        value = str(value).replace("\x00", "").strip() if value is not None else None
+        cleaned[field] = value or None
+    limits = column_limits()
+    for field, value in cleaned.items():
+        if field in limits and field != "phone" and value and len(value) > limits[field]:
+            errors[field] = (f"{LABELS.get(field, field)} is {len(value):,} characters long; "
+                             f"the limit is {limits[field]}.")
+    if cleaned.get("phone"):
+        phone = normalize_phone(cleaned["phone"], region)
+        if phone is None:
+            errors["phone"] = (f"{cleaned['phone'][:40]!r} is not a valid phone number: write it with its area "
+                               f"code, like 617-555-0123, or in international form, like +44 20 7946 0958.")
+        cleaned["phone"] = phone
+    if cleaned.get("email") and "email" not in errors:
+        email = normalize_email(cleaned["email"])
+        if email is None:
+            errors["email"] = f"{cleaned['email'][:80]!r} is not an email address (like name@example.com)."
+        cleaned["email"] = email
+    if not errors and not any(cleaned.get(f) for f in ("first_name", "last_name", "phone", "email")):
+        errors["first_name"] = "Give at least a name, a phone number or an email address."
+    if errors:
+        raise ContactError(errors)
+    if cleaned.get("phone"):
+        query = select(Contact).where(Contact.phone == cleaned["phone"])
+        if contact_id is not None:
+            query = query.where(Contact.id != contact_id)
+        existing = db.session.scalar(query.limit(1))
+        if existing is not None:
+            raise ContactError({"phone": f"{cleaned['phone']} already belongs to {existing} (contact "
+                                         f"{existing.id}): one phone, one contact."}, existing=existing)
+    return cleaned
+
+
+def apply_contact_rules(contact):
+    """clean_contact on an ORM contact (the screen's and the API's hook), in place."""
+    values = {f: getattr(contact, f) for f in EDITABLE_FIELDS}
+    for field, value in clean_contact(values, contact_id=contact.id).items():
+        if getattr(contact, field) != value:
+            setattr(contact, field, value)
+    return contact
+
+
+def contact_for_phone(phone, source="inbound"):
+    """The contact with this phone (any format), or one new contact, even under races.
+    None when the phone is not a valid number (a short code, say)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    from app.extensions import db
+    from app.models import Contact
+
+    phone = normalize_phone(phone)
+    if phone is None:
+        return None
+    contact = db.session.scalar(select(Contact).filter_by(phone=phone))
+    if contact is not None:
+        return contact
+    try:
+        with db.session.begin_nested():
+            contact = Contact(phone=phone, source=source)
+            db.session.add(contact)
+        return contact
+    except IntegrityError:  # another delivery created it a moment ago
+        return db.session.scalar(select(Contact).filter_by(phone=phone))
+
+
 # --- Matching and merging many people at once (imports) ---------------------------------
 
 CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip")

@@ -5,11 +5,10 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from app.contacts import normalize_phone
+from app.contacts import contact_for_phone, normalize_phone
 from app.extensions import db
-from app.models import CampaignRecipient, Contact, Message, utcnow
+from app.models import CampaignRecipient, Message, utcnow
 from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out
 
 log = logging.getLogger(__name__)
@@ -33,26 +32,17 @@ def apply_event(event):
     return "ignored", []
 
 
-def find_or_create_contact(phone):
-    """The contact with this phone, or one new contact (source inbound), even under races."""
-    contact = db.session.scalar(select(Contact).filter_by(phone=phone))
-    if contact is not None:
-        return contact
-    try:
-        with db.session.begin_nested():
-            contact = Contact(phone=phone, source="inbound")
-            db.session.add(contact)
-        return contact
-    except IntegrityError:  # another delivery created it a moment ago
-        return db.session.scalar(select(Contact).filter_by(phone=phone))
+def _clean(value):
+    """Provider text as stored: PostgreSQL text cannot hold NUL, so NUL bytes are dropped."""
+    return value.replace("\x00", "") if isinstance(value, str) else value
 
 
 def _text(obj):
-    return obj.get("text") if obj.get("text") is not None else (obj.get("body") or "")
+    return _clean(obj.get("text") if obj.get("text") is not None else (obj.get("body") or ""))
 
 
 def _first(value):
-    return value[0] if isinstance(value, list) and value else value
+    return _clean(value[0] if isinstance(value, list) and value else value)
 
 
 def receive_message(obj):
@@ -62,24 +52,28 @@ def receive_message(obj):
         raise ValueError("message.received without id or from")
     if db.session.scalar(select(Message.id).filter_by(provider_id=obj["id"])):
         return []  # already stored
-    phone = normalize_phone(obj["from"]) or obj["from"]
-    contact = find_or_create_contact(phone)
+    sender = _clean(str(obj["from"]))
+    phone = normalize_phone(sender)  # None for a short code: stored, but no contact and no opt-out
+    contact = contact_for_phone(phone) if phone else None
     now = utcnow()
-    recipient = db.session.scalar(
+    recipient = None if phone is None else db.session.scalar(
         select(CampaignRecipient).where(
             CampaignRecipient.phone == phone, CampaignRecipient.sent_at.is_not(None),
             CampaignRecipient.sent_at >= now - timedelta(days=current_app.config["REPLY_ATTRIBUTION_DAYS"]))
         .order_by(CampaignRecipient.sent_at.desc()).limit(1))
     text = _text(obj)
+    verdict = classify_opt_out(text)
     message = Message(direction="incoming", kind="sms", status="received", body=text, provider_id=obj["id"],
-                      from_phone=phone, to_phone=_first(obj.get("to")), contact_id=contact.id,
+                      from_phone=phone or sender[:40], to_phone=_first(obj.get("to")),
+                      contact_id=contact.id if contact else None, opt_out_class=verdict,
                       campaign_recipient_id=recipient.id if recipient else None)
     db.session.add(message)
     db.session.flush()
     if recipient is not None and recipient.replied_at is None:
         recipient.replied_at = now
-    verdict = classify_opt_out(text)
     follow_up = []
+    if phone is None:
+        return follow_up
     if verdict in ("keyword", "phrase"):
         already = is_opted_out(phone)
         opt_out(phone, verdict, reason=text[:500], message_id=message.id)
@@ -92,8 +86,9 @@ def receive_message(obj):
             follow_up.append(confirmation.id)
         log.info("%s opted out by %s (message %s)", phone, verdict, message.id)
     elif verdict == "opt_in":
-        opt_in(phone, message_id=message.id)
-        log.info("%s opted back in (message %s)", phone, message.id)
+        lifted = opt_in(phone, message_id=message.id)
+        log.info("%s %s (message %s)", phone, "opted back in" if lifted else "sent START; no keyword opt-out to lift",
+                 message.id)
     return follow_up
 
 
@@ -119,8 +114,7 @@ def record_call(event, obj):
     """A call event becomes one row on the contact's timeline."""
     outgoing = obj.get("direction") == "outgoing"
     other = _first(obj.get("to")) if outgoing else obj.get("from")
-    phone = normalize_phone(other or "") or other
-    contact = find_or_create_contact(phone) if phone else None
+    contact = contact_for_phone(_clean(other)) if other else None
     summary = obj.get("summary") or obj.get("transcript") or obj.get("dialogue")
     if isinstance(summary, list):
         summary = "\n".join(str(part) for part in summary)
@@ -128,5 +122,5 @@ def record_call(event, obj):
                                            else None) if p) or event.type
     db.session.add(Message(direction="call", kind=event.type[:30], status=str(obj.get("status") or "logged")[:20],
                            body=str(body), provider_id=event.provider_event_id[:64],
-                           from_phone=obj.get("from"), to_phone=_first(obj.get("to")),
+                           from_phone=_clean(obj.get("from")), to_phone=_first(obj.get("to")),
                            contact_id=contact.id if contact else None))

@@ -16,6 +16,7 @@ from app.contacts import (
 )
 from app.contacts import upsert as insert_rows
 from app.models import Contact, ContactProperty, ListMember, OptOut, Property, utcnow
+from app.opt_outs import phone_hash
 
 FOOTER_START = "The information contained in this report"
 MAX_CELL = 255
@@ -304,26 +305,29 @@ def parse_dnc(batch):
 
 
 def save_dnc(session, batch):
+    """Opt-outs keyed by the phone's hash, like app.opt_outs.opt_out: an erased contact's
+    opt-out (hash only) counts as already there."""
     phones = batch.phones
     table = OptOut.__table__
-    values = sorted(set(phones.values()))
+    hashes = {phone: phone_hash(phone) for phone in set(phones.values())}
     existing = {}
-    for condition in where_in(session, table.c.phone, values):
-        existing.update(session.execute(select(table.c.phone, table.c.active).where(condition)).all())
+    for condition in where_in(session, table.c.phone_hash, sorted(hashes.values())):
+        existing.update(session.execute(select(table.c.phone_hash, table.c.active).where(condition)).all())
     fresh, revived = {}, set()
     for line, phone in phones.items():
-        if phone not in existing and phone not in fresh:
-            fresh[phone] = {"phone": phone, "active": True, "source": "dnc", "reason": batch.ctx["reason"],
-                            "created_by_id": batch.ctx["user_id"], "created_at": utcnow()}
+        hashed = hashes[phone]
+        if hashed not in existing and phone not in fresh:
+            fresh[phone] = {"phone": phone, "phone_hash": hashed, "active": True, "source": "dnc",
+                            "reason": batch.ctx["reason"], "created_by_id": batch.ctx["user_id"], "created_at": utcnow()}
             batch.row(line, "created")
-        elif existing.get(phone) is False and phone not in revived:
-            revived.add(phone)
+        elif existing.get(hashed) is False and hashed not in revived:
+            revived.add(hashed)
             batch.row(line, "updated", "opt-out was revoked; active again")
         else:
             batch.row(line, "unchanged", "already on the opt-out list")
-    insert_rows(session, table, list(fresh.values()), conflict=["phone"])
+    insert_rows(session, table, list(fresh.values()), conflict=["phone_hash"])
     if revived:
-        session.execute(table.update().where(table.c.phone.in_(sorted(revived)))
+        session.execute(table.update().where(table.c.phone_hash.in_(sorted(revived)))
                         .values(active=True, revoked_at=None, source="dnc"))
 
 

@@ -8,9 +8,16 @@ from sqlalchemy import func, or_, select, update
 
 from app.contacts import normalize_phone
 from app.extensions import db
-from app.models import CampaignRecipient, Contact, Message, OptOut, WebhookEvent, utcnow
+from app.models import CampaignRecipient, Contact, Message, WebhookEvent, utcnow
 from app.openphone import AmbiguousError, OpenPhoneError, PermanentError, client_from_config
-from app.opt_outs import OptedOut, classify_opt_out, is_opted_out, opt_in, opt_out  # noqa: F401 (contract)
+from app.opt_outs import (  # noqa: F401 (contract)
+    OptedOut,
+    classify_opt_out,
+    is_opted_out,
+    opt_in,
+    opt_out,
+    opted_out_clause,
+)
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 1600
@@ -79,8 +86,7 @@ def _finish(message_id, recipient_id, status, **fields):
 def send_message(message_id):
     """Send one queued message exactly once; returns its outcome status, or None when it was
     not queued (another sender has it, or it was sent already)."""
-    opted_out = (select(OptOut.id).where(OptOut.phone == MESSAGES.c.to_phone, OptOut.active.is_(True))
-                 .exists().label("opted_out"))
+    opted_out = opted_out_clause(MESSAGES.c.to_phone).label("opted_out")
     message = db.session.execute(
         update(MESSAGES).where(MESSAGES.c.id == message_id, MESSAGES.c.status == "queued")
         .values(status="sending", sending_started_at=utcnow())

@@ -10,46 +10,11 @@ from datetime import time as dtime
 import pytest
 
 from app import messages
-from app.messages import OptedOut, classify_opt_out, is_opted_out, opt_in, opt_out, queue_text
+from app.messages import OptedOut, is_opted_out, opt_in, opt_out, queue_text
 from app.models import Campaign, CampaignRecipient, Contact, Message, OptOut, utcnow
 from tests.conftest import send_queued
 
 PHONE = "+16175550123"
-
-OPT_OUT_TABLE = [
-    # single keywords, any case, spacing or punctuation: OpenPhone already confirmed them
-    ("STOP", "keyword"), ("stop", "keyword"), ("Stop.", "keyword"), (" STOP!! ", "keyword"),
-    ("s t o p", "keyword"), ("StopAll", "keyword"), ("UNSUBSCRIBE", "keyword"), ("Cancel", "keyword"),
-    ("END", "keyword"), ("quit", "keyword"), ("Revoke", "keyword"), ("OPTOUT", "keyword"),
-    ("opt out", "keyword"), ("Opt-Out", "keyword"), ("REMOVE", "keyword"), ("\"stop\"", "keyword"),
-    # clear phrases: opt out and confirm once
-    ("stop texting me", "phrase"), ("Please stop texting me.", "phrase"), ("STOP TEXTING ME!!!", "phrase"),
-    ("please remove me from your list", "phrase"), ("Remove me", "phrase"), ("take me off", "phrase"),
-    ("Take me off your list please", "phrase"), ("don't text me again", "phrase"),
-    ("Do not contact me", "phrase"), ("Stop please", "phrase"), ("please stop", "phrase"),
-    ("Stop. Not interested", "phrase"), ("no more texts", "phrase"), ("unsubscribe me", "phrase"),
-    ("I want to opt out", "phrase"), ("wrong number", "phrase"), ("Wrong number, stop messaging", "phrase"),
-    ("stop sending me these", "phrase"), ("lose my number", "phrase"), ("Not interested, remove my number", "phrase"),
-    ("leave me alone", "phrase"), ("Dont text this number", "phrase"),
-    # ordinary sentences that merely contain the words
-    ("can you stop by Friday", None), ("end of the week works", None), ("Can you stop by Friday?", None),
-    ("The crack is at the end of the wall", None), ("I'd like to cancel my Tuesday appointment", None),
-    ("Can you remove the old stairs too?", None), ("Don't stop now, the quote looks good", None),
-    ("When do you start?", None), ("Yes please, how much?", None), ("", None), ("👍", None),
-    ("I quit smoking last year lol", None), ("take a look at the photo", None),
-    # opting back in
-    ("START", "opt_in"), ("unstop", "opt_in"), ("Start.", "opt_in"),
-]
-
-
-@pytest.mark.parametrize("text,verdict", OPT_OUT_TABLE)
-def test_opt_out_classification(text, verdict):
-    assert classify_opt_out(text) == verdict
-
-
-def test_opt_out_table_is_large_enough():
-    assert len(OPT_OUT_TABLE) >= 40
-
 
 def test_opted_out_phone_cannot_be_queued(db):
     opt_out(PHONE, "manual")

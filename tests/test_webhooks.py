@@ -164,6 +164,44 @@ def test_opt_out_phrase_gets_exactly_one_confirmation(app, db, signer, run_jobs,
         messages.queue_text(PHONE, "Spring special!")
 
 
+def test_stop_with_a_nul_byte_opts_out_and_stores_clean_text(app, db, signer, run_jobs):
+    """PostgreSQL text cannot hold NUL: the event must not fail and lose the opt-out."""
+    deliver(app, signer, received(signer, "STOP\u0000", phone="(617) 555-0123"))
+    run_jobs()
+    assert db.session.query(WebhookEvent).one().status == "processed"
+    message = db.session.query(Message).one()
+    assert message.body == "STOP" and message.opt_out_class == "keyword"
+    assert messages.is_opted_out(PHONE) and db.session.query(OptOut).one().reason == "STOP"
+
+
+def test_unclear_reply_is_kept_for_a_person_and_opts_nobody_out(app, db, signer, run_jobs, fake_openphone):
+    deliver(app, signer, received(signer, "Not interested"))
+    deliver(app, signer, received(signer, "Don't text me before 9am please, I work nights"))
+    run_jobs()
+    classes = {m.body: m.opt_out_class for m in db.session.query(Message)}
+    assert classes == {"Not interested": "uncertain", "Don't text me before 9am please, I work nights": None}
+    assert not messages.is_opted_out(PHONE) and fake_openphone.sent == []
+
+
+def test_start_does_not_lift_an_opt_out_a_person_recorded(app, db, signer, run_jobs):
+    messages.opt_out(PHONE, "manual", reason="asked on the phone")
+    db.session.commit()
+    deliver(app, signer, received(signer, "START"))
+    run_jobs()
+    assert messages.is_opted_out(PHONE) and db.session.query(OptOut).one().source == "manual"
+    assert db.session.query(Message).one().opt_out_class == "opt_in"
+
+
+def test_reply_from_a_differently_written_number_joins_the_existing_contact(app, db, signer, run_jobs):
+    db.session.add(Contact(first_name="Ann", phone=PHONE))
+    db.session.commit()
+    for sender in ("(617) 555-0123", "617.555.0123", "+1 617 555 0123"):
+        deliver(app, signer, received(signer, "Yes, interested", phone=sender))
+    run_jobs()
+    assert db.session.query(Contact).count() == 1
+    assert [m.contact.first_name for m in db.session.query(Message)] == ["Ann", "Ann", "Ann"]
+
+
 def test_start_opts_back_in_and_keeps_the_message(app, db, signer, run_jobs):
     deliver(app, signer, received(signer, "STOP"))
     run_jobs()
