@@ -105,6 +105,11 @@ def _too_long(values, limits, labels=None):
     return None
 
 
+def is_footer(cells):
+    """PropertyRadar's licence line at the end of an export: recorded, never a data row."""
+    return len(cells) == 1 and cells[0].startswith(FOOTER_START)
+
+
 def _split_name(name):
     parts = (name or "").split()
     return (parts[0], " ".join(parts[1:]) or None) if parts else (None, None)
@@ -134,11 +139,17 @@ class Batch:
         person["email"] = normalize_email(person.get("email"))
         note = f"invalid phone number {raw_phone!r}" if raw_phone and not person["phone"] else None
         if not person["phone"] and not person["email"]:
-            self.outcomes[(line, number)] = ["skipped", f"{note}; no email" if note else "no phone or email", None]
+            reason = f"{note}; no email" if note else "no phone or email"
+            self.outcomes[(line, number)] = ["skipped", _whose(number, person) + reason, None]
             self.rejected[line] = cells
             return
+        note = note and _whose(number, person) + note
         self.outcomes[(line, number)] = [None, f"{note}; matched by email" if note else None, None]
         self.people.append((line, number, person))
+
+    def data_rows(self):
+        """Rows of this batch that count as data (PropertyRadar's licence footer does not)."""
+        return sum(1 for (_line, number), slot in self.outcomes.items() if number == 0 and slot[0] != "footer")
 
     def match(self, session):
         people = [p for _line, _number, p in self.people]
@@ -168,6 +179,14 @@ class Batch:
         return rows
 
 
+def _whose(number, person):
+    """"primary owner Ann Lee: " for a PropertyRadar row's people; nothing for a contacts file's one."""
+    if not number:
+        return ""
+    name = " ".join(p for p in (person.get("first_name"), person.get("last_name")) if p)
+    return f"{PEOPLE[number - 1][2]} owner{' ' + name if name else ''}: "
+
+
 def _common_row_checks(batch, line, cells, header):
     if cells == header:
         batch.row(line, "skipped", "repeated header row", cells)
@@ -188,7 +207,7 @@ def parse_propertyradar(batch):
     people = [(number, role, index[f"{prefix} Name"], index[f"{prefix} Mobile Phone1"], index[f"{prefix} Email1"])
               for number, prefix, role in PEOPLE]
     for line, cells in batch.rows:
-        if len(cells) == 1 and cells[0].startswith(FOOTER_START):
+        if is_footer(cells):
             batch.row(line, "footer")
             continue
         if not _common_row_checks(batch, line, cells, header):

@@ -110,6 +110,7 @@ def records(f, encoding, delimiter, offset):
         yield cells, position[0]
 
 
-def count_records(path, encoding, delimiter):
+def count_records(path, encoding, delimiter, skip=None):
+    """Records in the file, leaving out those skip(cells) is true for."""
     with open(path, "rb") as f:
-        return sum(1 for _ in records(f, encoding, delimiter, 0))
+        return sum(1 for cells, _end in records(f, encoding, delimiter, 0) if not (skip and skip(cells)))

@@ -15,12 +15,12 @@ import threading
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, true, update
 from sqlalchemy.exc import DBAPIError
 
 from app import audit
 from app.extensions import db
-from app.import_batch import FORMATS, PHONE_HEADER, PROPERTYRADAR_REQUIRED, Batch
+from app.import_batch import FORMATS, PHONE_HEADER, PROPERTYRADAR_REQUIRED, Batch, is_footer
 from app.import_files import BadFile, check_encoding, count_records, inspect_file, records, store_upload
 from app.models import ContactList, Import, ImportRow, utcnow
 
@@ -145,17 +145,17 @@ def claim_import(import_id):
 def _checkpoint(import_id, token, **values):
     """Move the heartbeat on (in the caller's transaction) unless another worker took over.
 
-    Returns (new token, whether a cancel was requested)."""
+    Returns (new token, whether a cancel was requested, data rows done)."""
     now = utcnow()
     if now <= token:
         now = token + timedelta(microseconds=1)
     rows = db.session.execute(update(Import).where(Import.id == import_id, Import.heartbeat_at == token,
                                                    Import.status == "running").values(heartbeat_at=now, **values)
-                              .returning(Import.cancel_requested)).all()
+                              .returning(Import.cancel_requested, Import.rows_done)).all()
     if len(rows) != 1:
         db.session.rollback()
         raise Superseded(import_id)
-    return now, rows[0][0]
+    return now, rows[0][0], rows[0][1]
 
 
 def recover_imports():
@@ -244,28 +244,35 @@ def _run(import_id, token, progress):
     with open(imp.stored_path, "rb") as f:
         header, start = _header(f, imp)
         if first_run:
-            total = count_records(imp.stored_path, imp.encoding, imp.delimiter) - (1 if header else 0)
+            footer = is_footer if imp.format == "propertyradar" else None
+            total = count_records(imp.stored_path, imp.encoding, imp.delimiter, skip=footer) - (1 if header else 0)
             if total <= 0:
                 raise BadFile("The file has a header but no data rows.")
-            token, _cancel = _checkpoint(import_id, token, encoding=imp.encoding, total_rows=total)
+            token, _cancel, _done = _checkpoint(import_id, token, encoding=imp.encoding, total_rows=total)
             db.session.commit()
         total = imp.total_rows
         ctx = _context(imp, header)
-        ahead = ParseAhead(_parsed(f, ctx, imp.encoding, imp.delimiter, max(start, imp.byte_offset), imp.rows_done,
-                                   batch_size))
+        ahead = ParseAhead(_parsed(f, ctx, imp.encoding, imp.delimiter, max(start, imp.byte_offset),
+                                   _last_line(import_id), batch_size))
         cancel = False
         try:
             for number, (batch, line, end) in enumerate(ahead, 1):
                 if cancel:  # requested while the previous batch was written: stop at this boundary
                     return _finish(import_id, token, "cancelled", None)
-                token, cancel = _save_batch(ctx, batch, line, end, token)
+                token, cancel, done = _save_batch(ctx, batch, end, token)
                 if number == 1:
                     _analyze()
                 if progress:
-                    progress(line, total)
+                    progress(done, total)
         finally:
             ahead.close()
     return _finish(import_id, token, "succeeded", None)
+
+
+def _last_line(import_id):
+    """The file line the committed outcomes reach (every line has one): where a resumed run goes on."""
+    return db.session.scalar(select(func.coalesce(func.max(ImportRow.line), 0))
+                             .where(ImportRow.import_id == import_id))
 
 
 def _parsed(f, ctx, encoding, delimiter, offset, line, batch_size):
@@ -328,8 +335,10 @@ class ParseAhead:
         self.thread.join()
 
 
-def _save_batch(ctx, batch, line, end, token):
-    """One transaction: the rows' effects, their outcomes and the checkpoint. Returns (token, cancel)."""
+def _save_batch(ctx, batch, end, token):
+    """One transaction: the rows' effects, their outcomes and the checkpoint.
+
+    Returns (token, cancel, data rows done)."""
     with audit.bulk():
         if db.engine.dialect.name == "postgresql":
             # The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap
@@ -338,9 +347,10 @@ def _save_batch(ctx, batch, line, end, token):
             db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
         FORMATS[ctx["format"]][1](db.session, batch)
         _write_outcomes(batch.outcome_rows())
-        token, cancel = _checkpoint(ctx["import_id"], token, rows_done=line, byte_offset=end)
+        checkpoint = _checkpoint(ctx["import_id"], token, rows_done=Import.rows_done + batch.data_rows(),
+                                 byte_offset=end)
         db.session.commit()
-    return token, cancel
+    return checkpoint
 
 
 def _analyze():
@@ -382,24 +392,50 @@ def _finish(import_id, token, status, error):
 
 
 def import_counts(import_id):
-    """{'rows': {outcome: n}, 'people': {outcome: n}}, read from the outcome rows."""
-    counts = {"rows": {}, "people": {}}
+    """{'rows': {outcome: n}, 'people': {outcome: n}, 'footer': n}, read from the outcome rows.
+
+    'rows' counts data rows only: PropertyRadar's licence footer is recorded but is no data row."""
     query = (select(ImportRow.person, ImportRow.outcome, func.count()).where(ImportRow.import_id == import_id)
              .group_by(ImportRow.person, ImportRow.outcome))
-    for person, outcome, n in db.session.execute(query):
-        group = counts["people" if person else "rows"]
-        group[outcome] = group.get(outcome, 0) + n
+    return _counts(db.session.execute(query))
+
+
+def _counts(groups):
+    counts = {"rows": {}, "people": {}, "footer": 0}
+    for person, outcome, n in groups:
+        if outcome == "footer":
+            counts["footer"] += n
+        elif outcome is not None:
+            group = counts["people" if person else "rows"]
+            group[outcome] = group.get(outcome, 0) + n
     return counts
 
 
-def progress_of(imp):
-    """What the progress bar shows: done, total, rows per second, seconds left, counts."""
-    elapsed = ((imp.finished_at or utcnow()) - imp.started_at).total_seconds() if imp.started_at else 0
-    rate = imp.rows_done / elapsed if elapsed > 0 else 0
-    left = (imp.total_rows - imp.rows_done) / rate if rate and imp.total_rows else None
-    return {"id": imp.id, "status": imp.status, "rows_done": imp.rows_done, "total_rows": imp.total_rows,
-            "rows_per_second": round(rate, 1), "seconds_left": None if left is None else round(left),
-            "error": imp.error, "counts": import_counts(imp.id)}
+PROGRESS_FIELDS = ("id", "filename", "format", "status", "rows_done", "total_rows", "error", "created_at",
+                   "started_at", "finished_at")
+
+
+def progress_of(import_id):
+    """Everything the import page shows, from one statement (one snapshot of the database): the
+    import's state and checkpoint with its outcome counts, rows per second and time left.
+    None when there is no such import."""
+    groups = (select(ImportRow.person, ImportRow.outcome, func.count().label("n"))
+              .where(ImportRow.import_id == import_id).group_by(ImportRow.person, ImportRow.outcome).subquery())
+    found = db.session.execute(
+        select(*(getattr(Import, field) for field in PROGRESS_FIELDS), ContactList.name,
+               groups.c.person, groups.c.outcome, groups.c.n)
+        .outerjoin(ContactList, ContactList.id == Import.list_id).outerjoin(groups, true())
+        .where(Import.id == import_id)).all()
+    if not found:
+        return None
+    imp = dict(zip(PROGRESS_FIELDS, found[0], strict=False))
+    imp["list"] = found[0][len(PROGRESS_FIELDS)]
+    imp["counts"] = _counts(row[-3:] for row in found)
+    elapsed = ((imp["finished_at"] or utcnow()) - imp["started_at"]).total_seconds() if imp["started_at"] else 0
+    rate = imp["rows_done"] / elapsed if elapsed > 0 else 0
+    left = (imp["total_rows"] - imp["rows_done"]) / rate if rate and imp["total_rows"] else None
+    imp.update(rows_per_second=round(rate, 1), seconds_left=None if left is None else round(left))
+    return imp
 
 
 def rejected_rows_csv(imp):

@@ -1,13 +1,14 @@
 """Through the web: upload, mapping, progress JSON, result counts, rejected rows; CLI and export."""
 import csv
 import io
+import re
 import signal
 import time
 
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from app.models import Contact, Import
+from app.models import Contact, Import, ImportRow
 from tests.conftest import start_worker
 from tests.test_imports import business_state, make_sample
 
@@ -37,6 +38,46 @@ def test_upload_mapping_progress_and_rejected_download(app, db, client_for, post
     assert rejected == ["Full Name,Cell,Mail,reason", "No Contact,,,no phone or email"]
     ann = db.session.scalars(select(Contact)).one()
     assert (ann.first_name, ann.last_name, ann.phone) == ("Ann", "Lee", "+16172531000")
+
+
+def test_the_import_page_shows_one_state_and_leaves_the_licence_line_out(app, db, client_for, post_form,
+                                                                       run_jobs, tmp_path):
+    path, truth = make_sample(tmp_path, 30, 14)  # 30 data rows, then PropertyRadar's licence line
+    assert truth["data_rows"] == 30
+    marketer = client_for("marketer")
+    post_form(marketer, "/importview/upload", {"file": (io.BytesIO(path.read_bytes()), "radar.csv"),
+                                               "new_list": "Radar"}, content_type="multipart/form-data")
+    imp = db.session.scalars(select(Import)).one()
+    queued = marketer.get(f"/importview/show/{imp.id}").get_data(as_text=True)
+    assert shown(queued, "import-status") == shown(queued, "details-status") == "queued"
+    fields = set(re.findall(r'data-field="(\w+)"', queued))
+    assert {"status", "rows_done", "total_rows", "finished_at"} <= fields
+    run_jobs()
+    db.session.expire_all()
+    data_rows = db.session.scalar(select(func.count()).select_from(ImportRow).where(
+        ImportRow.import_id == imp.id, ImportRow.person == 0, ImportRow.outcome != "footer"))
+    created = db.session.scalar(select(func.count()).select_from(ImportRow).where(
+        ImportRow.import_id == imp.id, ImportRow.person == 0, ImportRow.outcome == "created"))
+    assert data_rows == created == 30
+    progress = marketer.get(f"/importview/progress/{imp.id}").get_json()
+    assert fields <= set(progress)  # the poll refreshes every field of the page
+    assert (progress["status"], progress["rows_done"], progress["total_rows"]) == ("succeeded", 30, 30)
+    assert progress["finished_at"] and progress["counts"]["rows"] == {"created": 30}
+    page = marketer.get(f"/importview/show/{imp.id}").get_data(as_text=True)
+    assert shown(page, "import-status") == shown(page, "details-status") == "succeeded"
+    assert shown(page, "import-done") == shown(page, "details-rows_done") == "30"
+    assert shown(page, "import-total") == shown(page, "details-total_rows") == "30"
+    assert shown(page, "details-finished_at") == progress["finished_at"]
+    assert "<th>rows created</th><td>30</td>" in page and "licence line" in page
+
+
+def shown(page, element):
+    """The text of the element with this id, or of the details cell for "details-<field>"."""
+    if element.startswith("details-"):
+        match = re.search(rf'data-field="{element[8:]}">([^<]*)<', page)
+    else:
+        match = re.search(rf'id="{element}">([^<]*)<', page)
+    return match.group(1).strip()
 
 
 def test_upload_above_the_size_limit_says_so(app, db, client_for, post_form, monkeypatch):

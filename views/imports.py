@@ -72,10 +72,17 @@ class ImportView(ModelView):
                 return redirect(url_for("ImportView.show", pk=pk))
         return self.render_template("import_mapping.html", imp=imp, info=info, fields=imports.MAPPABLE)
 
+    @expose("/show/<pk>")
+    @has_access
+    def show(self, pk):
+        progress = _progress(pk)
+        return self.render_template(self.show_template, pk=progress["id"], progress=progress,
+                                    title=f"Import {progress['filename']}")
+
     @expose("/progress/<int:pk>")
     @has_access
     def progress(self, pk):
-        return jsonify(imports.progress_of(self._load(pk)))
+        return jsonify(_progress(pk))
 
     @expose("/cancel/<int:pk>", methods=["POST"])
     @has_access
@@ -90,6 +97,16 @@ class ImportView(ModelView):
         imp = self._load(pk)
         return Response(stream_with_context(imports.rejected_rows_csv(imp)), mimetype="text/csv", headers={
             "Content-Disposition": f'attachment; filename="rejected-{imp.id}.csv"'})
+
+
+def _progress(pk):
+    """The import page's one read, with times as the page prints them."""
+    progress = imports.progress_of(int(pk)) if str(pk).isdigit() else None
+    if progress is None:
+        abort(404)
+    for field in ("created_at", "started_at", "finished_at"):
+        progress[field] = progress[field].strftime("%Y-%m-%d %H:%M:%S UTC") if progress[field] else ""
+    return progress
 
 
 def register(appbuilder):

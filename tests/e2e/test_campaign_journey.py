@@ -60,9 +60,14 @@ def test_marketer_imports_runs_an_ab_campaign_and_staff_sees_only_their_contacts
     assert eventually(lambda: marketer.inner_text("#import-status") == "succeeded", 90), \
         marketer.inner_text("#import-progress")
     assert marketer.get_attribute("#import-bar", "style").replace(" ", "") == "width:100%;"
-    # 400 properties plus the licence line at the end, which gets its own "footer" outcome
-    assert marketer.inner_text("#import-done") == marketer.inner_text("#import-total") == "401"
+    # 400 properties; the licence line at the end is recorded as a "footer", not counted as a row
+    assert marketer.inner_text("#import-done") == marketer.inner_text("#import-total") == "400"
     assert "rows created" in marketer.inner_text("#import-counts")
+    assert "licence line" in marketer.inner_text("#import-footer")
+    # the details under the header were refreshed by the same poll: no "queued" beside "succeeded"
+    assert marketer.inner_text("#import-details [data-field=status]") == "succeeded"
+    assert marketer.inner_text("#import-details [data-field=rows_done]") == "400"
+    assert marketer.inner_text("#import-details [data-field=finished_at]").endswith("UTC")
 
     # Rejected rows come back as a CSV with the original columns and a reason.
     with marketer.expect_download() as download:
