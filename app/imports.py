@@ -256,7 +256,7 @@ def _run(import_id, token, progress):
                                    _last_line(import_id), batch_size))
         cancel = False
         try:
-            for number, (batch, line, end) in enumerate(ahead, 1):
+            for number, (batch, _line, end) in enumerate(ahead, 1):
                 if cancel:  # requested while the previous batch was written: stop at this boundary
                     return _finish(import_id, token, "cancelled", None)
                 token, cancel, done = _save_batch(ctx, batch, end, token)
