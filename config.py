@@ -63,6 +63,8 @@ REPLY_ATTRIBUTION_DAYS = int(os.environ.get("REPLY_ATTRIBUTION_DAYS", "14"))
 OPT_OUT_CONFIRMATION = os.environ.get(
     "OPT_OUT_CONFIRMATION", "You have been unsubscribed and will not receive more texts from us.")
 WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "5"))
+# A webhook body larger than this is refused (413) without being read; OpenPhone's events are a few KB.
+WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(256 * 1024)))
 # A user who reads more than this many contacts (or messages) through the REST API's list endpoints
 # within the window has exported them: those reads are audited like a CSV export.
 API_EXPORT_AUDIT_ROWS = int(os.environ.get("API_EXPORT_AUDIT_ROWS", "1000"))

@@ -206,32 +206,44 @@ def sign_standard(secret, body, webhook_id, timestamp):
     return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": f"v1,{digest}"}
 
 
-def verify_signature(secret, headers, body, now=None):
-    """None when the raw body is signed by `secret` in either scheme, else why it is not."""
+def signature_headers_problem(secret, headers, now=None):
+    """Why these headers cannot carry a valid signature, or None: checked before the body is read,
+    so an unsigned or stale delivery costs no more than its headers."""
     if not secret:
         return "no webhook secret configured"
     now = time.time() if now is None else now
-    key = _secret_bytes(secret)
     if headers.get("webhook-signature"):
         webhook_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
         if not webhook_id or not stamp.isdigit():
             return "missing webhook-id or webhook-timestamp"
         if abs(now - int(stamp)) > SIGNATURE_TOLERANCE_SECONDS:
             return "stale timestamp"
+        return None
+    legacy = headers.get("openphone-signature")
+    if legacy:
+        parts = legacy.split(";")
+        if len(parts) != 4 or parts[0] != "hmac" or not parts[2].isdigit():
+            return "malformed openphone-signature"
+        if abs(now - int(parts[2]) / 1000) > SIGNATURE_TOLERANCE_SECONDS:
+            return "stale timestamp"
+        return None
+    return "missing signature header"
+
+
+def verify_signature(secret, headers, body, now=None):
+    """None when the raw body is signed by `secret` in either scheme, else why it is not."""
+    problem = signature_headers_problem(secret, headers, now)
+    if problem:
+        return problem
+    key = _secret_bytes(secret)
+    if headers.get("webhook-signature"):
+        webhook_id, stamp = headers["webhook-id"], headers["webhook-timestamp"]
         expected = _digest(key, f"{webhook_id}.{stamp}.".encode() + body)
         for candidate in headers["webhook-signature"].split():
             version, _, value = candidate.partition(",")
             if version == "v1" and hmac.compare_digest(value.encode(), expected.encode()):
                 return None
         return "signature mismatch"
-    legacy = headers.get("openphone-signature")
-    if legacy:
-        parts = legacy.split(";")
-        if len(parts) != 4 or parts[0] != "hmac" or not parts[2].isdigit():
-            return "malformed openphone-signature"
-        stamp = parts[2]
-        if abs(now - int(stamp) / 1000) > SIGNATURE_TOLERANCE_SECONDS:
-            return "stale timestamp"
-        expected = _digest(key, f"{stamp}.".encode() + body)
-        return None if hmac.compare_digest(parts[3].encode(), expected.encode()) else "signature mismatch"
-    return "missing signature header"
+    _, _, stamp, digest = headers["openphone-signature"].split(";")
+    expected = _digest(key, f"{stamp}.".encode() + body)
+    return None if hmac.compare_digest(digest.encode(), expected.encode()) else "signature mismatch"

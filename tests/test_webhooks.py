@@ -8,6 +8,7 @@ from datetime import time as dtime
 import pytest
 
 from app import messages
+from app.audit import flush_rejections, rejections_last_hour
 from app.fake_openphone import FakeOpenPhone
 from app.models import AuditLog, Campaign, CampaignRecipient, Contact, Message, OptOut, WebhookEvent, utcnow
 from tests.conftest import send_queued
@@ -79,7 +80,8 @@ def test_bad_signatures_are_refused_and_nothing_is_stored(app, db, signer, run_j
     assert response.status_code == 401
     run_jobs()
     assert db.session.query(WebhookEvent).count() == 0 and db.session.query(Message).count() == 0
-    assert db.session.query(AuditLog).filter_by(action="webhook_rejected").count() == 1
+    assert db.session.query(AuditLog).filter_by(action="webhook_rejected").count() == 0  # counted instead
+    assert rejections_last_hour() == {"webhook_rejected": 1}
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"type": "message.received"}', b'{"id": 5, "type": "x"}'])
@@ -265,3 +267,78 @@ def test_failing_event_is_retried_then_shown_on_failed_events_with_a_retry_butto
     run_jobs()
     assert db.session.get(WebhookEvent, row.id, populate_existing=True).status == "processed"
     assert db.session.get(Message, sent.id, populate_existing=True).status == "delivered"
+
+
+# --- floods: nothing is read before the headers pass, never more than the cap, and counted --------
+
+class CountingStream:
+    """A request body that remembers how many bytes the app read from it."""
+
+    def __init__(self, size):
+        self.left, self.read_bytes = size, 0
+
+    def read(self, n=-1):
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        self.left -= n
+        self.read_bytes += n
+        return b"x" * n
+
+    def readline(self, limit=-1):
+        return self.read(min(limit, 1) if limit and limit > 0 else 1)
+
+
+def _post_stream(app, stream, headers, length=None):
+    environ = {"wsgi.input": stream, "wsgi.input_terminated": length is None}
+    if length is not None:
+        environ["CONTENT_LENGTH"] = str(length)
+    return app.test_client().post(URL, headers=headers, environ_overrides=environ)
+
+
+def _forged_headers():
+    return {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,Zm9yZ2Vk"}
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+def test_an_unsigned_flood_is_refused_without_reading_its_body(app, db, content_type):
+    stream = CountingStream(30 * 1024 * 1024)
+    response = _post_stream(app, stream, {"Content-Type": content_type}, length=30 * 1024 * 1024)
+    assert response.status_code == 401 and stream.read_bytes == 0
+
+
+def test_a_declared_length_over_the_cap_is_413_without_reading(app, db):
+    stream = CountingStream(30 * 1024 * 1024)
+    response = _post_stream(app, stream, _forged_headers(), length=30 * 1024 * 1024)
+    assert response.status_code == 413 and stream.read_bytes == 0
+    assert rejections_last_hour() == {"webhook_rejected": 1}
+
+
+def test_a_chunked_body_is_read_up_to_the_cap_and_one_byte(app, db, monkeypatch):
+    monkeypatch.setitem(app.config, "WEBHOOK_MAX_BYTES", 1000)
+    stream = CountingStream(30 * 1024 * 1024)
+    response = _post_stream(app, stream, _forged_headers())
+    assert response.status_code == 413 and stream.read_bytes == 1001
+
+
+def test_a_signed_event_at_the_cap_is_accepted_and_one_byte_more_is_413(app, db, signer, monkeypatch):
+    event = received(signer, "Hi")
+    body, _ = signer.signed(event)
+    monkeypatch.setitem(app.config, "WEBHOOK_MAX_BYTES", len(body))
+    assert deliver(app, signer, event).status_code == 200
+    bigger = received(signer, "Hi!")
+    assert deliver(app, signer, bigger).status_code == 413
+    assert db.session.query(WebhookEvent).count() == 1
+
+
+def test_two_hundred_forged_posts_write_one_audit_row_per_source_and_minute(app, db, signer):
+    client = app.test_client()
+    for i in range(200):
+        headers = {} if i % 2 else _forged_headers()
+        environ = {"REMOTE_ADDR": "203.0.113.7" if i < 150 else "198.51.100.9"}
+        assert client.post(URL, data=b'{"id": "EV1"}', headers=headers, environ_overrides=environ).status_code == 401
+    assert db.session.query(AuditLog).count() == 0
+    assert app.test_client().get("/health").get_json()["rejected_last_hour"] == {"webhook_rejected": 200}
+    assert flush_rejections(now=time.time() + 120) == 2
+    rows = {row.ip: row for row in db.session.query(AuditLog).filter_by(action="webhook_rejected")}
+    assert {ip: row.changes["count"] for ip, row in rows.items()} == {"203.0.113.7": 150, "198.51.100.9": 50}
+    assert rows["203.0.113.7"].changes["names"] == {"signature mismatch": 75, "missing signature header": 75}
