@@ -85,6 +85,10 @@ FAB_ADD_SECURITY_API = os.environ.get("FAB_ADD_SECURITY_API", "0") == "1"
 FAB_API_SWAGGER_UI = not PRODUCTION
 FAB_SECURITY_MANAGER_CLASS = "app.security.CrmSecurityManager"
 FAB_INDEX_VIEW = "views.home.HomeView"
+# FAB's password screens with the password policy and the current-password check.
+SECURITY_VIEWS = {name: f"views.security.{cls}" for name, cls in (
+    ("userdbmodelview", "UserDBModelView"), ("resetmypasswordview", "ResetMyPasswordView"),
+    ("resetpasswordview", "ResetPasswordView"))}
 FAB_PASSWORD_HASH_METHOD = os.environ.get("FAB_PASSWORD_HASH_METHOD", "scrypt")
 WTF_CSRF_ENABLED = True
 WTF_CSRF_TIME_LIMIT = None
@@ -94,3 +98,4 @@ SESSION_COOKIE_SECURE = PRODUCTION
 REMEMBER_COOKIE_SECURE = PRODUCTION
 PERMANENT_SESSION_LIFETIME = 12 * 3600
 JWT_ACCESS_TOKEN_EXPIRES = 3600
+JWT_REFRESH_TOKEN_EXPIRES = int(os.environ.get("JWT_REFRESH_TOKEN_EXPIRES", str(7 * 86400)))  # seconds

@@ -21,11 +21,14 @@ def init_database():
     """Migrate, sync roles and make sure an admin exists. Idempotent."""
     from flask_migrate import upgrade
 
-    from app.users import ensure_admin, sync_roles
+    from app.users import WeakPassword, ensure_admin, sync_roles
 
     upgrade()
     sync_roles()
-    user, created, generated = ensure_admin()
+    try:
+        user, created, generated = ensure_admin()
+    except WeakPassword as exc:
+        raise click.ClickException(f"ADMIN_PASSWORD: {exc}") from exc
     if generated:
         click.echo(f"\n  Admin user created: {user.username} / password: {generated}\n"
                    "  (shown once; set ADMIN_PASSWORD to choose it)\n")
@@ -47,9 +50,7 @@ def init_command():
 @with_appcontext
 def create_admin_command(username, email, password):
     """Create an admin user."""
-    from app.users import ensure_user
-
-    _, created = ensure_user(username, password, "Admin", email=email)
+    _, created = _create_user(username, password, "Admin", email)
     click.echo("Admin created." if created else f"User {username} already exists.")
 
 
@@ -61,10 +62,36 @@ def create_admin_command(username, email, password):
 @with_appcontext
 def create_user_command(username, role, email, password):
     """Create a user with one role."""
-    from app.users import ensure_user
-
-    _, created = ensure_user(username, password, role, email=email)
+    _, created = _create_user(username, password, role, email)
     click.echo("User created." if created else f"User {username} already exists.")
+
+
+def _create_user(username, password, role, email):
+    from app.users import WeakPassword, ensure_user
+
+    try:
+        return ensure_user(username, password, role, email=email)
+    except WeakPassword as exc:
+        raise click.ClickException(f"Password refused: {exc}") from exc
+
+
+@cli.command("set-password")
+@click.argument("username")
+@click.password_option()
+@with_appcontext
+def set_password_command(username, password):
+    """Set a user's password (the policy applies); their sessions and API tokens end."""
+    from app.extensions import appbuilder
+    from app.users import WeakPassword
+
+    user = appbuilder.sm.find_user(username=username)
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}.")
+    try:
+        appbuilder.sm.reset_password(user.id, password)
+    except WeakPassword as exc:
+        raise click.ClickException(f"Password refused: {exc}") from exc
+    click.echo(f"Password of {username} changed; their sessions and API tokens have ended.")
 
 
 @cli.command("worker")

@@ -41,9 +41,10 @@ def create_app(overrides=None):
 
         views.register(appbuilder)
 
-    from app import audit
+    from app import audit, sessions
 
     audit.install(app)
+    sessions.install(app)
     security.install_headers(app)
     security.guard_views(app, appbuilder)
     return app

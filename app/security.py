@@ -89,6 +89,23 @@ class CrmSecurityManager(SecurityManager):
                 audit.record_now("login", object_type="ab_user", object_id=user.id)
         return user
 
+    def add_user(self, username, first_name, last_name, email, role=None, password="", hashed_password="",
+                 **kwargs):
+        from app.users import check_password
+
+        if not hashed_password:
+            check_password(password, username)
+        return super().add_user(username, first_name, last_name, email, role, password, hashed_password, **kwargs)
+
+    def reset_password(self, userid, password):
+        """Every password change (own, by an admin, by the CLI) passes the policy; the user's
+        other sessions and tokens end with it (app/sessions.py)."""
+        from app.users import check_password
+
+        user = self.get_user_by_id(userid)
+        check_password(password, user.username if user else "")
+        super().reset_password(userid, password)
+
     @property
     def is_auth_limited(self):
         return False  # FAB's own limit counts every attempt; register_views sets ours instead
@@ -97,6 +114,10 @@ class CrmSecurityManager(SecurityManager):
         """Throttle the form login and the JWT login alike, counting failed attempts only:
         after AUTH_RATE_LIMIT failures every attempt is refused until the window passes,
         while a user who signs in successfully many times a day is never locked out."""
+        from werkzeug.utils import import_string
+
+        for attribute, path in current_app.config.get("SECURITY_VIEWS", {}).items():
+            setattr(self, attribute, import_string(path))  # the password policy's screens (views/security.py)
         super().register_views()
         if not current_app.config["AUTH_RATE_LIMITED"]:
             return
@@ -105,7 +126,8 @@ class CrmSecurityManager(SecurityManager):
         limit = self.limiter.limit(self.auth_rate_limit, methods=["POST"], deduct_when=_login_failed)
         limit(self.auth_view.blueprint)
         for view in self.appbuilder.baseviews:
-            if isinstance(view, SecurityApi):
+            # The JWT login, and the password change (which checks the current password).
+            if isinstance(view, (SecurityApi, self.resetmypasswordview)):
                 limit(view.blueprint)
 
     def exist_permission_on_roles(self, view_name, permission_name, role_ids):
@@ -128,9 +150,18 @@ class CrmSecurityManager(SecurityManager):
             cache[key] = {tuple(row) for row in rows}
         return (view_name, permission_name) in cache[key]
 
-    def on_user_logout(self, user):
-        from app import audit
+    def create_jwt_manager(self, app):
+        from app import sessions
 
+        jwt_manager = super().create_jwt_manager(app)
+        sessions.install_jwt(jwt_manager)
+        return jwt_manager
+
+    def on_user_logout(self, user):
+        from app import audit, sessions
+
+        if getattr(user, "id", None) is not None:
+            sessions.end_sessions(user.id)  # a copy of the cookie (or a token) stops working too
         with audit.acting_as(getattr(user, "id", None), getattr(user, "username", "anonymous")):
             audit.record_now("logout", object_type="ab_user", object_id=getattr(user, "id", None))
 

@@ -1,11 +1,48 @@
-"""Roles and users: what `crm init` and `crm create-admin` make sure exist."""
+"""Roles, users and the password policy: what `crm init` and `crm create-admin` make sure exist."""
+import re
 import secrets
+from functools import cache
+from pathlib import Path
 
 from flask import current_app
 
 from app.extensions import appbuilder, db
 
 ROLE_NAMES = ("Admin", "Marketer", "Staff")
+MIN_PASSWORD_LENGTH = 12
+_EDGES = re.compile(r"^[^a-z]+|[^a-z]+$")  # digits and symbols around a word: "Password2024!"
+
+
+class WeakPassword(ValueError):
+    """A password the policy refuses; the message says why."""
+
+
+@cache
+def common_passwords():
+    path = Path(__file__).with_name("common_passwords.txt")
+    return frozenset(line for line in path.read_text().split("\n") if line and not line.startswith("#"))
+
+
+def password_problem(password, username=""):
+    """Why the password is refused (too short, common, the user name), or None when it passes.
+    Every way a password is set checks it: the screens, `crm create-user`, `crm init`."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters (this one has {len(password)})."
+    lowered = password.lower()
+    word = _EDGES.sub("", lowered)
+    name = (username or "").strip().lower()
+    if name and name in (lowered, word):
+        return "The password may not be the user name; choose another."
+    if lowered in common_passwords() or word in common_passwords():
+        return "This is one of the most common passwords (digits and symbols around it do not help); choose another."
+    return None
+
+
+def check_password(password, username=""):
+    problem = password_problem(password, username)
+    if problem:
+        raise WeakPassword(problem)
 
 
 def sync_roles():
@@ -20,7 +57,8 @@ def sync_roles():
 
 
 def ensure_user(username, password, role="Admin", email=None, first_name=None, last_name=None):
-    """Create the user if missing. Returns (user, created)."""
+    """Create the user if missing. Returns (user, created); WeakPassword (from the security
+    manager's add_user) if the policy refuses the password."""
     sm = appbuilder.sm
     user = sm.find_user(username=username)
     if user:

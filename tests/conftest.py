@@ -32,13 +32,16 @@ BUSINESS_TABLES = [
 
 
 class OneUserClient(FlaskClient):
-    """Requests made inside a test's app context share its g, where Flask-Login caches the
-    user: forget the previous request's user so each client is only ever its own user."""
+    """Requests made inside a test's app context share its g, where Flask-Login and
+    Flask-JWT-Extended cache the user: forget the previous request's user (and token) so each
+    client is only ever its own user."""
 
     def open(self, *args, **kwargs):
         if has_app_context():
             g.pop("_login_user", None)
             g.pop("user", None)
+            for name in [name for name in g if name.startswith("_jwt_extended")]:
+                g.pop(name)
         return super().open(*args, **kwargs)
 
 

@@ -197,10 +197,17 @@ def test_forged_or_expired_sessions_are_anonymous(app, db, forgery):
     assert client.get("/login/").status_code == 200
 
 
-def test_a_valid_session_cookie_is_accepted(app, db):
-    client = app.test_client()
-    client.set_cookie("session", session_cookie(app, {"_user_id": str(user_id("admin")), "_fresh": True}))
-    assert client.get("/contactview/list/").status_code == 200
+def test_a_valid_session_cookie_is_accepted_only_with_the_users_current_stamp(app, db):
+    from app.sessions import current_stamp
+
+    admin = user_id("admin")
+    valid = app.test_client()
+    valid.set_cookie("session", session_cookie(app, {"_user_id": str(admin), "_fresh": True,
+                                                     "_stamp": current_stamp(admin)}))
+    assert valid.get("/contactview/list/").status_code == 200
+    unstamped = app.test_client()
+    unstamped.set_cookie("session", session_cookie(app, {"_user_id": str(admin), "_fresh": True}))
+    assert unstamped.get("/contactview/list/").status_code == 302
 
 
 def test_expired_or_forged_jwt_is_refused(app, db):
