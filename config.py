@@ -77,7 +77,14 @@ AUTH_ROLE_ADMIN = "Admin"
 AUTH_ROLE_PUBLIC = "Public"
 AUTH_USER_REGISTRATION = False
 AUTH_RATE_LIMITED = True
-AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 5 minute")
+AUTH_RATE_LIMIT = os.environ.get("AUTH_RATE_LIMIT", "10 per 5 minute")  # failures per address and account
+# Failed logins of one account from all addresses together after which each address gets only
+# AUTH_ACCOUNT_SLOW_LIMIT failures at it: slowed, never locked out.
+AUTH_ACCOUNT_CEILING = os.environ.get("AUTH_ACCOUNT_CEILING", "30 per 15 minute")
+AUTH_ACCOUNT_SLOW_LIMIT = os.environ.get("AUTH_ACCOUNT_SLOW_LIMIT", "3 per 15 minute")
+# Reverse proxies in front of the app (nginx, a load balancer): their X-Forwarded-For and
+# X-Forwarded-Proto are believed for this many hops. 0: the headers are ignored.
+TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 RATELIMIT_ENABLED = True
 FAB_CREATE_DB = False  # Alembic owns every table.
 FAB_UPDATE_PERMS = False  # permissions are synced by `crm init`, never at request time

@@ -46,6 +46,7 @@ def create_app(overrides=None):
     audit.install(app)
     sessions.install(app)
     security.install_headers(app)
+    security.trust_proxies(app)
     security.guard_views(app, appbuilder)
     return app
 

@@ -84,6 +84,7 @@ class CrmSecurityManager(SecurityManager):
         user = super().auth_user_db(username, password)
         if user is None:  # counted, not one row each: a guessing run cannot flood the audit log
             audit.count_rejection("login_failed", request.remote_addr, subject=str(username or ""))
+            count_account_failure(self.limiter, username)
         else:
             with audit.acting_as(user.id, user.username):
                 audit.record_now("login", object_type="ab_user", object_id=user.id)
@@ -112,8 +113,12 @@ class CrmSecurityManager(SecurityManager):
 
     def register_views(self):
         """Throttle the form login and the JWT login alike, counting failed attempts only:
-        after AUTH_RATE_LIMIT failures every attempt is refused until the window passes,
-        while a user who signs in successfully many times a day is never locked out."""
+        after AUTH_RATE_LIMIT failures from one address for one account, that address's
+        attempts at that account are refused until the window passes; after
+        AUTH_ACCOUNT_CEILING failures of one account from all addresses together, each
+        address gets only AUTH_ACCOUNT_SLOW_LIMIT attempts at it, so a guessing run spread
+        over many addresses is slowed while the owner still gets attempts from theirs. A user
+        who signs in successfully many times a day is never locked out."""
         from werkzeug.utils import import_string
 
         for attribute, path in current_app.config.get("SECURITY_VIEWS", {}).items():
@@ -124,11 +129,15 @@ class CrmSecurityManager(SecurityManager):
         from flask_appbuilder.security.api import SecurityApi
 
         limit = self.limiter.limit(self.auth_rate_limit, methods=["POST"], deduct_when=_login_failed)
-        limit(self.auth_view.blueprint)
-        for view in self.appbuilder.baseviews:
-            # The JWT login, and the password change (which checks the current password).
-            if isinstance(view, (SecurityApi, self.resetmypasswordview)):
-                limit(view.blueprint)
+        slow = self.limiter.limit(lambda: current_app.config["AUTH_ACCOUNT_SLOW_LIMIT"], methods=["POST"],
+                                  deduct_when=_login_failed, exempt_when=account_below_ceiling,
+                                  key_func=lambda: login_throttle_key() + "|slow")
+        # The form login, the JWT login, and the password change (it checks the current password).
+        blueprints = [self.auth_view.blueprint] + [view.blueprint for view in self.appbuilder.baseviews if
+                                                   isinstance(view, (SecurityApi, self.resetmypasswordview))]
+        for blueprint in blueprints:
+            limit(blueprint)
+            slow(blueprint)
 
     def exist_permission_on_roles(self, view_name, permission_name, role_ids):
         """One query per request for all of the roles' permissions instead of one per check
@@ -173,16 +182,49 @@ def _login_failed(response):
     return response.status_code != 200 or not response.is_json
 
 
-def login_throttle_key():
-    """Throttle logins per client address and account name: guessing one account's password
-    is stopped without locking everyone behind the same office address out."""
-    from flask import request
-    from flask_limiter.util import get_remote_address
-
+def login_account():
+    """The account name a login names (the form's or the JWT login's), as the throttle keys it."""
     body = request.get_json(silent=True) if request.is_json else None  # the JWT login posts JSON
     username = request.form.get("username") or (body.get("username") if isinstance(body, dict) else "")
-    username = str(username or "").strip().lower()[:100]
-    return f"{get_remote_address()}|{username}"
+    return str(username or "").strip().lower()[:100]
+
+
+def login_throttle_key():
+    """Throttle logins per client address (the real one behind TRUSTED_PROXIES) and account name:
+    guessing one account's password is stopped without locking everyone behind the same office
+    address out, or the account's owner out from another address."""
+    from flask_limiter.util import get_remote_address
+
+    return f"{get_remote_address()}|{login_account()}"
+
+
+def _account_ceiling():
+    from limits import parse
+
+    return parse(current_app.config["AUTH_ACCOUNT_CEILING"])
+
+
+def count_account_failure(limiter, username):
+    limiter.limiter.hit(_account_ceiling(), "login-account", str(username or "").strip().lower()[:100])
+
+
+def account_below_ceiling():
+    """True while the account has had fewer failed logins, from all addresses together, than
+    AUTH_ACCOUNT_CEILING; above it every address gets the slower AUTH_ACCOUNT_SLOW_LIMIT."""
+    from app.extensions import appbuilder
+
+    return appbuilder.sm.limiter.limiter.test(_account_ceiling(), "login-account", login_account())
+
+
+def trust_proxies(app):
+    """Behind TRUSTED_PROXIES reverse proxies, the client address and scheme are the ones the
+    proxies saw (the last N X-Forwarded-For entries; anything a client puts before them is
+    ignored). With 0 the headers are ignored: a client cannot pick its own address."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 SECURITY_HEADERS = {

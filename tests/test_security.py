@@ -64,6 +64,92 @@ def test_only_failed_logins_count_towards_the_throttle(app, db):
     assert login(app, client, "staff").status_code == 429
 
 
+def jwt_login(client, username, password, forwarded_for=None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return client.post("/api/v1/security/login", json={"username": username, "password": password, "provider": "db"},
+                       headers=headers).status_code
+
+
+def test_without_trusted_proxies_a_forged_forwarded_for_changes_nothing(app, db):
+    assert app.config["TRUSTED_PROXIES"] == 0  # the default: no proxy in front
+    client = app.test_client()
+    codes = [jwt_login(client, "staff", "nope", forwarded_for=f"198.51.100.{n}") for n in range(11)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429  # a client cannot pick its own address
+
+
+def test_an_account_guessed_from_many_addresses_is_slowed_not_locked(app, db, monkeypatch):
+    monkeypatch.setitem(app.config, "AUTH_ACCOUNT_CEILING", "6 per 15 minute")
+    monkeypatch.setitem(app.config, "AUTH_ACCOUNT_SLOW_LIMIT", "2 per 15 minute")
+    clients = {n: app.test_client() for n in range(5)}
+
+    def attempt(n, password="nope"):
+        return clients[n].post("/api/v1/security/login", json={"username": "staff", "password": password,
+                                                                "provider": "db"},
+                               environ_base={"REMOTE_ADDR": f"203.0.113.{n}"}).status_code
+
+    assert [attempt(n) for n in (0, 0, 0, 1, 1, 1)] == [401] * 6  # six failures: the ceiling
+    assert [attempt(2), attempt(2), attempt(2)] == [401, 401, 429]  # another address: two, not ten
+    assert attempt(3, PASSWORD) == 200  # the owner, from an address of their own, still gets in
+    assert attempt(4) == 401
+
+
+@pytest.fixture
+def gunicorn_behind_a_proxy(app, db, tmp_path):
+    """The app under a real gunicorn, told that one reverse proxy stands in front of it."""
+    import httpx
+
+    from tests.test_faults import free_port, wait_until
+
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=app.config["DATABASE_URL"], REDIS_URL=app.config["REDIS_URL"],
+               INSTANCE_DIR=str(app.config["INSTANCE_DIR"]), SECRET_KEY=app.config["SECRET_KEY"],
+               TRUSTED_PROXIES="1", AUTH_ACCOUNT_CEILING="25 per 15 minute", AUTH_ACCOUNT_SLOW_LIMIT="3 per 15 minute")
+    log = open(tmp_path / "gunicorn.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                               "run:create_wsgi()"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              cwd=str(app.config["BASE_DIR"]))
+    base = f"http://127.0.0.1:{port}"
+
+    def answers():
+        try:
+            return httpx.get(base + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return server.poll() is not None
+
+    try:
+        wait_until(answers, 60, "gunicorn did not start")
+        assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()[-3000:]
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+@pytest.mark.slow
+def test_behind_a_proxy_the_throttle_keys_on_the_real_client(gunicorn_behind_a_proxy):
+    import httpx
+
+    base = gunicorn_behind_a_proxy
+
+    def attempt(client_address, password="wrong-password", forged=None):
+        """A request as the proxy passes it on: whatever the client sent, then the address it saw."""
+        forwarded = f"{forged}, {client_address}" if forged else client_address
+        return httpx.post(base + "/api/v1/security/login", json={
+            "username": "admin", "password": password, "provider": "db"},
+            headers={"X-Forwarded-For": forwarded}, timeout=15).status_code
+
+    attacker = [attempt("203.0.113.66") for _ in range(11)]
+    assert attacker[:10] == [401] * 10 and attacker[10] == 429
+    assert attempt("203.0.113.66", forged="198.51.100.1") == 429  # a forged entry before the proxy's is ignored
+    assert attempt("198.51.100.20", PASSWORD) == 200  # the real admin, from another address, gets in
+
+    # Fifteen more failures from five more addresses: 25 for the account, its ceiling.
+    assert [attempt(f"192.0.2.{n}") for n in range(5) for _ in range(3)] == [401] * 15
+    assert [attempt("192.0.2.99") for _ in range(4)] == [401, 401, 401, 429]  # slowed: three, not ten
+    assert attempt("198.51.100.21", PASSWORD) == 200  # never locked out
+
+
 # --- CSRF -----------------------------------------------------------------------------------
 
 def test_post_without_csrf_token_is_refused_and_changes_nothing(db, client_for, post_form):
