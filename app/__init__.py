@@ -41,10 +41,11 @@ def create_app(overrides=None):
 
         views.register(appbuilder)
 
-    from app import audit, sessions
+    from app import audit, campaigns, sessions
 
     audit.install(app)
     sessions.install(app)
+    campaigns.install(app)
     security.install_headers(app)
     security.trust_proxies(app)
     security.guard_views(app, appbuilder)

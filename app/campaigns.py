@@ -4,7 +4,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, exists, func, insert, literal, or_, select, text, update
+from sqlalchemy import and_, case, delete, event, exists, func, insert, inspect, literal, or_, select, text, update
+from sqlalchemy.orm import Session
 
 from app import audit, schedule
 from app.extensions import db
@@ -26,11 +27,20 @@ log = logging.getLogger(__name__)
 R = CampaignRecipient
 TRANSITIONS = {
     "draft": {"scheduled"},
-    "scheduled": {"running"},
+    "scheduled": {"draft", "running", "cancelled"},  # draft: Unschedule, the plan is dropped
     "running": {"paused", "completed", "cancelled"},
     "paused": {"running", "completed", "cancelled"},
 }
-EDITABLE_STATUSES = ("draft", "scheduled")
+# What the plan and the texts are made of: fixed once a campaign leaves draft (Unschedule to edit).
+PLANNED_FIELDS = {"lists": "lists", "filters": "filters", "frequency_cap_days": "frequency cap",
+                  "include_previously_texted": "include people texted before",
+                  "append_opt_out_line": "opt-out line"}
+# Read by the sender as it goes: a scheduled campaign may still change them.
+SENDING_FIELDS = {"name": "name", "sending_number": "sending number", "daily_limit": "daily limit",
+                  "window_days": "send days", "window_start": "window start", "window_end": "window end",
+                  "start_date": "start date"}
+# The message every new campaign starts with; Schedule refuses it until someone writes the text.
+DEFAULT_TEMPLATE = "Hi {first_name|there}, "
 CLAIM_BATCH = 25  # recipients claimed per transaction when the quota allows several
 
 
@@ -45,12 +55,16 @@ def check_transition(campaign, new_status):
 
 
 def change_status(campaign_id, new_status, now=None):
-    """Move a campaign along draft -> scheduled -> running <-> paused -> completed / cancelled."""
+    """Move a campaign along draft -> scheduled -> running <-> paused -> completed / cancelled;
+    scheduled -> draft (Unschedule) drops the plan."""
     now = now or utcnow()
-    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True, with_for_update=True)
     check_transition(campaign, new_status)
     if new_status == "scheduled":
         check_ready(campaign)
+        campaign.planned_at = campaign.plan_error = None
+    if new_status == "draft":
+        db.session.execute(delete(R).where(R.campaign_id == campaign.id))
         campaign.planned_at = campaign.plan_error = None
     if new_status == "running":
         if campaign.planned_at is None:
@@ -58,8 +72,7 @@ def change_status(campaign_id, new_status, now=None):
         campaign.started_at = campaign.started_at or now
     if new_status in ("completed", "cancelled"):
         campaign.finished_at = now
-        db.session.execute(update(R).where(R.campaign_id == campaign.id, R.status == "queued")
-                           .values(status="skipped", exclusion_reason=new_status))
+        _drop_unsent(campaign.id, new_status)
     campaign.status = new_status
     db.session.commit()
     if new_status == "scheduled":
@@ -67,6 +80,23 @@ def change_status(campaign_id, new_status, now=None):
     if new_status == "running":
         enqueue_sender(campaign.id)
     return campaign
+
+
+def _drop_unsent(campaign_id, reason):
+    """Nobody not yet texted will be: queued recipients are skipped, and texts the sender claimed
+    but has not sent are cancelled (recipients first: on PostgreSQL that waits for a claim in
+    progress to commit, so its messages are seen by the second statement)."""
+    db.session.execute(update(R).where(R.campaign_id == campaign_id, R.status == "queued")
+                       .values(status="skipped", exclusion_reason=reason))
+    claimed = select(R.id).where(R.campaign_id == campaign_id, R.status == "sending").scalar_subquery()
+    dropped = db.session.execute(update(Message).where(Message.campaign_recipient_id.in_(claimed),
+                                                       Message.status == "queued")
+                                 .values(status="cancelled", error=f"campaign {reason} before this text was sent")
+                                 .returning(Message.campaign_recipient_id)).scalars().all()
+    if dropped:
+        db.session.execute(update(R).where(R.id.in_(dropped), R.status == "sending")
+                           .values(status="skipped", exclusion_reason=reason))
+    return len(dropped)
 
 
 def check_ready(campaign):
@@ -80,15 +110,133 @@ def check_ready(campaign):
             validate_template(variant.template)
         except TemplateError as exc:
             raise CampaignError(f"Variant {variant.label}: {exc}") from exc
+        if " ".join(variant.template.split()) == " ".join(DEFAULT_TEMPLATE.split()):
+            raise CampaignError(f"Variant {variant.label} still has the default message "
+                                f"\"{DEFAULT_TEMPLATE.strip()}\": write the text to send, then schedule.")
     if not campaign.window_start or not campaign.window_end or campaign.window_start >= campaign.window_end:
         raise CampaignError("The send window must start before it ends (e.g. 09:00 to 17:00).")
     if (campaign.daily_limit or 0) < 1:
         raise CampaignError("The daily limit must be at least 1.")
 
 
-def check_editable(campaign):
-    if campaign.status not in EDITABLE_STATUSES:
-        raise CampaignError(f"The messages of a {campaign.status} campaign cannot be edited: clone it instead.")
+# --- what may change in which state: every door (forms, APIs, scripts) meets these -------------
+
+def check_campaign_edit(campaign, changed=None):
+    """A draft takes any edit. A scheduled campaign keeps its plan (audience, texts) but its
+    sending settings may change. After that nothing changes: clone it."""
+    changed = (changed_fields(campaign) if changed is None else set(changed)) & {*PLANNED_FIELDS, *SENDING_FIELDS}
+    status = committed(campaign, "status")
+    if status in (None, "draft") or not changed:
+        return
+    if status == "scheduled":
+        locked = [label for name, label in PLANNED_FIELDS.items() if name in changed]
+        if locked:
+            raise CampaignError(f"This campaign is scheduled and its audience is planned: Unschedule to edit "
+                                f"{', '.join(locked)}.")
+        return
+    raise CampaignError(f"A {status} campaign cannot be edited: clone it instead.")
+
+
+def edit_notice(campaign):
+    """What an edit may still change, in the campaign's state's words (shown on the form)."""
+    if campaign.status == "draft":
+        return "A draft: everything can change until it is scheduled."
+    if campaign.status == "scheduled":
+        return (f"Scheduled: the audience is planned, so {', '.join(PLANNED_FIELDS.values())} and the messages "
+                f"are fixed. Unschedule to edit them; {', '.join(SENDING_FIELDS.values())} can still change.")
+    return f"A {campaign.status} campaign cannot be edited: clone it instead."
+
+
+def check_variant_edit(variant):
+    """Variants are frozen once their campaign leaves draft: none added, changed, moved or deleted.
+    A move is checked against both campaigns, the one it leaves and the one it joins."""
+    campaign_ids = {committed(variant, "campaign_id"), variant.campaign_id}
+    if variant.campaign is not None:
+        campaign_ids.add(variant.campaign.id)
+    for campaign_id in campaign_ids - {None}:
+        campaign = db.session.get(Campaign, campaign_id)
+        status = committed(campaign, "status") if campaign is not None else None
+        if status not in (None, "draft"):
+            hint = "Unschedule to edit them" if status == "scheduled" else "clone it instead"
+            raise CampaignError(f"The messages of a {status} campaign ({campaign.name}) cannot be changed: {hint}.")
+
+
+def check_deletable(campaign):
+    status = committed(campaign, "status")
+    if status in ("running", "paused"):
+        raise CampaignError(f"A {status} campaign cannot be deleted: Cancel it first (its unsent texts are "
+                            "dropped), then delete it.")
+
+
+EMPTY = (None, {}, [])
+
+
+def changed_fields(obj):
+    """Names of the columns and collections an unflushed change to obj alters."""
+    state = inspect(obj)
+    changed = set()
+    for attr in state.mapper.column_attrs:
+        hist = state.attrs[attr.key].history
+        if hist.added or hist.deleted:
+            old, new = (hist.deleted or [None])[0], (hist.added or [None])[0]
+            if old != new and not (old in EMPTY and new in EMPTY):  # no filters: None or {}
+                changed.add(attr.key)
+    for rel in state.mapper.relationships:
+        hist = state.attrs[rel.key].history
+        if rel.uselist and (hist.added or hist.deleted):
+            changed.add(rel.key)
+    return changed
+
+
+def committed(obj, key):
+    """The value of obj.key in the database, before any change not yet flushed (None for a new row)."""
+    state = inspect(obj)
+    if state.transient or state.pending:
+        return None
+    hist = state.attrs[key].history
+    return (hist.deleted or hist.unchanged or [getattr(obj, key)])[0]
+
+
+def retire_campaign(campaign, session=None):
+    """Before a campaign is deleted: texts it claimed but never sent are cancelled (a message whose
+    recipient is gone would look like a one-off text and go out at any hour), and what happened to
+    its recipients stays in the audit log after their rows are gone."""
+    session = session or db.session
+    check_deletable(campaign)
+    recipients = select(R.id).where(R.campaign_id == campaign.id).scalar_subquery()
+    session.execute(update(Message).where(Message.campaign_recipient_id.in_(recipients),
+                                             Message.status == "queued")
+                       .values(status="cancelled", error="campaign deleted before this text was sent"))
+    by_status = dict(session.execute(select(R.status, func.count()).where(R.campaign_id == campaign.id)
+                                        .group_by(R.status)).all())
+    if not by_status:
+        return
+    texted = session.execute(select(R.phone, R.status, R.sent_at).where(
+        R.campaign_id == campaign.id, R.sent_at.is_not(None)).order_by(R.sent_at).limit(1000)).all()
+    audit.record("delete", "campaign_recipients", campaign.id, detail=f"recipients of campaign {campaign.name!r}",
+                 changes={"campaign_id": campaign.id, "count": sum(by_status.values()), "by_status": by_status,
+                          "texted": [[phone, status, sent_at.isoformat()] for phone, status, sent_at in texted]},
+                 session=session)
+
+
+def _guard_flush(session, flush_context, instances):
+    """The backstop under every door: an ORM change the rules above refuse never reaches the database."""
+    deleted = [obj for obj in session.deleted if isinstance(obj, Campaign)]
+    for campaign in deleted:
+        retire_campaign(campaign, session)
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Campaign) and obj in session.dirty and session.is_modified(obj):
+            check_campaign_edit(obj)
+        elif isinstance(obj, CampaignVariant) and obj.campaign not in deleted:
+            if obj in session.new or obj in session.deleted or changed_fields(obj) & {"label", "template",
+                                                                                    "campaign_id", "campaign"}:
+                check_variant_edit(obj)
+
+
+def install(app):
+    """Campaign rules as a flush guard on every session (see _guard_flush)."""
+    if not event.contains(Session, "before_flush", _guard_flush):
+        event.listen(Session, "before_flush", _guard_flush)
 
 
 def clone_campaign(campaign_id, user_id=None):
@@ -132,8 +280,10 @@ def plan_audience(campaign_id, now=None):
     """Plan the recipients in set-based SQL: one row per phone, exclusions with their reason,
     balanced A/B by position. Re-running it before any send gives the same plan."""
     now = now or utcnow()
-    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    # Locked until the plan commits: Unschedule waits for it, so it never drops a plan that lands after.
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True, with_for_update=True)
     if campaign is None or campaign.status != "scheduled":
+        db.session.rollback()
         return None
     c = Contact.__table__
     list_ids = [lst.id for lst in campaign.lists]

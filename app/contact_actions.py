@@ -4,12 +4,12 @@ import io
 from sqlalchemy import delete, select, update
 
 from app import audit
+from app.campaigns import DEFAULT_TEMPLATE
 from app.extensions import db
 from app.models import Campaign, CampaignVariant, Contact, ContactList, ListMember, utcnow
 from app.opt_outs import opt_out
 
 CHUNK = 1000
-DEFAULT_TEMPLATE = "Hi {first_name|there}, "
 
 
 def add_to_list(contact_ids, list_id):

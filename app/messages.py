@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select, update
 
 from app.contacts import normalize_phone
 from app.extensions import db
-from app.models import CampaignRecipient, Contact, Message, WebhookEvent, utcnow
+from app.models import Campaign, CampaignRecipient, Contact, Message, WebhookEvent, utcnow
 from app.openphone import AmbiguousError, OpenPhoneError, PermanentError, client_from_config
 from app.opt_outs import (  # noqa: F401 (contract)
     OptedOut,
@@ -60,7 +60,7 @@ def enqueue_send(message_id):
     return enqueue("jobs.messages.send_message", message_id, job_id=f"send-message-{message_id}")
 
 
-MESSAGES, RECIPIENTS = Message.__table__, CampaignRecipient.__table__
+MESSAGES, RECIPIENTS, CAMPAIGNS = Message.__table__, CampaignRecipient.__table__, Campaign.__table__
 
 
 def _finish(message_id, recipient_id, status, **fields):
@@ -87,8 +87,13 @@ def send_message(message_id):
     """Send one queued message exactly once; returns its outcome status, or None when it was
     not queued (another sender has it, or it was sent already)."""
     opted_out = opted_out_clause(MESSAGES.c.to_phone).label("opted_out")
+    # A campaign text goes out only while its campaign runs: Pause and Cancel also stop texts the
+    # sender had claimed (after Resume, recovery sends them inside their legal window).
+    campaign_runs = or_(MESSAGES.c.campaign_recipient_id.is_(None), select(RECIPIENTS.c.id).join(
+        CAMPAIGNS, CAMPAIGNS.c.id == RECIPIENTS.c.campaign_id).where(
+        RECIPIENTS.c.id == MESSAGES.c.campaign_recipient_id, CAMPAIGNS.c.status == "running").exists())
     message = db.session.execute(
-        update(MESSAGES).where(MESSAGES.c.id == message_id, MESSAGES.c.status == "queued")
+        update(MESSAGES).where(MESSAGES.c.id == message_id, MESSAGES.c.status == "queued", campaign_runs)
         .values(status="sending", sending_started_at=utcnow())
         .returning(MESSAGES.c.kind, MESSAGES.c.to_phone, MESSAGES.c.body, MESSAGES.c.from_phone,
                    MESSAGES.c.campaign_recipient_id, opted_out)).first()

@@ -172,12 +172,17 @@ def test_scheduling_needs_an_audience_and_valid_templates(db):
 def test_a_running_campaign_cannot_be_edited_but_can_be_cloned(db):
     lst = ContactList(name="L")
     campaign = make_campaign(db, [lst], status="running", variants=("A", "B"))
+    campaign.variants[0].template = "Changed"  # through no form at all: the flush guard refuses it
     with pytest.raises(CampaignError, match="clone it instead"):
-        campaigns.check_editable(campaign)
+        db.session.commit()
+    db.session.rollback()
     copy = campaigns.clone_campaign(campaign.id)
     assert copy.status == "draft" and [v.template for v in copy.variants] == ["A", "B"]
     assert copy.lists == [lst]
-    campaigns.check_editable(copy)
+    copy.variants[0].template = "Changed"
+    db.session.commit()
+    db.session.expire_all()
+    assert [v.template for v in db.session.get(Campaign, campaign.id).variants] == ["A", "B"]
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -749,3 +754,227 @@ def test_ab_numbers_count_each_person_once_on_the_page_in_the_csv_and_the_api(ap
     assert body["test"] == "Fisher's exact" and body["p_value"] == pytest.approx(4 / 7)
     assert client_for("staff").get(f"/api/v1/campaign/{campaign_id}/results",
                                    headers=bearer("staff")).status_code in (401, 403)
+
+
+# --- the state machine owns every edit ------------------------------------------------------------
+
+def campaign_form(campaign, **changes):
+    """The campaign edit form as the browser posts it, with some fields changed."""
+    data = {"name": campaign.name, "lists": [str(lst.id) for lst in campaign.lists],
+            "sending_number": campaign.sending_number, "daily_limit": str(campaign.daily_limit),
+            "window_days": campaign.window_days, "window_start": campaign.window_start.strftime("%H:%M"),
+            "window_end": campaign.window_end.strftime("%H:%M"), "frequency_cap_days": str(campaign.frequency_cap_days),
+            "append_opt_out_line": "y"}
+    data.update(changes)
+    return data
+
+
+def test_a_scheduled_campaigns_audience_is_fixed_until_unscheduled_and_start_texts_the_new_list(
+        app, db, fake, client_for, post_form, run_jobs):
+    app.config["CAMPAIGN_NOW"] = TUESDAY_10AM.isoformat()
+    old, new = ContactList(name="Old list"), ContactList(name="New list")
+    for phone in phones(2):
+        add_contact(db, phone, lists=[old])
+    for phone in phones(2, start=100):
+        add_contact(db, phone, lists=[new])
+    campaign = make_campaign(db, [old])
+    campaign_id, new_id = campaign.id, new.id
+    marketer = client_for("marketer")
+    post_form(marketer, f"/campaignview/transition/{campaign_id}/scheduled")
+    run_jobs()
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    assert campaign.status == "scheduled" and campaign.planned_at is not None
+
+    # The form says so before anyone types, and refuses an audience edit: the plan stays the plan.
+    assert "Unschedule to edit them" in marketer.get(f"/campaignview/edit/{campaign_id}").get_data(as_text=True)
+    assert "Unschedule to edit" in marketer.get(f"/campaignview/show/{campaign_id}").get_data(as_text=True)
+    for change in ({"lists": [str(new_id)]}, {"frequency_cap_days": "0"}, {"include_previously_texted": "y"},
+                   {"cities": "Braintree"}):
+        page = post_form(marketer, f"/campaignview/edit/{campaign_id}", campaign_form(campaign, **change),
+                         follow_redirects=True).get_data(as_text=True)
+        assert "scheduled and its audience is planned: Unschedule to edit" in page, change
+    # Sending settings may still change: the sender reads them as it goes.
+    post_form(marketer, f"/campaignview/edit/{campaign_id}", campaign_form(campaign, daily_limit="50"))
+    # The REST API has no way to edit a campaign at all.
+    assert marketer.put(f"/api/v1/campaign/{campaign_id}", json={"name": "x"},
+                        headers=bearer("marketer")).status_code in (403, 404, 405)
+    db.session.expire_all()
+    campaign = db.session.get(Campaign, campaign_id)
+    assert [lst.name for lst in campaign.lists] == ["Old list"] and campaign.frequency_cap_days == 30
+    assert not campaign.filters and campaign.daily_limit == 50
+    assert not campaign.include_previously_texted
+
+    # Unschedule (through the status API here): back to draft, the plan dropped; now the edit takes.
+    unscheduled = marketer.post(f"/api/v1/campaign_status/{campaign_id}", json={"status": "draft"},
+                                headers=bearer("marketer"))
+    assert unscheduled.status_code == 200 and unscheduled.get_json()["status"] == "draft"
+    assert recipients(db, campaign_id) == []
+    post_form(marketer, f"/campaignview/edit/{campaign_id}", campaign_form(campaign, lists=[str(new_id)]))
+    post_form(marketer, f"/campaignview/transition/{campaign_id}/scheduled")
+    run_jobs()
+    post_form(marketer, f"/campaignview/transition/{campaign_id}/running")
+    run_jobs()
+    campaigns.send_due_messages(campaign_id, now=TUESDAY_10AM)
+    assert sent_to(fake) == phones(2, start=100)
+
+
+def test_a_scheduled_campaign_can_be_cancelled_and_texts_nobody(app, db, fake, client_for, post_form, run_jobs):
+    lst = ContactList(name="L")
+    for phone in phones(2):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst])
+    campaign_id = campaign.id
+    campaigns.change_status(campaign_id, "scheduled")
+    campaigns.plan_audience(campaign_id)
+    page = client_for("marketer").get(f"/campaignview/show/{campaign_id}").get_data(as_text=True)
+    assert "Unschedule (back to draft)" in page and ">\n      Cancel</button>" in page
+    post_form(client_for("marketer"), f"/campaignview/transition/{campaign_id}/cancelled")
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign_id).status == "cancelled"
+    assert {(r.status, r.exclusion_reason) for r in recipients(db, campaign_id)} == {("skipped", "cancelled")}
+    with pytest.raises(CampaignError, match="A cancelled campaign cannot become running"):
+        campaigns.change_status(campaign_id, "running")
+    assert campaigns.send_due_messages(campaign_id, now=TUESDAY_10AM) == 0 and fake.sent == []
+
+
+def test_a_plan_job_that_runs_after_unschedule_plans_nothing(db):
+    """The plan job was queued by Schedule; Unschedule came first. (A job already planning holds
+    the campaign row until it commits, so Unschedule waits for it and then drops its plan.)"""
+    lst = ContactList(name="L")
+    add_contact(db, "+16175551001", lists=[lst])
+    campaign = make_campaign(db, [lst])
+    campaigns.change_status(campaign.id, "scheduled")
+    campaigns.change_status(campaign.id, "draft")  # before the plan job ran
+    assert campaigns.plan_audience(campaign.id) is None  # the job finds a draft and plans nothing
+    assert recipients(db, campaign) == []
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).planned_at is None
+
+
+# --- Schedule refuses a message nobody wrote -------------------------------------------------------
+
+def test_schedule_refuses_the_untouched_default_message_at_every_door(db, client_for, post_form):
+    lst = ContactList(name="Homeowners")
+    db.session.add(lst)
+    contact = add_contact(db, "+16175551001", first="Jon", lists=[lst])
+    db.session.commit()
+    marketer = client_for("marketer")
+    post_form(marketer, "/campaignview/add", {
+        "name": "Untouched", "lists": str(lst.id), "sending_number": NUMBER, "daily_limit": "125",
+        "window_days": "0,1,2,3,4", "window_start": "09:00", "window_end": "17:00", "frequency_cap_days": "30",
+        "append_opt_out_line": "y"})
+    from_form = db.session.scalars(select(Campaign).filter_by(name="Untouched")).one()
+    assert "Hi Jon,\nReply STOP to opt out." in marketer.get(f"/campaignview/show/{from_form.id}").get_data(as_text=True)
+    page = post_form(marketer, f"/campaignview/transition/{from_form.id}/scheduled", follow_redirects=True)
+    assert "Variant A still has the default message" in page.get_data(as_text=True)
+    marketer.post("/contactview/action_post", data={"action": "text_selected", "csrf_token": csrf(marketer),
+                                                     "rowid": [str(contact.id)]})
+    from_bulk = db.session.scalars(select(Campaign).where(Campaign.name.like("Text 1 selected%"))).one()
+    api = marketer.post(f"/api/v1/campaign_status/{from_bulk.id}", json={"status": "scheduled"},
+                        headers=bearer("marketer"))
+    assert api.status_code == 409 and "write the text to send" in api.get_json()["message"]
+    db.session.expire_all()
+    assert {c.status for c in db.session.scalars(select(Campaign))} == {"draft"}
+    variant = db.session.get(Campaign, from_form.id).variants[0]
+    post_form(marketer, f"/campaignvariantview/edit/{variant.id}",
+              {"campaign": str(from_form.id), "label": "A", "template": "Hi {first_name|there}, Matt here."})
+    post_form(marketer, f"/campaignview/transition/{from_form.id}/scheduled")
+    db.session.expire_all()
+    assert db.session.get(Campaign, from_form.id).status == "scheduled"
+
+
+# --- variants frozen, deletes that keep the record, claimed texts that never leak ---------------
+
+def test_a_variant_cannot_be_moved_out_of_or_into_a_running_campaign(db, client_for, post_form):
+    lst = ContactList(name="L")
+    running = make_campaign(db, [lst], name="Running", status="running", variants=("Original A",))
+    draft = make_campaign(db, [lst], name="Draft", variants=("Draft A", "Draft B"))
+    scheduled = make_campaign(db, [lst], name="Scheduled", status="scheduled", variants=("Sched A",))
+    ran_variant, draft_b = running.variants[0], draft.variants[1]
+    ids = {"running": running.id, "draft": draft.id, "scheduled": scheduled.id}
+    marketer = client_for("marketer")
+    attempts = [
+        (f"/campaignvariantview/edit/{ran_variant.id}", {"campaign": str(ids["draft"]), "label": "C",
+                                                        "template": "Original A"}, "running campaign"),
+        (f"/campaignvariantview/edit/{draft_b.id}", {"campaign": str(ids["running"]), "label": "B",
+                                                    "template": "Draft B"}, "running campaign"),
+        (f"/campaignvariantview/edit/{ran_variant.id}", {"campaign": str(ids["running"]), "label": "A",
+                                                        "template": "Changed"}, "clone it instead"),
+        ("/campaignvariantview/add", {"campaign": str(ids["scheduled"]), "label": "B", "template": "New B"},
+         "Unschedule to edit them"),
+        (f"/campaignvariantview/delete/{ran_variant.id}", {}, "clone it instead"),
+    ]
+    for url, data, message in attempts:
+        page = post_form(marketer, url, data, follow_redirects=True).get_data(as_text=True)
+        assert message in page, url
+    db.session.expire_all()
+    by_campaign = {c.name: [(v.label, v.template) for v in c.variants] for c in db.session.scalars(select(Campaign))}
+    assert by_campaign == {"Running": [("A", "Original A")], "Draft": [("A", "Draft A"), ("B", "Draft B")],
+                           "Scheduled": [("A", "Sched A")]}
+    # A draft's variants stay free to change.
+    post_form(marketer, f"/campaignvariantview/edit/{draft_b.id}",
+              {"campaign": str(ids["draft"]), "label": "B", "template": "Draft B, rewritten"})
+    db.session.expire_all()
+    assert db.session.get(CampaignVariant, draft_b.id).template == "Draft B, rewritten"
+
+
+def test_a_running_campaign_cannot_be_deleted_and_its_claimed_text_never_goes_out_later(
+        app, db, fake, client_for, post_form, run_jobs):
+    from app import messages
+    from app.models import AuditLog
+
+    last_tuesday = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("America/New_York"))  # before the real clock
+    lst = ContactList(name="L")
+    for phone in phones(2):
+        add_contact(db, phone, lists=[lst])
+    campaign = make_campaign(db, [lst], name="Doomed")
+    campaign_id = campaign.id
+    planned_and_running(db, campaign)
+    assert campaigns.send_due_messages(campaign_id, now=last_tuesday, max_messages=1) == 1
+    claimed = campaigns.claim_due(campaign_id, last_tuesday, limit=1)  # and the sender died before sending it
+    assert len(claimed) == 1 and len(fake.sent) == 1
+
+    marketer = client_for("marketer")
+    page = post_form(marketer, f"/campaignview/delete/{campaign_id}", follow_redirects=True).get_data(as_text=True)
+    assert "A running campaign cannot be deleted: Cancel it first" in page
+    paused = marketer.post(f"/api/v1/campaign_status/{campaign_id}", json={"status": "paused"},
+                           headers=bearer("marketer"))
+    assert paused.status_code == 200
+    page = post_form(marketer, f"/campaignview/delete/{campaign_id}", follow_redirects=True).get_data(as_text=True)
+    assert "A paused campaign cannot be deleted" in page
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign_id) is not None
+
+    post_form(marketer, f"/campaignview/transition/{campaign_id}/cancelled")
+    db.session.expire_all()
+    assert db.session.get(Message, claimed[0]).status == "cancelled"
+    post_form(marketer, f"/campaignview/delete/{campaign_id}")
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign_id) is None
+    record = db.session.scalars(select(AuditLog).filter_by(action="delete", object_type="campaign_recipients")).one()
+    assert record.username == "marketer" and record.changes["count"] == 2
+    assert record.changes["by_status"] == {"sent": 1, "skipped": 1}
+    assert [row[:2] for row in record.changes["texted"]] == [[phones(2)[0], "sent"]]
+    assert db.session.scalars(select(AuditLog).filter_by(action="delete", object_type="campaigns")).one()
+
+    # 23:30 in Boston: every recovery path runs; the claimed text is not a one-off and stays unsent.
+    app.config["CAMPAIGN_NOW"] = "2026-11-25T04:30:00+00:00"
+    messages.recover_sending(older_than=0)
+    campaigns.recover_campaigns()
+    run_jobs()
+    assert len(fake.sent) == 1
+    assert db.session.get(Message, claimed[0], populate_existing=True).status == "cancelled"
+
+
+def test_pause_stops_texts_the_sender_had_already_claimed(app, db, fake):
+    lst = ContactList(name="L")
+    add_contact(db, "+16175551001", lists=[lst])
+    campaign = make_campaign(db, [lst])
+    planned_and_running(db, campaign)
+    claimed = campaigns.claim_due(campaign.id, TUESDAY_10AM, limit=1)
+    campaigns.change_status(campaign.id, "paused")
+    from app.messages import send_message
+
+    assert send_message(claimed[0]) is None and fake.sent == []
+    campaigns.change_status(campaign.id, "running")
+    assert send_message(claimed[0]) == "sent" and sent_to(fake) == ["+16175551001"]

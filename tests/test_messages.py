@@ -109,7 +109,7 @@ def test_accepted_but_unanswered_send_is_reconciled_as_sent(app, db, fake_openph
 
 
 def _recipient(db):
-    campaign = Campaign(name="Spring", sending_number="+16175550100", window_start=dtime(9), window_end=dtime(18),
+    campaign = Campaign(name="Spring", status="running", sending_number="+16175550100", window_start=dtime(9), window_end=dtime(18),
                         start_date=date.today())
     db.session.add(campaign)
     db.session.flush()

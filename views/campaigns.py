@@ -50,22 +50,26 @@ class CampaignVariantView(ModelView):
                                        "{years_owned}; fallbacks like {first_name|there}."}
 
     def pre_add(self, item):
-        _refuse_unless_editable(item.campaign)
+        _refuse_unless(campaigns.check_variant_edit, item)
 
     def pre_update(self, item):
-        _refuse_unless_editable(item.campaign)
+        _refuse_unless(campaigns.check_variant_edit, item)
 
     def pre_delete(self, item):
-        _refuse_unless_editable(item.campaign)
+        _refuse_unless(campaigns.check_variant_edit, item)
 
 
-def _refuse_unless_editable(campaign):
-    """Refuse the change, and drop what the form already wrote into the session."""
+def _refuse_unless(check, item):
+    """Run an app/campaigns rule; when it refuses, drop what the form already wrote into the session
+    (Flask-AppBuilder shows the rule's message)."""
     try:
-        campaigns.check_editable(campaign)
+        check(item)
     except CampaignError:
         db.session.rollback()
         raise
+
+
+PLANNED = "Fixed once scheduled (Unschedule to change it)."
 
 
 class CampaignRecipientView(ModelView):
@@ -88,8 +92,9 @@ class CampaignView(ModelView):
     add_form_extra_fields = edit_form_extra_fields = {**SETTING_FIELDS, **FILTER_FIELDS}
     description_columns = {"window_days": "Days to send, Monday=0: 0,1,2,3,4 is Monday to Friday",
                            "window_start": "Business time (CAMPAIGN_TIMEZONE); each recipient's legal hours apply too",
-                           "frequency_cap_days": "A phone gets at most one campaign text in this many days",
-                           "include_previously_texted": "Off: people texted before are skipped"}
+                           "lists": f"The audience. {PLANNED}",
+                           "frequency_cap_days": f"A phone gets at most one campaign text in this many days. {PLANNED}",
+                           "include_previously_texted": f"Off: people texted before are skipped. {PLANNED}"}
     related_views = [CampaignVariantView, CampaignRecipientView]
     show_template = "campaign_show.html"
 
@@ -105,11 +110,23 @@ class CampaignView(ModelView):
 
         item.created_by_id = g.user.id
         if not item.variants:
-            item.variants = [CampaignVariant(label="A", template="Hi {first_name|there}, ")]
+            item.variants = [CampaignVariant(label="A", template=campaigns.DEFAULT_TEMPLATE)]
 
     def pre_update(self, item):
-        _refuse_unless_editable(item)
         item.filters = _filters_from(item)
+        _refuse_unless(campaigns.check_campaign_edit, item)
+
+    def pre_delete(self, item):
+        _refuse_unless(campaigns.check_deletable, item)
+
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk):
+        """The form says up front what its campaign's state allows (the rule refuses the rest)."""
+        campaign = db.session.get(Campaign, pk)
+        if request.method == "GET" and campaign is not None and campaign.status != "draft":
+            flash(campaigns.edit_notice(campaign), "warning")
+        return super().edit(pk)
 
     @expose("/show/<pk>", methods=["GET"])
     @has_access
@@ -130,7 +147,8 @@ class CampaignView(ModelView):
             statuses=analytics.status_counts(campaign.id), days=analytics.texts_per_day(campaign.id),
             funnel=analytics.funnel(results), previews=_previews(campaign),
             reply_rows=[(f"Variant {v['label']}", v["replied"]) for v in variants],
-            next_statuses=sorted(campaigns.TRANSITIONS.get(campaign.status, ())))
+            next_statuses=sorted(campaigns.TRANSITIONS.get(campaign.status, ())),
+            edit_notice=campaigns.edit_notice(campaign))
 
     @expose("/transition/<int:pk>/<status>", methods=["POST"])
     @has_access
