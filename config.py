@@ -1,4 +1,5 @@
 """Configuration: every setting comes from the environment, with safe embedded defaults."""
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -26,6 +27,27 @@ def _secret_key():
 
 
 SECRET_KEY = _secret_key()
+
+
+def _encryption_key():
+    """Fernet keys for integration secrets at rest (app/integration_secrets.py), comma separated,
+    the first one encrypting; generated once into instance/ for the embedded run like SECRET_KEY."""
+    key = os.environ.get("ENCRYPTION_KEY")
+    if key:
+        return key
+    if PRODUCTION:
+        raise RuntimeError("ENCRYPTION_KEY must be set when CRM_ENV=production (`crm generate-key` prints one)")
+    path = INSTANCE_DIR / "encryption_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())  # a Fernet key
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+ENCRYPTION_KEY = _encryption_key()
+# The previous key(s) while rotating: still decrypt, never encrypt.
+ENCRYPTION_KEY_OLD = os.environ.get("ENCRYPTION_KEY_OLD", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'crm.db'}")
 SQLALCHEMY_DATABASE_URI = DATABASE_URL
 SQLALCHEMY_TRACK_MODIFICATIONS = False

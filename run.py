@@ -166,6 +166,28 @@ def export_contacts_command(path, list_name):
     click.echo(f"{count} contacts written to {path}")
 
 
+@cli.command("generate-key", with_appcontext=False)
+def generate_key_command():
+    """Print a new key for ENCRYPTION_KEY (integration secrets at rest)."""
+    from app.integration_secrets import generate_key
+
+    click.echo(generate_key())
+
+
+@cli.command("rotate-secrets")
+@with_appcontext
+def rotate_secrets_command():
+    """Re-encrypt every stored integration secret with the first key of ENCRYPTION_KEY."""
+    from app.audit import acting_as
+    from app.extensions import db
+    from app.integration_secrets import rotate_secrets
+
+    with acting_as(None, "cli"):
+        count = rotate_secrets()
+        db.session.commit()
+    click.echo(f"{count} secrets re-encrypted with the first ENCRYPTION_KEY; the old key can now be removed.")
+
+
 @cli.command("demo")
 @with_appcontext
 def demo_command():
@@ -185,7 +207,9 @@ def run_command(host, port, workers):
     init_database()
     env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"])
     sandbox = []
-    if not current_app.config["OPENPHONE_API_KEY"]:  # sandbox: text through the built-in fake OpenPhone
+    from app.openphone import sandbox as sandbox_mode
+
+    if sandbox_mode(current_app.config):  # no key in the environment or on screen: the built-in fake
         from app.fake_openphone import sandbox_child
 
         command, extra = sandbox_child(current_app.config, port)

@@ -151,9 +151,36 @@ def _retry_after(response, attempt):
         return min(0.2 * (2 ** attempt), 2.0)
 
 
+API_KEY_SECRET, WEBHOOK_SECRET = "openphone_api_key", "openphone_webhook_secret"
+
+
+def _stored(name):
+    from app.integration_secrets import SecretUnreadable, get_secret
+
+    try:
+        return get_secret(name)
+    except SecretUnreadable as exc:  # nothing can be sent or verified with it: say why
+        raise OpenPhoneError(str(exc)) from exc
+
+
+def api_key(config):
+    """The key set on Settings -> Integrations (stored encrypted), else OPENPHONE_API_KEY."""
+    return _stored(API_KEY_SECRET) or config.get("OPENPHONE_API_KEY") or ""
+
+
+def webhook_secret(config):
+    """The signing secret set on Settings -> Integrations, else OPENPHONE_WEBHOOK_SECRET. In sandbox
+    mode the fake OpenPhone signs with OPENPHONE_WEBHOOK_SECRET, so that one is used."""
+    if sandbox(config):
+        return config.get("OPENPHONE_WEBHOOK_SECRET") or ""
+    return _stored(WEBHOOK_SECRET) or config.get("OPENPHONE_WEBHOOK_SECRET") or ""
+
+
 def sandbox(config):
-    """No real API key: the CRM talks to the built-in fake OpenPhone."""
-    return not config.get("OPENPHONE_API_KEY")
+    """No real API key, neither stored nor in the environment: the CRM talks to the built-in fake."""
+    from app.integration_secrets import is_stored
+
+    return not config.get("OPENPHONE_API_KEY") and not is_stored(API_KEY_SECRET)
 
 
 def client_from_config(config=None):
@@ -170,7 +197,7 @@ def client_from_config(config=None):
     if sandbox(config):
         key, base = "sandbox", f"http://127.0.0.1:{config.get('SANDBOX_PORT', 5055)}"
     else:
-        key, base = config["OPENPHONE_API_KEY"], config["OPENPHONE_BASE_URL"]
+        key, base = api_key(config), config["OPENPHONE_BASE_URL"]
     rate, timeout = config.get("OPENPHONE_RATE_PER_SECOND", 10), config.get("OPENPHONE_TIMEOUT_SECONDS", 15.0)
     redis = get_redis() if rate else None
     cache_key = (key, base, id(redis), rate, timeout)
@@ -206,11 +233,9 @@ def sign_standard(secret, body, webhook_id, timestamp):
     return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": f"v1,{digest}"}
 
 
-def signature_headers_problem(secret, headers, now=None):
+def signature_headers_problem(headers, now=None):
     """Why these headers cannot carry a valid signature, or None: checked before the body is read,
     so an unsigned or stale delivery costs no more than its headers."""
-    if not secret:
-        return "no webhook secret configured"
     now = time.time() if now is None else now
     if headers.get("webhook-signature"):
         webhook_id, stamp = headers.get("webhook-id", ""), headers.get("webhook-timestamp", "")
@@ -232,7 +257,9 @@ def signature_headers_problem(secret, headers, now=None):
 
 def verify_signature(secret, headers, body, now=None):
     """None when the raw body is signed by `secret` in either scheme, else why it is not."""
-    problem = signature_headers_problem(secret, headers, now)
+    if not secret:
+        return "no webhook secret configured"
+    problem = signature_headers_problem(headers, now)
     if problem:
         return problem
     key = _secret_bytes(secret)

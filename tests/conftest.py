@@ -27,7 +27,7 @@ USERS = {"admin": "Admin", "marketer": "Marketer", "staff": "Staff", "staff2": "
 BUSINESS_TABLES = [
     "audit_log", "import_rows", "imports", "messages", "campaign_recipients", "campaign_lists",
     "campaign_variants", "campaigns", "opt_outs", "list_members", "contact_properties", "todos",
-    "properties", "lists", "contacts", "webhook_events",
+    "properties", "lists", "contacts", "webhook_events", "integration_secrets",
 ]
 
 

@@ -25,6 +25,8 @@ PUBLIC = re.compile(r"(static|appbuilder\.static|health\..*|HomeView\.index|Auth
 SECURITY_VIEWS = re.compile(r"(User|Role|Permission|ViewMenu|Group|ResetPassword|ResetMyPassword|Security"
                             r"|OpenApi|Swagger|Menu)")
 AUDIT_VIEWS = re.compile(r"Audit")
+# Admin only: integration credentials (Settings -> Integrations).
+ADMIN_ONLY_VIEWS = re.compile(r"IntegrationsView$")
 # What every logged-in user may do to their own account.
 SELF_SERVICE = {
     ("UserDBModelView", "can_userinfo"), ("UserDBModelView", "userinfoedit"),
@@ -69,7 +71,7 @@ def expected(role, view, permission):
         return True
     if role == "Staff":
         return permission in STAFF_ALLOWED.get(view, set())
-    if SECURITY_VIEWS.match(view) or AUDIT_VIEWS.search(view):
+    if SECURITY_VIEWS.match(view) or AUDIT_VIEWS.search(view) or ADMIN_ONLY_VIEWS.match(view):
         return False
     if view in ("ContactView", "ContactApi") and permission in ("can_delete", "muldelete"):
         return False
@@ -205,8 +207,8 @@ def _base_permissions(view_name, permission):
 
 
 @pytest.mark.parametrize("role,hidden", [
-    ("Marketer", ["Security", "List Users", "Audit log"]),
-    ("Staff", ["Security", "Audit log", "Properties", "Lists", "Opt-outs", "Imports", "Campaigns"]),
+    ("Marketer", ["Security", "List Users", "Audit log", "Settings", "Integrations"]),
+    ("Staff", ["Security", "Audit log", "Properties", "Lists", "Opt-outs", "Imports", "Campaigns", "Settings"]),
 ])
 def test_menus_hide_what_a_role_cannot_open(client_for, role, hidden):
     html = client_for(USERNAMES[role]).get("/").get_data(as_text=True)

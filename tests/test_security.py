@@ -186,7 +186,8 @@ def config_under(env):
 
 
 def test_session_cookies_are_secure_outside_the_embedded_run(tmp_path):
-    production = config_under({"CRM_ENV": "production", "SECRET_KEY": "x" * 32, "INSTANCE_DIR": str(tmp_path)})
+    production = config_under({"CRM_ENV": "production", "SECRET_KEY": "x" * 32, "INSTANCE_DIR": str(tmp_path),
+                               "ENCRYPTION_KEY": "A" * 43 + "="})
     embedded = config_under({"CRM_ENV": "embedded", "INSTANCE_DIR": str(tmp_path)})
     assert production.stdout.split() == ["True", "True", "True"]
     assert embedded.stdout.split() == ["False", "False", "True"]

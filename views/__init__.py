@@ -17,3 +17,6 @@ def register(appbuilder):
     from views import imports
 
     imports.register(appbuilder)
+    from views import settings
+
+    settings.register(appbuilder)

@@ -20,7 +20,7 @@ from wtforms import ValidationError
 from app import audit, messages
 from app.extensions import db
 from app.models import Contact, Message, WebhookEvent, utcnow
-from app.openphone import sandbox, signature_headers_problem, verify_signature
+from app.openphone import OpenPhoneError, sandbox, signature_headers_problem, verify_signature, webhook_secret
 from app.security import current_user_scope
 from views.contacts import CONTACT_SCOPE
 
@@ -34,12 +34,17 @@ def receive_webhook():
     The signature headers and the declared length are checked before a byte of the body is read,
     and at most WEBHOOK_MAX_BYTES + 1 bytes are ever read (a chunked body declares no length), so
     an unsigned or oversized flood costs no memory. Rejections are counted, not audited one by one."""
-    secret, cap = current_app.config["OPENPHONE_WEBHOOK_SECRET"], current_app.config["WEBHOOK_MAX_BYTES"]
-    reason = signature_headers_problem(secret, request.headers)
+    cap = current_app.config["WEBHOOK_MAX_BYTES"]
+    reason = signature_headers_problem(request.headers)
     if reason:
         return _reject(reason, 401, "invalid signature")
     if request.content_length is not None and request.content_length > cap:
         return _reject("body too large", 413, f"body larger than {cap} bytes")
+    try:
+        secret = webhook_secret(current_app.config)
+    except OpenPhoneError as exc:  # a stored secret the current ENCRYPTION_KEY cannot read
+        log.error("webhook refused: %s", exc)
+        return jsonify(error="webhook secret unreadable"), 503
     body = _read_at_most(request.stream, cap + 1)
     if len(body) > cap:
         return _reject("body too large", 413, f"body larger than {cap} bytes")
