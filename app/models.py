@@ -147,9 +147,10 @@ class OptOut(Model):
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     revoked_at = Column(DateTime)
     revoked_message_id = Column(Integer, ForeignKey("messages.id", ondelete="SET NULL"))
+    created_by = relationship("User", foreign_keys=[created_by_id])
 
     def __repr__(self):
-        return self.phone
+        return self.phone or f"erased ({(self.phone_hash or '')[:8]})"
 
 
 class Campaign(Model):

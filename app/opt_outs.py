@@ -126,6 +126,18 @@ def opt_in(phone, message_id=None):
     return row
 
 
+def review_reply(message, confirmed, user_id=None):
+    """A person's decision on a reply the classifier was unsure about: opt the sender out (as
+    if the reply had been a clear request, so their own START can lift it) or dismiss it."""
+    if confirmed and message.from_phone:
+        opt_out(message.from_phone, "phrase", reason=(message.body or "")[:500], message_id=message.id,
+                user_id=user_id)
+        if message.campaign_recipient is not None:
+            message.campaign_recipient.opted_out_at = message.campaign_recipient.opted_out_at or utcnow()
+    message.opt_out_reviewed_at = utcnow()
+    return message
+
+
 def describe(row):
     """Why a phone is not textable, for the contact page."""
     if row is None:

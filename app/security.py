@@ -13,10 +13,11 @@ csrf = CSRFProtect()
 # Roles are code: `crm init` writes them to the database; FAB checks them from here.
 # Patterns are regular expressions matched from the start; "$" anchors the end.
 _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignRecipientView"
-                   "|CampaignVariantView|CampaignStatusApi|MessageView|ImportView|OptOutView|InboxView|TodoView|HomeView|ConversationView"
+                   "|CampaignVariantView|CampaignStatusApi|MessageView|ImportView|OptOutView|PossibleOptOutView|OptOutApi|InboxView"
+                   "|TodoView|HomeView|ConversationView"
                    "|PropertyApi|ListApi|CampaignApi|MessageApi|ImportApi|ConversationApi)$")
 _STAFF_VIEWS = "(ContactView|MessageView|InboxView|TodoView|HomeView|ConversationView|ContactApi|MessageApi)$"
-_MENUS = "(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Inbox|Todos)$"
+_MENUS = "(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Possible opt-outs|Inbox|Todos)$"
 _STAFF_MENUS = "(Contacts|Messages|Inbox|Todos)$"
 _SELF_SERVICE = [
     ["(UserDBModelView|UserInfoEditView|ResetMyPasswordView)$", "(can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|resetmypassword)$"],
@@ -24,14 +25,16 @@ _SELF_SERVICE = [
 
 ROLES = {
     "Marketer": [
-        ["ContactView$", "(can_list|can_show|can_add|can_edit|can_send_text|can_export|can_import|can_bulk|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected)$"],
+        ["ContactView$", "(can_list|can_show|can_add|can_edit|can_send_text|can_do_not_text|can_export|can_import|can_bulk|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected)$"],
         ["ContactApi$", "(can_get|can_info|can_post|can_put)$"],
-        [_MARKETER_VIEWS, "(can_.*|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected|muldelete)$"],
+        [_MARKETER_VIEWS, "(can_.*|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected|muldelete"
+                          "|confirm_opt_out|dismiss_opt_out)$"],
         [_MENUS, "menu_access$"],
         *_SELF_SERVICE,
     ],
     "Staff": [
-        ["ContactView$", "(can_list|can_show|can_edit|can_send_text)$"],
+        ["ContactView$", "(can_list|can_show|can_edit|can_send_text|can_do_not_text)$"],
+        ["PossibleOptOutView$", "can_list$"],
         ["ContactApi$", "(can_get|can_info|can_put)$"],
         ["(MessageView|InboxView|ConversationView|HomeView)$", "(can_list|can_show|can_send_text|can_thread|can_simulate_reply|can_index)$"],
         ["(ContactMessageView|ContactPropertyView)$", "can_list$"],

@@ -179,3 +179,110 @@ def test_every_door_that_opts_out_fills_the_hash(app, db, tmp_path):
     rows = db.session.execute(select(OptOut.phone, OptOut.phone_hash).order_by(OptOut.phone)).all()
     assert [r.phone for r in rows] == ["+16175550101", "+16175550102", "+16175550103"]
     assert all(r.phone_hash == opt_outs.phone_hash(r.phone) for r in rows)
+
+
+# --- the doors: the Opt-outs screen, its API, "Do not text", Possible opt-outs ------------------
+
+def _flashes(client):
+    with client.session_transaction() as session:
+        return [message for _, message in session.pop("_flashes", [])]
+
+
+def test_opt_outs_plus_saves_a_manual_opt_out_with_who_and_why(db, client_for, post_form):
+    from tests.conftest import user_id
+
+    marketer = client_for("marketer")
+    response = post_form(marketer, "/optoutview/add", {"phone": "(617) 555-0123", "reason": "called the office"})
+    assert response.status_code == 302
+    row = db.session.scalars(select(OptOut)).one()
+    assert (row.phone, row.source, row.reason, row.created_by_id, row.active) == (
+        PHONE, "manual", "called the office", user_id("marketer"), True)
+    assert row.phone_hash == opt_outs.phone_hash(PHONE)
+    assert not any("SQL" in str(m) or "constraint" in str(m) for m in _flashes(marketer))
+    listing = marketer.get("/optoutview/list/").get_data(as_text=True)
+    assert PHONE in listing and "called the office" in listing and "marketer" in listing
+
+
+def test_opt_outs_plus_refuses_a_bad_phone_and_revives_a_lifted_one(db, client_for, post_form):
+    marketer = client_for("marketer")
+    page = post_form(marketer, "/optoutview/add", {"phone": "call me", "reason": "x"}).get_data(as_text=True)
+    assert "is not a valid phone number" in page and db.session.scalar(select(OptOut.id)) is None
+    opt_out(PHONE, "keyword")
+    opt_in(PHONE)
+    db.session.commit()
+    post_form(marketer, "/optoutview/add", {"phone": "617 555 0123", "reason": "asked again by phone"})
+    db.session.expire_all()
+    row = db.session.scalars(select(OptOut)).one()
+    assert row.active and row.source == "manual" and row.reason == "asked again by phone"
+
+
+def test_opt_out_api_lists_and_creates_for_marketers_and_refuses_staff(app, db):
+    from tests.test_contacts import api
+
+    marketer, staff = api(app, "marketer"), api(app, "staff")
+    created = marketer("POST", "/api/v1/optout/", {"phone": "617-555-0123", "reason": "email request"})
+    assert created.status_code == 201 and created.get_json()["result"]["phone"] == PHONE
+    bad = marketer("POST", "/api/v1/optout/", {"phone": "12"})
+    assert bad.status_code == 422 and "not a valid phone number" in bad.get_json()["message"]["phone"][0]
+    listed = marketer("GET", "/api/v1/optout/", None).get_json()
+    assert listed["count"] == 1
+    assert {k: listed["result"][0][k] for k in ("phone", "source", "reason", "active")} == {
+        "phone": PHONE, "source": "api", "reason": "email request", "active": True}
+    assert "created_at" in listed["result"][0]
+    assert staff("GET", "/api/v1/optout/", None).status_code == 403
+    assert staff("POST", "/api/v1/optout/", {"phone": "617-555-0124"}).status_code == 403
+    assert db.session.query(OptOut).count() == 1
+
+
+def test_staff_mark_their_own_contact_do_not_text_and_the_page_says_why(db, client_for, post_form):
+    from app.models import AuditLog, Contact
+    from tests.conftest import user_id
+
+    mine = Contact(first_name="Minnie", phone=PHONE, assigned_user_id=user_id("staff"))
+    theirs = Contact(first_name="Theo", phone="+16175550124", assigned_user_id=user_id("staff2"))
+    db.session.add_all([mine, theirs])
+    db.session.commit()
+    staff = client_for("staff")
+    assert 'id="do-not-text"' in staff.get(f"/contactview/show/{mine.id}").get_data(as_text=True)
+    assert post_form(staff, f"/contactview/do_not_text/{theirs.id}", {"reason": "x"}).status_code == 404
+    post_form(staff, f"/contactview/do_not_text/{mine.id}", {"reason": "asked on the phone"})
+    row = db.session.scalars(select(OptOut)).one()
+    assert (row.phone, row.source, row.created_by_id) == (PHONE, "manual", user_id("staff"))
+    audit = db.session.scalars(select(AuditLog).where(AuditLog.action == "do_not_text")).one()
+    assert audit.object_id == str(mine.id) and audit.username == "staff"
+    page = staff.get(f"/contactview/show/{mine.id}").get_data(as_text=True)
+    assert "Opted out" in page and "recorded by hand by staff" in page and "asked on the phone" in page
+    assert "A START reply does not lift it" in page and 'id="send-text"' not in page
+
+
+def _uncertain_reply(db, contact, body):
+    from app.models import Message
+
+    message = Message(direction="incoming", status="received", body=body, from_phone=contact.phone,
+                      contact_id=contact.id, opt_out_class="uncertain")
+    db.session.add(message)
+    db.session.commit()
+    return message.id
+
+
+def test_possible_opt_outs_are_decided_by_a_person(db, client_for, post_form):
+    from app.models import Contact, Message
+    from tests.conftest import user_id
+
+    mine = Contact(first_name="Minnie", phone=PHONE, assigned_user_id=user_id("staff"))
+    theirs = Contact(first_name="Theo", phone="+16175550124", assigned_user_id=user_id("staff2"))
+    db.session.add_all([mine, theirs])
+    db.session.commit()
+    keep, drop = _uncertain_reply(db, mine, "Not interested"), _uncertain_reply(db, theirs, "Is this spam?")
+    staff_page = client_for("staff").get("/possibleoptoutview/list/").get_data(as_text=True)
+    assert "Not interested" in staff_page and "Is this spam?" not in staff_page
+    marketer = client_for("marketer")
+    page = marketer.get("/possibleoptoutview/list/").get_data(as_text=True)
+    assert "Not interested" in page and "Is this spam?" in page
+    post_form(marketer, "/possibleoptoutview/action_post", {"action": "confirm_opt_out", "rowid": keep})
+    post_form(marketer, "/possibleoptoutview/action_post", {"action": "dismiss_opt_out", "rowid": drop})
+    db.session.expire_all()
+    assert is_opted_out(PHONE) and not is_opted_out("+16175550124")
+    assert db.session.scalars(select(OptOut)).one().message_id == keep
+    assert all(m.opt_out_reviewed_at for m in db.session.scalars(select(Message)))
+    assert "Not interested" not in marketer.get("/possibleoptoutview/list/").get_data(as_text=True)

@@ -37,7 +37,8 @@ SELF_SERVICE = {
 # Everything Staff may do; anything else (current or future) is refused.
 CONVERSATION = {"can_list", "can_show", "can_send_text", "can_thread", "can_simulate_reply"}
 STAFF_ALLOWED = {
-    "ContactView": {"can_list", "can_show", "can_edit", "can_send_text"},
+    "ContactView": {"can_list", "can_show", "can_edit", "can_send_text", "can_do_not_text"},
+    "PossibleOptOutView": {"can_list"},
     "ContactApi": {"can_get", "can_info", "can_put"},
     "ContactMessageView": {"can_list"},
     "ContactPropertyView": {"can_list"},
@@ -53,10 +54,11 @@ REQUIRED = {
                  "ContactApi": {"can_get", "can_post", "can_put"},
                  "PropertyView": {"can_list", "can_show", "can_add", "can_edit"},
                  "ListView": {"can_list", "can_show", "can_add", "can_edit"},
-                 "OptOutView": {"can_list", "can_add"},
+                 "OptOutView": {"can_list", "can_add"}, "OptOutApi": {"can_get", "can_post"},
+                 "PossibleOptOutView": {"can_list", "confirm_opt_out", "dismiss_opt_out"},
                  "CampaignApi": {"can_get", "can_results"},
                  "CampaignStatusApi": {"can_post"}},
-    "Staff": {"ContactView": {"can_list", "can_show", "can_edit"}, "ContactApi": {"can_get", "can_put"},
+    "Staff": {"ContactView": {"can_list", "can_show", "can_edit", "can_do_not_text"}, "ContactApi": {"can_get", "can_put"},
               "ContactMessageView": {"can_list"}},
 }
 

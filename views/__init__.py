@@ -2,9 +2,10 @@
 
 
 def register(appbuilder):
-    from views import api, audit, contacts, health
+    from views import api, audit, contacts, health, opt_outs
 
     contacts.register(appbuilder)
+    opt_outs.register(appbuilder)
     audit.register(appbuilder)
     api.register(appbuilder)
     health.register(appbuilder)

@@ -8,6 +8,7 @@ from app import analytics
 from app.exports import record_api_read
 from app.extensions import db
 from app.models import Campaign, Contact, ContactList, Import, Message, Property
+from views.contact_forms import ContactApiRulesMixin
 from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
 from views.counts import EstimatingInterface
 
@@ -26,7 +27,7 @@ class AuditedReads:
                         detail=f"GET {request.path}" + (f" q={query}" if query else ""))
 
 
-class ContactApi(AuditedReads, ModelRestApi):
+class ContactApi(AuditedReads, ContactApiRulesMixin, ModelRestApi):
     resource_name = "contact"
     datamodel = EstimatingInterface(Contact)
     base_filters = STAFF_SCOPE

@@ -1,11 +1,13 @@
-"""Contacts, properties, lists, opt-outs and todos."""
+"""Contacts, properties, lists and todos."""
 from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
-from app.models import Contact, ContactList, ContactProperty, ListMember, Message, OptOut, Property, Todo
+from app.models import Contact, ContactList, ContactProperty, ListMember, Message, Property, Todo
 from app.security import AssignedToCurrentUser
 from views.contact_actions import ContactActionsMixin
+from views.contact_forms import ContactRulesMixin, with_contact_rules
 from views.counts import EstimatedPager, EstimatingInterface
+from views.opt_outs import DoNotTextMixin
 
 STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
@@ -39,7 +41,7 @@ class ListMemberView(ModelView):
     list_columns = ["list", "contact", "added_at"]
 
 
-class ContactView(EstimatedPager, ContactActionsMixin, ModelView):
+class ContactView(EstimatedPager, ContactRulesMixin, DoNotTextMixin, ContactActionsMixin, ModelView):
     datamodel = EstimatingInterface(Contact)
     base_filters = STAFF_SCOPE
     base_order = ("id", "desc")
@@ -55,6 +57,10 @@ class ContactView(EstimatedPager, ContactActionsMixin, ModelView):
     edit_columns = add_columns
     related_views = [ContactPropertyView, ListMemberView, ContactMessageView]
     show_template = "contact_show.html"
+
+    def _init_forms(self):
+        super()._init_forms()
+        self.add_form, self.edit_form = with_contact_rules(self.add_form), with_contact_rules(self.edit_form)
 
 
 class PropertyContactView(ModelView):
@@ -82,15 +88,6 @@ class ListView(ModelView):
     related_views = [ListMemberView]
 
 
-class OptOutView(ModelView):
-    datamodel = SQLAInterface(OptOut)
-    base_permissions = ["can_list", "can_show", "can_add"]
-    base_order = ("created_at", "desc")
-    list_columns = ["phone", "active", "source", "reason", "created_at", "revoked_at"]
-    search_columns = ["phone", "active", "source", "created_at"]
-    add_columns = ["phone", "reason"]
-
-
 class TodoView(ModelView):
     datamodel = SQLAInterface(Todo)
     base_filters = CONTACT_SCOPE
@@ -106,6 +103,5 @@ def register(appbuilder):
     appbuilder.add_view(TodoView, "Todos", icon="fa-check-square", category="Contacts")
     appbuilder.add_view(PropertyView, "Properties", icon="fa-home", category="Properties")
     appbuilder.add_view(ListView, "Lists", icon="fa-list", category="Lists")
-    appbuilder.add_view(OptOutView, "Opt-outs", icon="fa-ban", category="Opt-outs")
     for view in (ContactPropertyView, ContactMessageView, ListMemberView, PropertyContactView):
         appbuilder.add_view_no_menu(view)

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import ValidationError
 
-from app import audit, messages
+from app import audit, messages, opt_outs
 from app.extensions import db
 from app.models import Contact, Message, WebhookEvent, utcnow
 from app.openphone import OpenPhoneError, sandbox, signature_headers_problem, verify_signature, webhook_secret
@@ -127,8 +127,9 @@ def conversation(contact_id):
     thread = db.session.scalars(select(Message).where(Message.contact_id == contact_id)
                                 .order_by(Message.created_at, Message.id)).all()
     contact = db.session.get(Contact, contact_id)
+    opt_out = opt_outs.active_opt_out(contact.phone) if contact and contact.phone else None
     return {"contact": contact, "thread": thread, "sandbox": sandbox(current_app.config),
-            "opted_out": bool(contact and contact.phone and messages.is_opted_out(contact.phone)),
+            "opted_out": opt_out is not None, "opt_out_reason": opt_outs.describe(opt_out),
             "default_reply": DEFAULT_REPLY}
 
 
