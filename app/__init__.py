@@ -48,6 +48,7 @@ def create_app(overrides=None):
     campaigns.install(app)
     security.install_headers(app)
     security.trust_proxies(app)
+    security.require_csrf_on_cookie_api(app)
     security.guard_views(app, appbuilder)
     return app
 

@@ -250,6 +250,33 @@ def is_onsite(location):
     return not _OFFSITE.search(location)
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+# Answers with tokens in its body and reads no cookie: nothing to forge.
+CSRF_FREE_API = ("/api/v1/security/login",)
+
+
+def require_csrf_on_cookie_api(app):
+    """FAB exempts its REST API from CSRF because it expects bearer tokens, but an API method
+    that also accepts the browser session (protect(allow_browser_login=True)) would then take
+    a forged cross-site POST. A state change under /api/ that carries a signed-in session and
+    no bearer token needs the CSRF token too (X-CSRFToken header, as the pages render it)."""
+    from flask import jsonify, session
+    from flask_wtf.csrf import CSRFError
+
+    @app.before_request
+    def _csrf_on_cookie_api():
+        if request.method in SAFE_METHODS or not request.path.startswith("/api/") or request.path in CSRF_FREE_API:
+            return None
+        if request.headers.get("Authorization", "").lower().startswith("bearer ") or "_user_id" not in session:
+            return None
+        try:
+            csrf.protect()
+        except CSRFError as exc:
+            return jsonify(message=f"{exc.description} A signed-in browser sends the page's CSRF token in the "
+                                   "X-CSRFToken header; scripts use a bearer token."), 400
+        return None
+
+
 def install_headers(app):
     @app.after_request
     def _headers(response):

@@ -4,7 +4,7 @@ from flask import g
 
 from app import messages
 from app.models import Contact, Message
-from tests.conftest import send_queued, user_id
+from tests.conftest import csrf_token, send_queued, user_id
 
 PHONE = "+16175550123"
 
@@ -53,7 +53,8 @@ def test_opted_out_phone_cannot_be_texted_through_any_path(app, db, client_for, 
     page = marketer.get(f"/contactview/show/{contacts[0]}").get_data(as_text=True)
     assert "Opted out" in page and 'id="send-text"' not in page
     post_form(marketer, f"/conversations/send_text/{contacts[0]}", {"body": "one-off"})
-    api = marketer.post("/api/v1/conversation/send_text", json={"contact_id": contacts[0], "body": "api"})
+    api = marketer.post("/api/v1/conversation/send_text", json={"contact_id": contacts[0], "body": "api"},
+                        headers={"X-CSRFToken": csrf_token(app, marketer)})
     assert api.status_code == 409
     with pytest.raises(messages.OptedOut):
         messages.queue_text(PHONE, "direct")
@@ -67,8 +68,9 @@ def test_opted_out_phone_cannot_be_texted_through_any_path(app, db, client_for, 
 
 
 def test_send_api_queues_a_text(app, db, client_for, run_jobs, fake_openphone, contacts):
-    response = client_for("staff").post("/api/v1/conversation/send_text", json={"contact_id": contacts[0],
-                                                                               "body": "From the API"})
+    staff = client_for("staff")
+    response = staff.post("/api/v1/conversation/send_text", json={"contact_id": contacts[0], "body": "From the API"},
+                          headers={"X-CSRFToken": csrf_token(app, staff)})
     assert response.status_code == 202
     run_jobs()
     assert [m["text"] for m in fake_openphone.sent] == ["From the API"]

@@ -176,6 +176,45 @@ def test_login_form_without_csrf_token_is_refused(app, db):
     assert response.status_code == 400
 
 
+def test_a_signed_in_browser_needs_a_csrf_token_for_the_api_too(app, db, client_for):
+    from app.models import Message
+
+    contact = Contact(first_name="Csrf", phone="+16175550188")
+    db.session.add(contact)
+    db.session.commit()
+    admin = client_for("admin")
+    body = {"contact_id": contact.id, "body": "Hello"}
+
+    def texts():
+        db.session.expire_all()
+        return db.session.scalar(select(func.count(Message.id)))
+
+    for headers in ({}, {"X-CSRFToken": "forged"}):
+        refused = admin.post("/api/v1/conversation/send_text", json=body, headers=headers)
+        assert refused.status_code == 400 and "CSRF" in refused.get_json()["message"]
+    assert texts() == 0
+    assert admin.post("/api/v1/conversation/send_text", json=body,
+                      headers={"X-CSRFToken": csrf_token(app, admin)}).status_code == 202
+    bearer = {"Authorization": "Bearer " + create_access_token(identity=str(user_id("admin")))}
+    assert app.test_client().post("/api/v1/conversation/send_text", json=body, headers=bearer).status_code == 202
+    assert texts() == 2
+
+
+def test_no_api_route_changes_anything_for_a_session_cookie_without_a_csrf_token(app, db, client_for):
+    admin = client_for("admin")
+    routes = [(rule, method) for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/")
+              for method in sorted(rule.methods & {"POST", "PUT", "PATCH", "DELETE"})
+              if rule.rule != "/api/v1/security/login"]
+    assert len(routes) > 10
+    for rule, method in routes:
+        url = rule.rule
+        for arg in rule.arguments:
+            url = url.replace(f"<{arg}>", "1").replace(f"<int:{arg}>", "1")
+        response = admin.open(url, method=method, json={"contact_id": 1, "body": "x"})
+        assert response.status_code == 401 or (
+            response.status_code == 400 and "CSRF" in response.get_data(as_text=True)), (method, url)
+
+
 # --- cookies, headers, debug ------------------------------------------------------------------
 
 def config_under(env):
