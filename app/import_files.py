@@ -9,7 +9,8 @@ from pathlib import Path
 
 from flask import current_app
 
-csv.field_size_limit(16 * 1024 * 1024)  # long cells become a row error, not a reader crash
+CELL_LIMIT_MB = 16
+csv.field_size_limit(CELL_LIMIT_MB * 1024 * 1024)  # long cells become a row error, not a reader crash
 SAMPLE_BYTES = 64 * 1024
 DELIMITERS = [",", ";", "\t", "|"]
 
@@ -19,14 +20,20 @@ class BadFile(ValueError):
 
 
 def store_upload(stream, filename):
-    """Copy an uploaded or local file into UPLOAD_FOLDER. Returns (path, size, sha256)."""
+    """Copy an uploaded or local file into UPLOAD_FOLDER. Returns (path, size, sha256).
+
+    A file whose lines end in a bare CR (Excel's "CSV (Macintosh)") is stored with LF endings."""
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
     folder = Path(current_app.config["UPLOAD_FOLDER"])
     folder.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
+    digest, size, bare_cr = hashlib.sha256(), 0, None
     with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as out:
         try:
             while chunk := stream.read(1024 * 1024):
+                if bare_cr is None:
+                    bare_cr = b"\r" in chunk and b"\n" not in chunk
+                if bare_cr:
+                    chunk = chunk.replace(b"\r", b"\n")
                 size += len(chunk)
                 if size > limit:
                     raise BadFile(f"{filename} is larger than the {current_app.config['MAX_UPLOAD_MB']} MB limit. "
@@ -46,9 +53,14 @@ def _decode_sample(sample):
     for encoding in ("utf-8-sig" if sample.startswith(codecs.BOM_UTF8) else "utf-8", "cp1252"):
         try:
             return encoding, codecs.getincrementaldecoder(encoding)().decode(sample)
-        except UnicodeDecodeError:
-            continue
-    return "cp1252", sample.decode("cp1252", errors="replace")
+        except UnicodeDecodeError as exc:
+            bad = exc.start
+    raise BadFile(_unreadable(sample[bad], bad))
+
+
+def _unreadable(byte, position):
+    return (f"The file is not UTF-8 or Windows-1252 text (byte 0x{byte:02X} at position {position} is neither). "
+            "Save it again as 'CSV UTF-8' and upload the new file.")
 
 
 def inspect_file(path, rows=5):
@@ -89,13 +101,14 @@ def check_encoding(path, encoding):
                 decoder.decode(b"", final=True)
             return candidate
         except UnicodeDecodeError as exc:
-            bad = position + exc.start
-    raise BadFile(f"The file is not UTF-8 or Windows-1252 text (unreadable byte at position {bad}). "
-                  "Save it again as 'CSV UTF-8' and upload the new file.")
+            bad, byte = position + exc.start, exc.object[exc.start]
+    raise BadFile(_unreadable(byte, bad))
 
 
 def records(f, encoding, delimiter, offset):
-    """Yield (cells, byte offset just after the record) from a binary file, skipping blank lines."""
+    """Yield (cells, byte offset just after the record) from a binary file, skipping blank lines.
+
+    BadFile when a record cannot be read (a cell over CELL_LIMIT_MB)."""
     f.seek(offset)
     position = [offset]
 
@@ -104,10 +117,25 @@ def records(f, encoding, delimiter, offset):
             position[0] += len(raw)
             yield raw.decode(encoding)
 
-    for cells in csv.reader(lines(), delimiter=delimiter, strict=False):
+    reader = csv.reader(lines(), delimiter=delimiter, strict=False)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise BadFile(_unreadable_record(offset, reader.line_num, exc)) from exc
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue
         yield cells, position[0]
+
+
+def _unreadable_record(offset, line, exc):
+    where = f"line {line}" if offset == 0 else f"line {line} after byte {offset}"
+    if "field larger than field limit" in str(exc):
+        return (f"A cell ending on {where} of the file is larger than {CELL_LIMIT_MB} MB, the most one cell can "
+                "hold. Remove or shorten it and upload the file again.")
+    return f"The file cannot be read as CSV at {where} ({exc}). Fix that line and upload the file again."
 
 
 def count_records(path, encoding, delimiter, skip=None):

@@ -13,10 +13,11 @@ import re
 import sys
 import threading
 from datetime import timedelta
+from itertools import islice
 
 from flask import current_app
 from sqlalchemy import func, or_, select, text, true, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from app import audit
 from app.extensions import db
@@ -133,29 +134,41 @@ def _stale_before():
 
 
 def claim_import(import_id):
-    """Take a queued import with a conditional UPDATE; the heartbeat written is our claim token."""
+    """Take a queued import with a conditional UPDATE: a Claim, or None when another worker has it."""
     token = utcnow()
     result = db.session.execute(
         update(Import).where(Import.id == import_id, Import.status == "queued", Import.cancel_requested.is_(False))
         .values(status="running", heartbeat_at=token, started_at=func.coalesce(Import.started_at, token)))
     db.session.commit()
-    return token if result.rowcount == 1 else None
+    return Claim(import_id, token) if result.rowcount == 1 else None
 
 
-def _checkpoint(import_id, token, **values):
-    """Move the heartbeat on (in the caller's transaction) unless another worker took over.
+class Claim:
+    """Our hold on a running import: the heartbeat we committed last. A checkpoint moves it on,
+    in the caller's transaction, only while no other worker has taken the import over; commit()
+    makes the new heartbeat ours. A rolled-back checkpoint leaves the committed one standing,
+    so the error path can still finish the import."""
 
-    Returns (new token, whether a cancel was requested, data rows done)."""
-    now = utcnow()
-    if now <= token:
-        now = token + timedelta(microseconds=1)
-    rows = db.session.execute(update(Import).where(Import.id == import_id, Import.heartbeat_at == token,
-                                                   Import.status == "running").values(heartbeat_at=now, **values)
-                              .returning(Import.cancel_requested, Import.rows_done)).all()
-    if len(rows) != 1:
-        db.session.rollback()
-        raise Superseded(import_id)
-    return now, rows[0][0], rows[0][1]
+    def __init__(self, import_id, token):
+        self.import_id, self.token, self.pending = import_id, token, token
+
+    def checkpoint(self, **values):
+        """Returns (whether a cancel was requested, data rows done); Superseded if the import is not ours."""
+        now = max(utcnow(), self.pending + timedelta(microseconds=1))
+        # pending: written earlier in this transaction; token: the last one committed
+        rows = db.session.execute(
+            update(Import).where(Import.id == self.import_id, Import.heartbeat_at.in_({self.token, self.pending}),
+                                 Import.status == "running").values(heartbeat_at=now, **values)
+            .returning(Import.cancel_requested, Import.rows_done)).all()
+        if len(rows) != 1:
+            db.session.rollback()
+            raise Superseded(self.import_id)
+        self.pending = now
+        return rows[0][0], rows[0][1]
+
+    def commit(self):
+        db.session.commit()
+        self.token = self.pending
 
 
 def recover_imports():
@@ -175,9 +188,12 @@ def recover_imports():
 
 
 def run_import(import_id, progress=None):
-    """Claim the import and run it from its checkpoint to the end. Returns the final status."""
-    token = claim_import(import_id)
-    if token is None:
+    """Claim the import and run it from its checkpoint to the end. Returns the final status.
+
+    Any error ends the import as failed at once, with its reason, except a lost database
+    connection: the import stays running and recovery resumes it from its checkpoint."""
+    claim = claim_import(import_id)
+    if claim is None:
         return None
     # Batches allocate millions of short-lived containers; while frozen, the full collections
     # they trigger skip the app's and libraries' long-lived objects (~90 ms a collection).
@@ -187,30 +203,36 @@ def run_import(import_id, progress=None):
     interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        return _run(import_id, token, progress)
+        return _run(claim, progress)
     except Superseded:
         log.warning("import %s was taken over by another worker", import_id)
         return None
     except BadFile as exc:
         db.session.rollback()
-        return _finish(import_id, token, "failed", str(exc))
+        return _finish(claim, "failed", str(exc))
     except DBAPIError as exc:
         db.session.rollback()
         if exc.connection_invalidated:
             raise  # left running: recovery resumes it from the checkpoint
         log.exception("import %s failed", import_id)
-        return _finish(import_id, token, "failed", f"Database error: {exc.orig}")
+        return _finish(claim, "failed", _stopped_by(f"a database error: {str(exc.orig).strip()[:300]}"))
     except Exception as exc:
         db.session.rollback()
         log.exception("import %s failed", import_id)
-        return _finish(import_id, token, "failed", f"Internal error ({type(exc).__name__}); the log has details.")
+        return _finish(claim, "failed", _stopped_by(f"an unexpected error: {type(exc).__name__}: {str(exc)[:300]}"))
     finally:
         sys.setswitchinterval(interval)
         gc.unfreeze()
 
 
+def _stopped_by(what):
+    return (f"The import stopped on {what}. The rows before it are imported (see the counts); the log "
+            "has details. Upload the file again to import the rest: rows already imported stay unchanged.")
+
+
 def _context(imp, header):
     ctx = {"import_id": imp.id, "format": imp.format, "header": header, "mapping": imp.mapping or {},
+           "path": imp.stored_path, "encoding": imp.encoding, "delimiter": imp.delimiter,
            "overwrite": set(imp.overwrite or []), "list_id": imp.list_id, "user_id": imp.created_by_id,
            "region": current_app.config.get("DEFAULT_REGION", "US"), "source": imp.format,
            "reason": f"do-not-contact list {imp.filename}"}
@@ -235,7 +257,8 @@ def _header(f, imp):
     return cells, end
 
 
-def _run(import_id, token, progress):
+def _run(claim, progress):
+    import_id = claim.import_id
     imp = db.session.get(Import, import_id)
     batch_size = current_app.config.get("IMPORT_BATCH_SIZE", 2000)
     first_run = imp.total_rows is None
@@ -248,8 +271,8 @@ def _run(import_id, token, progress):
             total = count_records(imp.stored_path, imp.encoding, imp.delimiter, skip=footer) - (1 if header else 0)
             if total <= 0:
                 raise BadFile("The file has a header but no data rows.")
-            token, _cancel, _done = _checkpoint(import_id, token, encoding=imp.encoding, total_rows=total)
-            db.session.commit()
+            claim.checkpoint(encoding=imp.encoding, total_rows=total)
+            claim.commit()
         total = imp.total_rows
         ctx = _context(imp, header)
         ahead = ParseAhead(_parsed(f, ctx, imp.encoding, imp.delimiter, max(start, imp.byte_offset),
@@ -258,15 +281,15 @@ def _run(import_id, token, progress):
         try:
             for number, (batch, _line, end) in enumerate(ahead, 1):
                 if cancel:  # requested while the previous batch was written: stop at this boundary
-                    return _finish(import_id, token, "cancelled", None)
-                token, cancel, done = _save_batch(ctx, batch, end, token)
+                    return _finish(claim, "cancelled", None)
+                cancel, done = _save_batch(ctx, batch, end, claim)
                 if number == 1:
                     _analyze()
                 if progress:
                     progress(done, total)
         finally:
             ahead.close()
-    return _finish(import_id, token, "succeeded", None)
+    return _finish(claim, "succeeded", None)
 
 
 def _last_line(import_id):
@@ -277,21 +300,30 @@ def _last_line(import_id):
 
 def _parsed(f, ctx, encoding, delimiter, offset, line, batch_size):
     """(parsed batch, its last line, byte offset after it) from the file, batch by batch."""
-    parse, rows = FORMATS[ctx["format"]][0], []
+    rows, start = [], offset
     for cells, end in records(f, encoding, delimiter, offset):
         line += 1
         rows.append((line, cells))
         if len(rows) >= batch_size:
-            yield _parse(parse, ctx, rows), line, end
-            rows = []
+            yield _parse(ctx, rows, start), line, end
+            rows, start = [], end
     if rows:
-        yield _parse(parse, ctx, rows), line, end
+        yield _parse(ctx, rows, start), line, end
 
 
-def _parse(parse, ctx, rows):
-    batch = Batch(ctx, rows)
-    parse(batch)
+NUL_REASON = "a cell holds a NUL byte (\\x00), which no text field can store; remove it and import the row again"
+
+
+def _parse(ctx, rows, start=None):
+    """A parsed Batch; start (the byte offset of its first row) lets it be read again."""
+    # PostgreSQL text cannot hold a NUL byte: such a row is an error on every database.
+    nul = {line: cells for line, cells in rows if "\x00" in "".join(cells)}
+    batch = Batch(ctx, [row for row in rows if row[0] not in nul] if nul else rows)
+    FORMATS[ctx["format"]][0](batch)
+    for line, cells in nul.items():
+        batch.row(line, "error", NUL_REASON, [c.replace("\x00", "") for c in cells])
     batch.rows = None  # parsed: the cells of rejected rows stay in batch.rejected, the rest can go
+    batch.start, batch.first_line, batch.size = start, rows[0][0], len(rows)
     return batch
 
 
@@ -335,22 +367,76 @@ class ParseAhead:
         self.thread.join()
 
 
-def _save_batch(ctx, batch, end, token):
-    """One transaction: the rows' effects, their outcomes and the checkpoint.
+def _refused(exc):
+    """Whether the database refused the values written, as opposed to failing (a lost connection,
+    a lock, a bug). COPY raises the driver's own errors; sqlite3 raises OverflowError for an
+    integer past 64 bits."""
+    dbapi = db.engine.dialect.dbapi
+    return isinstance(exc, (DataError, IntegrityError, OverflowError, dbapi.DataError, dbapi.IntegrityError))
 
-    Returns (token, cancel, data rows done)."""
+
+def _save_batch(ctx, batch, end, claim):
+    """One transaction: the rows' effects, their outcomes and the checkpoint. A batch the database
+    refuses is written again apart, so that only the rows it refuses fail.
+
+    Returns (whether a cancel was requested, data rows done)."""
     with audit.bulk():
-        if db.engine.dialect.name == "postgresql":
-            # The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap
-            # scans, and the planner picks them for the batch's equality look-ups, which then take
-            # seconds. Without bitmap scans the look-ups use the b-tree indexes, in milliseconds.
-            db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
-        FORMATS[ctx["format"]][1](db.session, batch)
-        _write_outcomes(batch.outcome_rows())
-        checkpoint = _checkpoint(ctx["import_id"], token, rows_done=Import.rows_done + batch.data_rows(),
-                                 byte_offset=end)
-        db.session.commit()
+        try:
+            _begin_batch()
+            FORMATS[ctx["format"]][1](db.session, batch)
+            _write_outcomes(batch.outcome_rows())
+            data_rows = batch.data_rows()
+        except Exception as exc:
+            if not _refused(exc):
+                raise
+            db.session.rollback()
+            log.warning("import %s: lines %s-%s refused (%s); writing them apart", ctx["import_id"],
+                        batch.first_line, batch.first_line + batch.size - 1, exc)
+            _begin_batch()
+            claim.checkpoint()  # still ours? (and on SQLite the write that opens the transaction)
+            data_rows = _save_apart(ctx, _read_again(ctx, batch))
+        checkpoint = claim.checkpoint(rows_done=Import.rows_done + data_rows, byte_offset=end)
+        claim.commit()
     return checkpoint
+
+
+def _begin_batch():
+    if db.engine.dialect.name == "postgresql":
+        # The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap
+        # scans, and the planner picks them for the batch's equality look-ups, which then take
+        # seconds. Without bitmap scans the look-ups use the b-tree indexes, in milliseconds.
+        db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
+
+
+def _read_again(ctx, batch):
+    """The (line, cells) of a batch, read from the file again (a parsed batch keeps no cells)."""
+    with open(ctx["path"], "rb") as f:
+        found = islice(records(f, ctx["encoding"], ctx["delimiter"], batch.start), batch.size)
+        return [(batch.first_line + i, cells) for i, (cells, _end) in enumerate(found)]
+
+
+def _save_apart(ctx, rows):
+    """Write rows in halves, each under a savepoint, down to single rows: a row the database
+    refuses becomes that row's error and the others are written. Returns the data rows done."""
+    try:
+        with db.session.begin_nested():
+            batch = _parse(ctx, rows)
+            FORMATS[ctx["format"]][1](db.session, batch)
+            _write_outcomes(batch.outcome_rows())
+        return batch.data_rows()
+    except Exception as exc:
+        if not _refused(exc):
+            raise
+        refusal = exc
+    if len(rows) > 1:
+        half = len(rows) // 2
+        return _save_apart(ctx, rows[:half]) + _save_apart(ctx, rows[half:])
+    (line, cells), = rows
+    reason = str(getattr(refusal, "orig", refusal)).strip().splitlines()[0][:300]
+    refused = Batch(ctx, [])
+    refused.row(line, "error", f"the database refused this row: {reason}", [c.replace("\x00", "") for c in cells])
+    _write_outcomes(refused.outcome_rows())
+    return 1
 
 
 def _analyze():
@@ -375,9 +461,10 @@ def _write_outcomes(rows):
            conflict=["import_id", "line", "person"])
 
 
-def _finish(import_id, token, status, error):
+def _finish(claim, status, error):
+    import_id = claim.import_id
     try:
-        _checkpoint(import_id, token, status=status, error=error, finished_at=utcnow())
+        claim.checkpoint(status=status, error=error, finished_at=utcnow())
     except Superseded:
         return None
     imp = db.session.get(Import, import_id)
@@ -387,7 +474,7 @@ def _finish(import_id, token, status, error):
     with audit.acting_as(imp.created_by_id, user.username if user else "system"):
         audit.record("import", "imports", import_id, changes=import_counts(import_id),
                      detail=f"{imp.filename}: {status}" + (f" ({error})" if error else ""))
-    db.session.commit()
+    claim.commit()
     return status
 
 

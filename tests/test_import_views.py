@@ -5,12 +5,13 @@ import re
 import signal
 import time
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from app.models import Contact, Import, ImportRow
 from tests.conftest import start_worker
-from tests.test_imports import business_state, make_sample
+from tests.test_imports import assert_matches_truth, business_state, make_sample
 
 
 def test_upload_mapping_progress_and_rejected_download(app, db, client_for, post_form, run_jobs):
@@ -88,6 +89,38 @@ def test_upload_above_the_size_limit_says_so(app, db, client_for, post_form, mon
                          content_type="multipart/form-data", follow_redirects=True)
     assert "larger than the 1 MB limit" in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Import)) == 0
+
+
+def test_an_excel_macintosh_file_with_bare_cr_line_endings_imports(app, db, client_for, post_form, run_jobs,
+                                                                     tmp_path):
+    path, truth = make_sample(tmp_path, 120, 17)
+    mac = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r")
+    assert b"\n" not in mac
+    marketer = client_for("marketer")
+    response = post_form(marketer, "/importview/upload", {"file": (io.BytesIO(mac), "mac.csv"), "new_list": "Mac"},
+                         content_type="multipart/form-data", follow_redirects=True)
+    assert response.status_code == 200
+    run_jobs()
+    db.session.expire_all()
+    imp = db.session.scalars(select(Import)).one()
+    assert_matches_truth(db, imp, truth)
+
+
+@pytest.mark.parametrize("name,data,words", [
+    ("undefined-cp1252.csv", b"Name,Phone\nAnn \x81\x8d Lee,617-253-1000\n",
+     "byte 0x81 at position 15 is neither"),
+    ("huge-cell.csv", b'Name,Phone\n"' + b"x" * (16 * 1024 * 1024 + 10) + b'",617-253-1000\n',
+     "larger than 16 MB"),
+])
+def test_an_unreadable_upload_gets_a_clear_message(app, db, client_for, post_form, name, data, words):
+    marketer = client_for("marketer")
+    response = post_form(marketer, "/importview/upload", {"file": (io.BytesIO(data), name), "new_list": "Bad"},
+                         content_type="multipart/form-data", follow_redirects=True)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert words in page and shown(page, "import-status") == "failed"
+    assert "Save it again as" in page or "upload the file again" in page
+    assert db.session.scalar(select(func.count()).select_from(Contact)) == 0
 
 
 def test_staff_cannot_import(db, client_for):

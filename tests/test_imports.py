@@ -352,3 +352,66 @@ def test_a_rejected_persons_reason_names_the_owner_it_means(db, tmp_path):
     assert [row[-1] for row in rejected[1:]] == [
         "primary owner Ann Lee: no phone or email; secondary owner Bob Lee: no phone or email",
         "secondary owner Cy Ray: invalid phone number '123'; no email"]
+
+
+# --- errors while importing: the import ends at once, or only the row in question fails ---------
+
+def test_an_unexpected_error_after_the_first_batch_fails_the_import_at_once(app, db, tmp_path, monkeypatch):
+    from app.import_batch import FORMATS
+
+    path, _truth = make_sample(tmp_path, 300, 15)
+    monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 100)
+    parse, save = FORMATS["propertyradar"]
+    batches = []
+
+    def save_then_break(session, batch):
+        batches.append(batch)
+        if len(batches) == 2:
+            raise RuntimeError("disk full while writing the second batch")
+        save(session, batch)
+
+    monkeypatch.setitem(FORMATS, "propertyradar", (parse, save_then_break))
+    imp = import_file(path)
+    assert imp.status == "failed" and imp.finished_at is not None
+    assert "RuntimeError: disk full while writing the second batch" in imp.error
+    assert imp.rows_done == 100 == import_counts(imp.id)["rows"]["created"] == count(db, Property)
+
+
+def _with_cells(tmp_path, rows, changes, seed=16):
+    """A PropertyRadar file of `rows` rows where changes = {row index: {column: value}}."""
+    path, _truth = make_sample(tmp_path, rows, seed, "--no-disclaimer", name="base.csv")
+    header, *data = list(csv.reader(io.StringIO(path.read_text())))
+    for index, cells in changes.items():
+        for column, value in cells.items():
+            data[index][header.index(column)] = value
+    out = io.StringIO()
+    csv.writer(out).writerows([header, *data])
+    return out.getvalue().encode()
+
+
+def test_a_nul_byte_after_the_first_64_kb_rejects_only_its_row(db, tmp_path):
+    data = _with_cells(tmp_path, 400, {379: {"City": "Quin\x00cy"}})
+    assert data.index(b"\x00") > 64 * 1024
+    imp = import_bytes(tmp_path, data)
+    assert imp.status == "succeeded", imp.error
+    assert imp.total_rows == imp.rows_done == 400
+    error = db.session.scalars(select(ImportRow).filter_by(import_id=imp.id, outcome="error")).one()
+    assert error.line == 380 and "NUL byte" in error.reason
+    assert import_counts(imp.id)["rows"] == {"created": 399, "error": 1}
+    assert count(db, Property) == 399
+
+
+def test_a_row_the_database_refuses_becomes_that_rows_error(app, db, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 100)
+    data = _with_cells(tmp_path, 250, {150: {"Est Value": "1e30"}})  # past every integer column
+    imp = import_bytes(tmp_path, data)
+    assert imp.status == "succeeded", imp.error
+    error = db.session.scalars(select(ImportRow).filter_by(import_id=imp.id, outcome="error")).one()
+    assert error.line == 151 and error.reason.startswith("the database refused this row")
+    assert import_counts(imp.id)["rows"] == {"created": 249, "error": 1}
+    assert count(db, Property) == 249
+    people = db.session.scalar(select(func.count()).where(ImportRow.import_id == imp.id, ImportRow.person > 0,
+                                                           ImportRow.outcome == "created"))
+    assert people == count(db, Contact) == count(db, ListMember)
+    rejected = list(csv.reader(io.StringIO("".join(rejected_rows_csv(imp)))))
+    assert [row[-1].startswith("the database refused") for row in rejected[1:]].count(True) == 1
