@@ -81,6 +81,8 @@ CAMPAIGN_NOW = os.environ.get("CAMPAIGN_NOW", "")
 OPENPHONE_TIMEOUT_SECONDS = float(os.environ.get("OPENPHONE_TIMEOUT_SECONDS", "15"))
 # A send that got no clear answer is looked up in OpenPhone's message list after this delay.
 OPENPHONE_RECONCILE_AFTER_SECONDS = int(os.environ.get("OPENPHONE_RECONCILE_AFTER_SECONDS", "60"))
+# Declare winner warns below this many texts sent per variant (a named floor, not a rule of statistics).
+WINNER_MIN_SENT = int(os.environ.get("WINNER_MIN_SENT", "100"))
 REPLY_ATTRIBUTION_DAYS = int(os.environ.get("REPLY_ATTRIBUTION_DAYS", "14"))
 OPT_OUT_CONFIRMATION = os.environ.get(
     "OPT_OUT_CONFIRMATION", "You have been unsubscribed and will not receive more texts from us.")

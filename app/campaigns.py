@@ -307,8 +307,7 @@ def plan_audience(campaign_id, now=None):
                .prefix_with("MATERIALIZED"))
     # Position 1..n in contact order among the people to text; variant = position modulo the variants.
     position = func.row_number().over(partition_by=planned.c.reason.is_(None), order_by=planned.c.id)
-    variant_ids = [v.id for v in sorted(campaign.variants, key=lambda v: v.label)]
-    variant = case(*[((position - 1) % len(variant_ids) == i, vid) for i, vid in enumerate(variant_ids)])
+    variant = planned_variant(campaign, position)
     db.session.execute(delete(R).where(R.campaign_id == campaign.id))
     db.session.execute(insert(R).from_select(
         ["campaign_id", "contact_id", "phone", "state", "status", "exclusion_reason", "position", "variant_id"],
@@ -332,18 +331,10 @@ def exclusion_counts(campaign_id):
     return dict(rows.all())
 
 
-def declare_winner(campaign_id, variant_id):
-    """Every recipient not yet texted gets the winning variant."""
-    campaign = db.session.get(Campaign, campaign_id)
-    if variant_id not in {v.id for v in campaign.variants}:
-        raise CampaignError("That variant is not part of this campaign.")
-    if campaign.status not in ("running", "paused", "scheduled"):
-        raise CampaignError(f"A {campaign.status} campaign has no remaining recipients to switch.")
-    campaign.winner_variant_id = variant_id
-    moved = db.session.execute(update(R).where(R.campaign_id == campaign_id, R.status == "queued")
-                               .values(variant_id=variant_id)).rowcount
-    db.session.commit()
-    return moved
+def planned_variant(campaign, position):
+    """SQL: the variant the plan gives the recipient at this position (1, 2, ...): A, B, A, B, ..."""
+    variant_ids = [v.id for v in sorted(campaign.variants, key=lambda v: v.label)]
+    return case(*[((position - 1) % len(variant_ids) == i, vid) for i, vid in enumerate(variant_ids)])
 
 
 # --- sending -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app import campaigns
+from app import campaigns, winners
 from app.campaigns import CampaignError
 from app.fake_openphone import FakeOpenPhone
 from app.models import (
@@ -346,7 +346,8 @@ def test_declare_winner_sends_the_winner_to_the_rest(db, fake):
     planned_and_running(db, campaign)
     campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM, max_messages=2)
     bravo = [v for v in campaign.variants if v.label == "B"][0]
-    assert campaigns.declare_winner(campaign.id, bravo.id) == 4
+    preview = winners.winner_preview(campaign.id, bravo.id)
+    assert winners.declare_winner(campaign.id, bravo.id, preview["fingerprint"]) == 2  # the two A's left
     campaigns.send_due_messages(campaign.id, now=TUESDAY_10AM)
     assert sorted(m["text"].split("\n")[0] for m in fake.sent) == ["Alpha"] + ["Bravo"] * 5
 
@@ -978,3 +979,81 @@ def test_pause_stops_texts_the_sender_had_already_claimed(app, db, fake):
     assert send_message(claimed[0]) is None and fake.sent == []
     campaigns.change_status(campaign.id, "running")
     assert send_message(claimed[0]) == "sent" and sent_to(fake) == ["+16175551001"]
+
+
+# --- Declare winner: a confirmation that shows what it will do, does exactly that, and undoes -----
+
+def test_declare_winner_confirms_the_numbers_moves_what_it_showed_is_audited_and_undoes(
+        app, db, fake, client_for, post_form, run_jobs):
+    import html
+    import re
+
+    from app.models import AuditLog
+
+    # The worker's own sender finds the window closed (20:00); the test sends at 10:00 by hand.
+    app.config["CAMPAIGN_NOW"] = TUESDAY_10AM.replace(hour=20).isoformat()
+    lst = ContactList(name="L")
+    people = phones(20)
+    for i, phone in enumerate(people):
+        add_contact(db, phone, first=f"P{i}", lists=[lst])
+    campaign = make_campaign(db, [lst], variants=("Alpha {first_name}", "Bravo {first_name}"))
+    campaign_id = campaign.id
+    alpha_id, bravo_id = (v.id for v in campaign.variants)
+    planned_and_running(db, campaign)
+    campaigns.send_due_messages(campaign_id, now=TUESDAY_10AM, max_messages=4)  # people 0-3: A, B, A, B
+    for person in (0, 1, 3):  # A: 1 of 2 replied; B: 2 of 2
+        fake.reply(people[person], "Interested")
+    deliver_webhooks(app, fake)
+    run_jobs()
+
+    # By hand: A 2 sent, 1 replied; B 2 sent, 2 replied. Fisher's exact on [[1, 1], [2, 0]]:
+    # P(x) = C(2,x) C(2,3-x) / C(4,3) = 2/4, 2/4 for x = 1, 2, so p = 1.0. Not yet texted: people
+    # 4-19, of whom 8 are on A (4, 6, ..., 18): 8 move to B.
+    marketer = client_for("marketer")
+    show = marketer.get(f"/campaignview/show/{campaign_id}").get_data(as_text=True)
+    assert f"/campaignview/winner/{campaign_id}/{bravo_id}" in show
+    page = marketer.get(f"/campaignview/winner/{campaign_id}/{bravo_id}").get_data(as_text=True)
+    assert [row[:6] for row in page_variant_rows(page.replace('id="winner-variants"', 'id="campaign-variants"')
+                                                 .replace(' class="success"', ""))] == [
+        ["A", "2", "0", "0", "1", "0"], ["B (winner)", "2", "0", "0", "2", "0"]]
+    assert "Fisher&#39;s exact: p = 1.0000" in page or "Fisher's exact: p = 1.0000" in page
+    assert "The difference is not significant" in page
+    assert "at least 100 per variant are needed (WINNER_MIN_SENT); sent so far: A (2), B (2)" in page
+    assert re.search(r"8 recipients not yet texted will get variant B:\s+8 from A\.", page)
+    assert {r.variant_id for r in recipients(db, campaign_id) if r.status == "queued" and r.position % 2} == {alpha_id}
+
+    # A text goes out between the confirmation and the click: the confirmation is stale, nothing moves.
+    fingerprint = html.unescape(re.search(r'name="fingerprint" value="([^"]+)"', page).group(1))
+    campaigns.send_due_messages(campaign_id, now=TUESDAY_10AM, max_messages=1)  # person 4 (A)
+    stale = post_form(marketer, f"/campaignview/winner/{campaign_id}/{bravo_id}", {"fingerprint": fingerprint},
+                      follow_redirects=True).get_data(as_text=True)
+    assert "The numbers changed since the confirmation was shown" in stale
+    assert "7 recipients not yet texted will get variant B" in stale  # shown again, as it now is
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign_id).winner_variant_id is None
+
+    fingerprint = html.unescape(re.search(r'name="fingerprint" value="([^"]+)"', stale).group(1))
+    post_form(marketer, f"/campaignview/winner/{campaign_id}/{bravo_id}", {"fingerprint": fingerprint})
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign_id).winner_variant_id == bravo_id
+    queued = [r for r in recipients(db, campaign_id) if r.status == "queued"]
+    assert len(queued) == 15 and {r.variant_id for r in queued} == {bravo_id}
+    record = db.session.scalars(select(AuditLog).filter_by(action="declare_winner")).one()
+    assert record.username == "marketer" and record.object_id == str(campaign_id)
+    assert record.changes["winner"] == "B" and record.changes["moved"] == {"A": 7}
+    # Now A 3 sent, 1 replied; B 2 and 2: [[1, 2], [2, 0]], P(x) = C(3,x) C(2,3-x) / C(5,3) = 3, 6, 1 (/10)
+    # for x = 1..3; two-sided: (3 + 1) / 10 = 0.4.
+    assert record.changes["p_value"] == pytest.approx(0.4) and len(record.changes["warnings"]) == 2
+    assert record.changes["variants"] == {"A": {"sent": 3, "replied": 1}, "B": {"sent": 2, "replied": 2}}
+
+    # Undo: everyone not yet texted is back on the variant the plan gave them, and it is audited.
+    post_form(marketer, f"/campaignview/undo_winner/{campaign_id}")
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign_id).winner_variant_id is None
+    queued = [r for r in recipients(db, campaign_id) if r.status == "queued"]
+    assert [(r.position, r.variant_id) for r in queued] == [
+        (p, alpha_id if p % 2 else bravo_id) for p in range(6, 21)]
+    assert db.session.scalars(select(AuditLog).filter_by(action="undo_winner")).one().changes["restored"] == 7
+    campaigns.send_due_messages(campaign_id, now=TUESDAY_10AM)
+    bodies = {m["to"][0]: m["text"].split(" ")[0] for m in fake.sent}
+    assert [bodies[phone] for phone in people] == ["Alpha", "Bravo"] * 10

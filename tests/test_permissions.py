@@ -56,6 +56,7 @@ REQUIRED = {
                  "ListView": {"can_list", "can_show", "can_add", "can_edit"},
                  "OptOutView": {"can_list", "can_add"}, "OptOutApi": {"can_get", "can_post"},
                  "PossibleOptOutView": {"can_list", "confirm_opt_out", "dismiss_opt_out"},
+                 "CampaignView": {"can_show", "can_edit", "can_transition", "can_winner", "can_undo_winner"},
                  "CampaignApi": {"can_get", "can_results"},
                  "CampaignStatusApi": {"can_post"}},
     "Staff": {"ContactView": {"can_list", "can_show", "can_edit", "can_do_not_text"}, "ContactApi": {"can_get", "can_put"},

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from wtforms import BooleanField, IntegerField, StringField, TimeField
 from wtforms.validators import DataRequired, Optional, ValidationError
 
-from app import analytics, campaigns
+from app import analytics, campaigns, winners
 from app.campaigns import CampaignError
 from app.extensions import db
 from app.models import Campaign, CampaignRecipient, CampaignVariant, Contact, ListMember
@@ -161,13 +161,31 @@ class CampaignView(ModelView):
             flash(str(exc), "danger")
         return redirect(url_for(".show", pk=pk))
 
-    @expose("/winner/<int:pk>/<int:variant_id>", methods=["POST"])
+    @expose("/winner/<int:pk>/<int:variant_id>", methods=["GET", "POST"])
     @has_access
     def winner(self, pk, variant_id):
+        """GET: the confirmation (numbers, p-value, warnings, who moves); POST: the move it showed."""
         try:
-            moved = campaigns.declare_winner(pk, variant_id)
-            flash(f"Winner declared: the {moved} remaining recipients get it.", "success")
+            if request.method == "POST":
+                moved = winners.declare_winner(pk, variant_id, request.form.get("fingerprint", ""))
+                flash(f"Winner declared: {moved} recipients not yet texted moved to it.", "success")
+                return redirect(url_for(".show", pk=pk))
+            preview = winners.winner_preview(pk, variant_id)
         except CampaignError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            changed = request.method == "POST" and "changed since" in str(exc)
+            return redirect(url_for(".winner", pk=pk, variant_id=variant_id) if changed else url_for(".show", pk=pk))
+        return self.render_template("campaign_winner.html", title="Declare winner", **preview)
+
+    @expose("/undo_winner/<int:pk>", methods=["POST"])
+    @has_access
+    def undo_winner(self, pk):
+        try:
+            restored = winners.undo_winner(pk)
+            flash(f"Winner undone: {restored} recipients not yet texted are back on their planned variant.", "success")
+        except CampaignError as exc:
+            db.session.rollback()
             flash(str(exc), "danger")
         return redirect(url_for(".show", pk=pk))
 
