@@ -229,7 +229,7 @@ class CampaignRecipient(Model):
     variant = relationship("CampaignVariant")
 
     def __repr__(self):
-        return self.phone
+        return self.phone or f"{self.__tablename__} {self.id}"
 
 
 class Message(Model):

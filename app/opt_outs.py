@@ -22,7 +22,7 @@ from app.models import OptOut, utcnow
 LIFTABLE_SOURCES = {"keyword", "phrase"}
 SOURCE_LABELS = {"keyword": "replied with an opt-out keyword", "phrase": "asked by text to stop",
                  "manual": "recorded by hand", "dnc": "on a do-not-contact file", "api": "recorded through the API",
-                 "bulk": "opted out by a bulk action"}
+                 "bulk": "opted out by a bulk action", "erasure": "erased on request (only a hash of the phone is kept)"}
 
 
 class OptedOut(Exception):

@@ -25,7 +25,7 @@ _SELF_SERVICE = [
 
 ROLES = {
     "Marketer": [
-        ["ContactView$", "(can_list|can_show|can_add|can_edit|can_send_text|can_do_not_text|can_export|can_import|can_bulk|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected)$"],
+        ["ContactView$", "(can_list|can_show|can_add|can_edit|can_send_text|can_do_not_text|can_export|can_export_data|can_import|can_bulk|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected)$"],
         ["ContactApi$", "(can_get|can_info|can_post|can_put)$"],
         [_MARKETER_VIEWS, "(can_.*|add_to_list|remove_from_list|assign|opt_out|export_csv|text_selected|muldelete"
                           "|confirm_opt_out|dismiss_opt_out)$"],

@@ -50,7 +50,7 @@ STAFF_ALLOWED = {
 }
 # Grants the roles must keep (the job cannot be done without them).
 REQUIRED = {
-    "Marketer": {"ContactView": {"can_list", "can_show", "can_add", "can_edit"},
+    "Marketer": {"ContactView": {"can_list", "can_show", "can_add", "can_edit", "can_export_data"},
                  "ContactApi": {"can_get", "can_post", "can_put"},
                  "PropertyView": {"can_list", "can_show", "can_add", "can_edit"},
                  "ListView": {"can_list", "can_show", "can_add", "can_edit"},
@@ -76,8 +76,8 @@ def expected(role, view, permission):
         return permission in STAFF_ALLOWED.get(view, set())
     if SECURITY_VIEWS.match(view) or AUDIT_VIEWS.search(view) or ADMIN_ONLY_VIEWS.match(view):
         return False
-    if view in ("ContactView", "ContactApi") and permission in ("can_delete", "muldelete"):
-        return False
+    if view in ("ContactView", "ContactApi") and permission in ("can_delete", "muldelete", "can_erase"):
+        return False  # deleting or erasing a contact is for Admins
     return None  # Marketer elsewhere: the role's grant decides, nothing to enforce
 
 

@@ -5,6 +5,7 @@ from flask_appbuilder.models.sqla.interface import SQLAInterface
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, Property, Todo
 from app.security import AssignedToCurrentUser
 from views.contact_actions import ContactActionsMixin
+from views.contact_data import ContactDataMixin
 from views.contact_forms import ContactRulesMixin, with_contact_rules
 from views.counts import EstimatedPager, EstimatingInterface
 from views.opt_outs import DoNotTextMixin
@@ -41,7 +42,7 @@ class ListMemberView(ModelView):
     list_columns = ["list", "contact", "added_at"]
 
 
-class ContactView(EstimatedPager, ContactRulesMixin, DoNotTextMixin, ContactActionsMixin, ModelView):
+class ContactView(EstimatedPager, ContactRulesMixin, DoNotTextMixin, ContactActionsMixin, ContactDataMixin, ModelView):
     datamodel = EstimatingInterface(Contact)
     base_filters = STAFF_SCOPE
     base_order = ("id", "desc")

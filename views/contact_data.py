@@ -1,0 +1,37 @@
+"""A contact's data on request, from the contact page: "Export this contact" (one JSON file of
+everything held about them) and "Erase this contact" (Admin, after a confirmation page)."""
+import json
+
+from flask import Response, abort, flash, g, redirect, request, url_for
+from flask_appbuilder import expose, has_access
+
+from app import contact_data
+from app.extensions import db
+from app.models import Contact
+
+
+class ContactDataMixin:
+    """export_data and erase routes for ContactView; the <pk> guard limits both to visible contacts."""
+
+    @expose("/export_data/<int:pk>")
+    @has_access
+    def export_data(self, pk):
+        data = contact_data.export_contact(pk)
+        return Response(json.dumps(data, indent=2, ensure_ascii=False, default=str), mimetype="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="contact-{pk}.json"'})
+
+    @expose("/erase/<int:pk>", methods=["GET", "POST"])
+    @has_access
+    def erase(self, pk):
+        contact = db.session.get(Contact, pk) or abort(404)
+        if request.method == "GET":
+            return self.render_template("contact_erase.html", contact=contact, pk=pk,
+                                        messages=len(contact_data.messages_of(contact)), title=f"Erase {contact}")
+        if request.form.get("confirm") != "erase":
+            flash("Tick the box to confirm the erasure.", "warning")
+            return redirect(url_for(".erase", pk=pk))
+        counts = contact_data.erase_contact(pk, user_id=g.user.id)
+        db.session.commit()
+        flash(f"Contact {pk} erased: {counts['messages']} messages blanked, the phone is kept only as a hash "
+              "so it is never texted again.", "success")
+        return redirect(url_for(".list"))
