@@ -60,6 +60,7 @@ def live(tmp_path_factory):
         "SANDBOX_PORT": str(sandbox_port),
         "WORKER_TICK_SECONDS": "1",
         "MAX_UPLOAD_MB": "2",
+        "API_EXPORT_AUDIT_ROWS": "50",
         # The sender's clock: a Tuesday, 14:00 in Boston, so campaign texts are lawful whenever CI runs.
         "CAMPAIGN_NOW": "2026-11-24T19:00:00+00:00",
         "PYTHONUNBUFFERED": "1",

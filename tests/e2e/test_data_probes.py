@@ -1,9 +1,18 @@
 """Probes over real HTTP against `crm run` (gunicorn) for the data a person or a flood can take out
 or push in: webhook floods, formula cells and audited exports, secrets at rest, a contact's data."""
+import csv
+import io
+import json
+import re
 import time
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.e2e.conftest import ADMIN_PASSWORD
+from tests.e2e.test_probes import csrf_from, jwt, session, upload
 
 MB = 1024 * 1024
 
@@ -69,3 +78,141 @@ def test_thirty_mb_webhook_floods_are_refused_and_no_worker_grows(live):
     assert all(kb < 8 * 1024 for kb in grown.values()), f"peak resident memory grew (kB): {grown}"
     health = httpx.get(base + "/health").json()
     assert health["rejected_last_hour"]["webhook_rejected"] >= 6
+
+
+# --- exports: formula-safe and audited; secrets at rest; a contact's data on request -----------
+
+MARKETER_PASSWORD = "Probe-marketer-password-2026"
+
+
+@pytest.fixture(scope="module")
+def database(live):
+    engine = create_engine(live["env"]["DATABASE_URL"])
+    yield engine
+    engine.dispose()
+
+
+def audit_rows(database, **where):
+    query = "SELECT action, username, object_type, object_id, changes, detail FROM audit_log"
+    if where:
+        query += " WHERE " + " AND ".join(f"{column} = :{column}" for column in where)
+    with database.connect() as conn:
+        rows = conn.execute(text(query + " ORDER BY id"), where).mappings().all()
+    return [{**row, "changes": json.loads(row["changes"]) if isinstance(row["changes"], str) else row["changes"]}
+            for row in rows]
+
+
+@pytest.fixture(scope="module")
+def marketer(live):
+    """A Marketer account made on the Users screen, so its reads count on their own."""
+    admin = session(live["url"], "admin", ADMIN_PASSWORD)
+    page = admin.get("/users/add").text
+    role_id = re.search(r'<option value="(\d+)">Marketer</option>', page).group(1)
+    admin.post("/users/add", data={
+        "first_name": "Probe", "last_name": "Marketer", "username": "probe_marketer", "email": "pm@example.com",
+        "active": "y", "roles": role_id, "password": MARKETER_PASSWORD, "conf_password": MARKETER_PASSWORD,
+        "csrf_token": csrf_from(admin, "/users/add")})
+    return "probe_marketer"
+
+
+def wait_for_import(client, import_id):
+    for _ in range(120):
+        progress = client.get(f"/importview/progress/{import_id}").json()
+        if progress["status"] in ("succeeded", "failed", "cancelled"):
+            return progress
+        time.sleep(0.5)
+    raise AssertionError(f"import {import_id} never finished: {progress}")
+
+
+def import_contacts(client, name, data):
+    """Upload a contacts file through the screens, map first name and phone, wait for the worker."""
+    upload(client, name, data, fmt="contacts")
+    import_id = max(int(i) for i in re.findall(r"/importview/(?:mapping|show)/(\d+)", client.get("/importview/list/").text))
+    client.post(f"/importview/mapping/{import_id}", data={
+        "csrf_token": csrf_from(client, f"/importview/mapping/{import_id}"), "map_0": "first_name", "map_1": "phone"})
+    return import_id, wait_for_import(client, import_id)
+
+
+def test_rejected_rows_come_back_formula_safe_and_audited(live, database):
+    client = session(live["url"], "admin", ADMIN_PASSWORD)
+    attacks = ["+cmd|' /C calc'!A0", "-1+1", "\t=1+1", " =1+1"]
+    data = "First Name,Phone\n" + "".join(f'"{cell}",\n' for cell in attacks) + "Formula Probe,617-555-0161\n"
+    import_id, progress = import_contacts(client, "formulas.csv", data.encode())
+    assert progress["status"] == "succeeded", progress
+    response = client.get(f"/importview/rejected/{import_id}")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert [row[0] for row in rows[1:]] == ["'" + cell for cell in attacks]
+    export = audit_rows(database, action="export", object_type="import_rows", object_id=str(import_id))
+    assert [(row["username"], row["changes"]["count"]) for row in export] == [("admin", 4)]
+
+
+def test_paging_the_whole_contact_list_over_the_api_is_audited(live, database, marketer):
+    base = live["url"]
+    headers = jwt(base, marketer, MARKETER_PASSWORD)
+    admin = jwt(base, "admin", ADMIN_PASSWORD)
+    for i in range(60):  # at least 60 contacts, past the probe server's threshold of 50
+        httpx.post(base + "/api/v1/contact/", headers=admin, json={"first_name": f"Paged{i}", "phone": f"+1617555{7000 + i}"})
+    read, page = 0, 0
+    while True:
+        body = httpx.get(base + "/api/v1/contact/", headers=headers,
+                         params={"q": f"(page:{page},page_size:25,order_column:id,order_direction:asc)"}).json()
+        if not body["result"]:
+            break
+        read, page = read + len(body["result"]), page + 1
+    assert read >= 60
+    exports = audit_rows(database, action="export", username=marketer, object_type="contacts")
+    assert exports and sum(row["changes"]["count"] for row in exports) == read
+    assert all("/api/v1/contact/" in row["detail"] for row in exports)
+
+
+def test_an_openphone_key_set_on_screen_is_stored_encrypted_and_never_shown(live, database, marketer):
+    base, key = live["url"], "op_probe_secret_value_wxyz"
+    admin = session(base, "admin", ADMIN_PASSWORD)
+    assert session(base, marketer, MARKETER_PASSWORD).get("/settings/integrations/").status_code in (302, 403)
+    try:
+        page = admin.post("/settings/integrations/save", follow_redirects=True, data={
+            "csrf_token": csrf_from(admin, "/settings/integrations/"), "name": "openphone_api_key", "value": key}).text
+        assert "set, ends in ...wxyz" in page and key not in page
+        assert key not in admin.get("/settings/integrations/").text
+        with database.connect() as conn:
+            stored = conn.execute(text("SELECT ciphertext FROM integration_secrets WHERE name = 'openphone_api_key'"))
+            assert key not in stored.scalar_one()
+    finally:  # back to sandbox mode for the journeys that share this server
+        admin.post("/settings/integrations/save", data={
+            "csrf_token": csrf_from(admin, "/settings/integrations/"), "name": "openphone_api_key", "remove": "1"})
+    changes = audit_rows(database, object_type="integration_secrets")
+    assert [(row["action"], row["username"]) for row in changes] == [("secret_changed", "admin"),
+                                                                    ("secret_cleared", "admin")]
+    assert key not in json.dumps(changes) and "not set" in admin.get("/settings/integrations/").text
+
+
+def test_a_contact_exported_then_erased_is_never_texted_again(live, database):
+    base, fake, phone = live["url"], f"http://127.0.0.1:{live['sandbox_port']}", "+16175550191"
+    admin_token = jwt(base, "admin", ADMIN_PASSWORD)
+    contact_id = httpx.post(base + "/api/v1/contact/", headers=admin_token, json={
+        "first_name": "Erasmus", "last_name": "Probe", "phone": phone, "email": "erasmus@example.com"}).json()["id"]
+    httpx.post(fake + "/_fake/reply", json={"from": phone, "text": "Please send a quote for my stairs"})
+    client = session(base, "admin", ADMIN_PASSWORD)
+    for _ in range(60):  # the reply arrives through the signed webhook and the worker
+        exported = client.get(f"/contactview/export_data/{contact_id}").json()
+        if exported["messages"]:
+            break
+        time.sleep(0.5)
+    assert exported["contact"]["email"] == "erasmus@example.com"
+    assert [m["body"] for m in exported["messages"]] == ["Please send a quote for my stairs"]
+    assert "cannot be undone" in client.get(f"/contactview/erase/{contact_id}").text
+    client.post(f"/contactview/erase/{contact_id}", data={
+        "csrf_token": csrf_from(client, f"/contactview/erase/{contact_id}"), "confirm": "erase"})
+    assert client.get(f"/contactview/show/{contact_id}").status_code == 404
+    everything = json.dumps(audit_rows(database), default=str)
+    assert "Erasmus" not in everything and "erasmus@example.com" not in everything and "stairs" not in everything
+    assert [row["action"] for row in audit_rows(database, object_type="contacts", object_id=str(contact_id))][-2:] \
+        == ["export", "erasure"]
+    _, progress = import_contacts(client, "again.csv", f"First Name,Phone\nErasmus,{phone}\n".encode())
+    assert progress["status"] == "succeeded", progress
+    again = httpx.get(base + "/api/v1/contact/", headers=admin_token,
+                      params={"q": f"(filters:!((col:phone,opr:eq,value:'{phone}')))"}).json()["ids"][0]
+    refused = client.post("/api/v1/conversation/send_text", json={"contact_id": again, "body": "Hi again"},
+                          headers={"X-CSRFToken": csrf_from(client, f"/contactview/show/{again}")})
+    assert refused.status_code == 409
+    assert not [m for m in httpx.get(fake + "/_fake/sent").json()["data"] if phone in m["to"]]
