@@ -104,8 +104,8 @@ def send_message(message_id):
     if message.kind != CONFIRMATION_KIND and message.opted_out:
         log.info("message %s cancelled: %s opted out", message_id, message.to_phone)
         return _finish(message_id, recipient_id, "cancelled", error="opted out before sending")
-    client = client_from_config()
     try:
+        client = client_from_config()  # a stored key the current ENCRYPTION_KEY cannot read raises
         data = client.send_message(message.to_phone, message.body, message.from_phone)
     except PermanentError as exc:
         log.warning("message %s to %s refused: %s", message_id, message.to_phone, exc)

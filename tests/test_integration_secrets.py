@@ -115,3 +115,16 @@ def test_the_embedded_run_generates_a_key_once_into_the_instance_folder(tmp_path
             for _ in range(2)]
     assert runs[0].stdout == runs[1].stdout and Fernet(runs[0].stdout.strip().encode())
     assert (tmp_path / "encryption_key").stat().st_mode & 0o077 == 0
+
+
+def test_a_key_no_configured_key_can_read_keeps_texts_queued_and_webhooks_retried(app, db, monkeypatch):
+    set_secret("openphone_api_key", KEY)
+    set_secret("openphone_webhook_secret", "whsec_" + "c3RvcmVkLXNlY3JldC1zdG9yZWQtc2VjcmV0")
+    db.session.commit()
+    monkeypatch.setitem(app.config, "ENCRYPTION_KEY", Fernet.generate_key().decode())
+    message = messages.queue_text("+16175550113", "Hi", kind="sms")
+    db.session.commit()
+    unsent = send_queued(message.id)
+    assert unsent.status == "queued" and "ENCRYPTION_KEY" in unsent.error
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,x"}
+    assert app.test_client().post("/webhooks/openphone", data=b"{}", headers=headers).status_code == 503
