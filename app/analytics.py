@@ -99,26 +99,37 @@ def recipients_csv(campaign_id):
 
 def dashboard(now_day_bounds, default_limit=125, user_id=None):
     """The home page: texts today per number against its limit, running campaigns, conversations
-    waiting for a reply (only their own contacts' for a user_id), running imports, opt-outs this week."""
+    waiting for a reply, running imports, opt-outs this week. For a user_id limited to their own
+    contacts (Staff, app.security.scope_clause) every part counts only theirs: texts to their
+    contacts, campaigns that text them, their conversations and opt-outs, no imports."""
+    from app.security import scope_clause
+
+    def theirs(query, model):
+        return query if user_id is None else query.where(scope_clause(model, user_id))
+
     start, end = now_day_bounds
-    sent = dict(db.session.execute(select(Message.from_phone, func.count()).where(
+    sent = dict(db.session.execute(theirs(select(Message.from_phone, func.count()).where(
         Message.direction == "outgoing", Message.campaign_recipient_id.is_not(None),
-        Message.created_at >= start, Message.created_at < end).group_by(Message.from_phone)).all())
+        Message.created_at >= start, Message.created_at < end), Message).group_by(Message.from_phone)).all())
+    campaigns = select(Campaign)
+    if user_id is not None:
+        campaigns = campaigns.where(Campaign.id.in_(theirs(select(R.campaign_id), R)))
     limits = dict(db.session.execute(select(Campaign.sending_number, func.max(Campaign.daily_limit)).where(
-        Campaign.status.in_(("running", "paused", "scheduled"))).group_by(Campaign.sending_number)).all())
+        Campaign.status.in_(("running", "paused", "scheduled")),
+        Campaign.id.in_(campaigns.with_only_columns(Campaign.id))).group_by(Campaign.sending_number)).all())
     numbers = [{"number": n, "sent": sent.get(n, 0), "limit": limits.get(n, default_limit)}
                for n in sorted(set(sent) | set(limits))]
-    running = db.session.scalars(select(Campaign).where(Campaign.status == "running").order_by(Campaign.id)).all()
+    running = db.session.scalars(campaigns.where(Campaign.status == "running").order_by(Campaign.id)).all()
     last = (select(Message.contact_id, func.max(Message.created_at).label("at"))
             .where(Message.kind == "sms", Message.contact_id.is_not(None)).group_by(Message.contact_id).subquery())
-    waiting = (select(func.count()).select_from(Message).join(
+    waiting = db.session.scalar(theirs(select(func.count()).select_from(Message).join(
         last, and_(last.c.contact_id == Message.contact_id, last.c.at == Message.created_at))
-        .where(Message.direction == "incoming"))
-    if user_id is not None:
-        waiting = waiting.join(Contact, Contact.id == Message.contact_id).where(Contact.assigned_user_id == user_id)
-    waiting = db.session.scalar(waiting)
-    imports = db.session.scalars(select(Import).where(Import.status.in_(("queued", "running")))
+        .where(Message.direction == "incoming"), Message))
+    imports = db.session.scalars(theirs(select(Import).where(Import.status.in_(("queued", "running"))), Import)
                                  .order_by(Import.id)).all()
-    opt_outs = db.session.scalar(select(func.count(OptOut.id)).where(
-        OptOut.active.is_(True), OptOut.created_at >= utcnow() - timedelta(days=7)))
+    opt_outs = select(func.count(OptOut.id)).where(OptOut.active.is_(True),
+                                                   OptOut.created_at >= utcnow() - timedelta(days=7))
+    if user_id is not None:
+        opt_outs = opt_outs.where(OptOut.phone.in_(theirs(select(Contact.phone), Contact)))
+    opt_outs = db.session.scalar(opt_outs)
     return {"numbers": numbers, "running": running, "waiting": waiting, "imports": imports, "opt_outs": opt_outs}

@@ -70,8 +70,15 @@ def text_selected(contact_ids, user_id=None, sending_number=None):
 
 
 def apply(action, contact_ids, argument=None, user_id=None):
-    """Run one bulk action on contact ids; the caller commits. Returns a count or a result."""
+    """Run one bulk action on contact ids; the caller commits. Returns a count or a result.
+
+    ContactError when user_id (the acting user) may not assign contacts."""
+    from app.contacts import ContactError
+    from app.security import ASSIGN_REFUSED, user_scope
+
     contact_ids = list(contact_ids)
+    if action == "assign" and user_scope(user_id) is not None:
+        raise ContactError({"assigned_user": ASSIGN_REFUSED})
     actions = {
         "add_to_list": lambda: add_to_list(contact_ids, int(argument)),
         "remove_from_list": lambda: remove_from_list(contact_ids, int(argument)),
@@ -83,23 +90,30 @@ def apply(action, contact_ids, argument=None, user_id=None):
     return result
 
 
-def matching_contact_ids(search_args):
-    """Ids of every contact matching the contact list's filter arguments ({"_flt_0_first_name": ["Ann"]})."""
+def matching_contact_ids(search_args, user_id=None):
+    """Ids of every contact matching the contact list's filter arguments ({"_flt_0_first_name": ["Ann"]}),
+    among those the acting user may see."""
     import re
 
     from flask_appbuilder.models.sqla.interface import SQLAInterface
+
+    from app.security import scope_clause, user_scope
 
     filters = SQLAInterface(Contact, db.session).get_filters()
     for arg, values in (search_args or {}).items():
         match = re.fullmatch(r"_flt_(\d+)_(.+)", arg)
         if match:
             filters.add_filter_index(match.group(2), int(match.group(1)), list(values))
-    return list(db.session.scalars(filters.apply_all(select(Contact.id)).order_by(Contact.id)))
+    query = filters.apply_all(select(Contact.id))
+    scope = user_scope(user_id)
+    if scope is not None:
+        query = query.where(scope_clause(Contact, scope))
+    return list(db.session.scalars(query.order_by(Contact.id)))
 
 
 def apply_to_matching(action, search_args, argument=None, user_id=None):
     """The "everything matching the filter" selection: runs in a job, chunk by chunk."""
-    ids = matching_contact_ids(search_args)
+    ids = matching_contact_ids(search_args, user_id)
     with audit.acting_as(user_id, "bulk"):
         for start in range(0, len(ids), CHUNK):
             apply(action, ids[start:start + CHUNK], argument, user_id)

@@ -3,8 +3,10 @@ import re
 
 from flask import abort, current_app, g, has_request_context, request
 from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import inspect
 
 # Every POST needs a CSRF token (FAB exempts its JWT-only APIs; signed webhooks exempt
 # themselves). Without it FAB would also allow deletes and actions by plain GET links.
@@ -54,17 +56,53 @@ def current_user_scope():
     user = getattr(g, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return -1
+    return scope_of(user)
+
+
+def scope_of(user):
+    """None for a role that sees every contact, else the user's id."""
     if any(role.name in UNSCOPED_ROLES for role in user.roles):
         return None
     return user.id
 
 
-class AssignedToCurrentUser(BaseFilter):
-    """Base filter that limits Staff to rows whose contact is assigned to them.
+def user_scope(user_id):
+    """scope_of() for a user id (jobs act for the user who asked); None for no user (the system)."""
+    if user_id is None:
+        return None
+    from flask_appbuilder.security.sqla.models import User
 
-    column_name is the path to the assigned user id: "assigned_user_id" on contacts,
-    "contact.assigned_user_id" on tables that hang off a contact.
-    """
+    from app.extensions import db
+
+    user = db.session.get(User, user_id)
+    return -1 if user is None else scope_of(user)
+
+
+def scope_clause(model, user_id):
+    """The one rule of staff scoping, as a WHERE clause: the rows of `model` that a user limited
+    to user_id may see. Contacts assigned to them; rows that hang off a contact (messages,
+    todos, recipients, list memberships, property links) through it; properties one of their
+    contacts is linked to; of the users, themselves. Anything else is business-wide: nothing."""
+    from flask_appbuilder.security.sqla.models import User
+    from sqlalchemy import false
+
+    from app.models import Contact, ContactProperty, Property
+
+    mine = Contact.assigned_user_id == user_id
+    if model is Contact:
+        return mine
+    if model is Property:
+        return Property.contacts.any(ContactProperty.contact.has(mine))
+    if model is User:
+        return User.id == user_id
+    contact = getattr(model, "contact", None)
+    if contact is not None and getattr(contact.property, "mapper", None) is Contact.__mapper__:
+        return contact.has(mine)
+    return false()
+
+
+class AssignedToCurrentUser(BaseFilter):
+    """Base filter that limits Staff to their rows of the view's model (scope_clause)."""
 
     name = "Assigned to me"
     arg_name = "assigned"
@@ -73,11 +111,38 @@ class AssignedToCurrentUser(BaseFilter):
         user_id = current_user_scope()
         if user_id is None:
             return query
-        from app.models import Contact
+        return query.filter(scope_clause(self.model, user_id))
 
-        if self.column_name == "assigned_user_id":
-            return query.filter(self.model.assigned_user_id == user_id)
-        return query.filter(self.model.contact.has(Contact.assigned_user_id == user_id))
+
+class ScopedInterface(SQLAInterface):
+    """A datamodel whose every query (lists, counts, rows by id, and the option lists of the
+    related-field pickers, search forms and REST _info, which FAB builds from related
+    interfaces of the same class) holds only the rows the current user may see."""
+
+    def apply_filters(self, query, filters):
+        query = super().apply_filters(query, filters)
+        user_id = current_user_scope() if has_request_context() else None
+        return query if user_id is None else query.filter(scope_clause(self.obj, user_id))
+
+
+def check_assignment(contact, user_id):
+    """Staff cannot change who a contact is assigned to: their contact stays theirs (the form,
+    the REST API and the bulk action all ask here). user_id is the acting user's scope; None
+    (Admin, Marketer, the system) may assign anyone."""
+    from app.contacts import ContactError
+
+    if user_id is None:
+        return
+    user = inspect(contact).attrs.assigned_user
+    if user.history.has_changes():  # set through the relationship (the form, the API): flushed later
+        assigned = user.value.id if user.value is not None else None
+    else:
+        assigned = contact.assigned_user_id
+    if assigned != user_id:
+        raise ContactError({"assigned_user": ASSIGN_REFUSED})
+
+
+ASSIGN_REFUSED = "Only an Admin or a Marketer can change who a contact is assigned to."
 
 
 class CrmSecurityManager(SecurityManager):

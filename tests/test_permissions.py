@@ -336,3 +336,182 @@ def test_staff_actions_on_another_users_contact_are_refused(app, db, client_for,
     db.session.expire_all()
     assert db.session.scalar(select(Contact.updated_at).where(Contact.id == theirs)) == before
     assert db.session.get(Contact, theirs) is not None
+
+
+# --- every option list, search form, picker and the dashboard: nothing of anyone else's -------------
+
+# What Staff must never receive: another user's contact (name, phone in any format, address), the
+# property and campaign that hang off it, a business-wide import, and other users' names.
+SECRETS = ("Theodora", "Theirs", "555-0102", "5550102", "77 Hidden Lane", "99 Secret Street", "Secret Campaign",
+           "secret-import.csv", "staff2", "Marketer User")
+THEIR_PHONE = "+16175550102"
+
+
+@pytest.fixture
+def other_users_records(db, two_staff_contacts):
+    """two_staff_contacts plus a property, a campaign recipient, a campaign text and an import
+    that belong to the other Staff user's contact or to the business."""
+    from app.models import Campaign, CampaignRecipient, ContactProperty, Import, Property
+
+    mine, theirs = two_staff_contacts
+    db.session.get(Contact, theirs).mail_address = "77 Hidden Lane"
+    home = Property(key="secret-apn", address="99 Secret Street", city="Quincy")
+    campaign = Campaign(name="Secret Campaign", status="running", sending_number="+16175550100",
+                        window_start=__import__("datetime").time(9), window_end=__import__("datetime").time(17))
+    db.session.add_all([home, campaign])
+    db.session.flush()
+    recipient = CampaignRecipient(campaign_id=campaign.id, contact_id=theirs, phone=THEIR_PHONE, status="sent")
+    db.session.add_all([ContactProperty(contact_id=theirs, property_id=home.id, role="primary"), recipient,
+                        Import(filename="secret-import.csv", size=1, sha256="0" * 64, stored_path="/nowhere",
+                               format="contacts", status="running", rows_done=7, total_rows=9)])
+    db.session.flush()
+    db.session.add(Message(contact_id=theirs, campaign_recipient_id=recipient.id, direction="outgoing",
+                           body="Campaign text", status="sent", from_phone="+16175550100", to_phone=THEIR_PHONE))
+    db.session.commit()
+    return mine, theirs
+
+
+def leaked(text):
+    return [secret for secret in SECRETS if secret in text]
+
+
+def apis():
+    from flask_appbuilder import ModelRestApi
+
+    return [view for view in appbuilder.baseviews if isinstance(view, ModelRestApi)]
+
+
+def related_calls(app, api, info):
+    """Every page of every related-field option list _info offers (add, edit), and every
+    /related/<column> route of the API if it has one."""
+    import prison
+
+    for key in ("add_columns", "edit_columns"):
+        for field in info.get(key, []):
+            if "values" not in field:
+                continue
+            for page in range(max(1, -(-field["count"] // 100))):
+                query = prison.dumps({key: {field["name"]: {"page": page, "page_size": 100}}})
+                yield f"/api/v1/{api.resource_name}/_info?q={query}"
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(f"/api/v1/{api.resource_name}/related/"):
+            for column in api.datamodel.get_columns_list():
+                if api.datamodel.is_relation(column):
+                    yield rule.rule.replace("<column_name>", column)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_info_and_related_endpoint_of_every_api_is_scoped(app, client_for, other_users_records, role):
+    username = USERNAMES.get(role)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {create_access_token(identity=str(user_id(username)), fresh=True)}"} \
+        if username else {}
+    walked, wrong = 0, []
+    for api in apis():
+        response = client.get(f"/api/v1/{api.resource_name}/_info", headers=headers)
+        walked += 1
+        want = expected(role, api.class_permission_name, "can_info")
+        if want is None:
+            want = granted(app, username, api.class_permission_name, "can_info")
+        if response.status_code != (200 if want else 401 if not username else 403):
+            wrong.append(f"{api.resource_name}/_info: {response.status_code}, expected {'access' if want else 'refusal'}")
+            continue
+        if response.status_code != 200:
+            continue
+        urls = [f"/api/v1/{api.resource_name}/_info", *related_calls(app, api, response.get_json())]
+        for url in urls:
+            walked += 1
+            answer = client.get(url, headers=headers)
+            if answer.status_code != 200:
+                wrong.append(f"{url}: {answer.status_code}")
+            elif role == "Staff" and leaked(answer.get_data(as_text=True)):
+                wrong.append(f"{url} shows {leaked(answer.get_data(as_text=True))}")
+    assert walked and not wrong, "\n".join(wrong)
+
+
+def staff_pages(app, mine):
+    """Every page Staff can open: each GET route without arguments, and each <pk> route of a
+    view Staff can read, opened on their own contact."""
+    views = {view.endpoint: view for view in appbuilder.baseviews}
+    for rule in app.url_map.iter_rules():
+        view = views.get(rule.endpoint.rpartition(".")[0])
+        if "GET" not in rule.methods or view is None or rule.rule.startswith(("/api/", "/static")):
+            continue
+        permission = endpoint_permission(view, rule.endpoint)
+        if permission is None or not granted(app, "staff", view.class_permission_name, permission):
+            continue
+        if not rule.arguments:
+            yield rule.rule
+        elif rule.arguments == {"pk"} and getattr(view, "datamodel", None) is not None \
+                and view.datamodel.obj is Contact:
+            yield re.sub(r"<(?:[^:<>]+:)?pk>", str(mine), rule.rule)
+
+
+def test_no_page_staff_can_open_shows_anyone_elses_records(app, client_for, other_users_records):
+    mine, theirs = other_users_records
+    staff = client_for("staff")
+    pages = ["/", *staff_pages(app, mine)]  # the dashboard is the index: no permission of its own
+    assert {"/", "/contactview/list/", "/contactmessageview/list/", "/contactpropertyview/list/",
+            f"/contactview/edit/{mine}", "/todoview/add"} <= set(pages)
+    wrong = []
+    for page in pages:
+        response = staff.get(page)
+        text = response.get_data(as_text=True)
+        if response.status_code >= 500 or leaked(text):
+            wrong.append(f"{page}: {response.status_code} {leaked(text)}")
+    assert not wrong, "\n".join(wrong)
+    assert "Minnie" in staff.get("/contactview/list/").get_data(as_text=True)
+
+
+def test_the_staff_dashboard_counts_only_their_own_things(app, db, client_for, other_users_records):
+    mine, theirs = other_users_records
+    admin = client_for("admin").get("/").get_data(as_text=True)
+    assert "Secret Campaign" in admin and "secret-import.csv" in admin  # the business sees the business
+    db.session.add(Message(contact_id=mine, direction="incoming", body="Call me", status="received",
+                           from_phone="+16175550101", to_phone="+16175550100"))
+    db.session.commit()
+    page = client_for("staff").get("/").get_data(as_text=True)
+    assert not leaked(page)
+    assert re.search(r'id="dashboard-waiting">\s*1\s*<', page)  # Minnie's unanswered text
+    assert "dashboard-imports" not in page and "to your contacts" in page
+
+
+def test_staff_cannot_change_who_a_contact_is_assigned_to(app, db, client_for, post_form, two_staff_contacts):
+    from app import contact_actions
+    from app.contacts import ContactError
+
+    mine, theirs = two_staff_contacts
+    staff, other = user_id("staff"), user_id("staff2")
+    client = client_for("staff")
+    bearer = {"Authorization": f"Bearer {create_access_token(identity=str(staff), fresh=True)}"}
+
+    def assigned():
+        db.session.expire_all()
+        return db.session.get(Contact, mine).assigned_user_id
+
+    # the form: no such field to see, a posted one is not a choice, and saving the rest keeps it
+    form = client.get(f"/contactview/edit/{mine}").get_data(as_text=True)
+    assert 'name="assigned_user"' not in form and 'name="notes"' in form
+    edit = {"first_name": "Minnie", "phone": "+16175550101", "notes": "called back"}
+    post_form(client, f"/contactview/edit/{mine}", {**edit, "assigned_user": str(other)})
+    assert assigned() == staff and db.session.get(Contact, mine).notes is None
+    post_form(client, f"/contactview/edit/{mine}", edit)
+    assert assigned() == staff and db.session.get(Contact, mine).notes == "called back"
+    # the REST API: refused with the reason
+    for value in (other, None):
+        response = client.put(f"/api/v1/contact/{mine}", json={"assigned_user": value}, headers=bearer)
+        assert response.status_code == 422 and "Only an Admin or a Marketer" in str(response.get_json())
+        assert assigned() == staff
+    # the bulk action: not offered, refused by the screen, and by the function every door calls
+    assert "Assign to user" not in client.get("/contactview/list/").get_data(as_text=True)
+    response = post_form(client, "/contactview/action_post", {"action": "assign", "rowid": mine})
+    assert refused(client, response) and client.get("/contactview/bulk/assign").status_code in (302, 403)
+    with pytest.raises(ContactError, match="Only an Admin or a Marketer"):
+        contact_actions.apply("assign", [mine], str(other), user_id=staff)
+    db.session.rollback()
+    assert assigned() == staff
+    # a Marketer still assigns, on the form's list and over the API
+    assert "staff2" in client_for("marketer").get(f"/contactview/edit/{mine}").get_data(as_text=True)
+    marketer = {"Authorization": f"Bearer {create_access_token(identity=str(user_id('marketer')), fresh=True)}"}
+    assert client.put(f"/api/v1/contact/{mine}", json={"assigned_user": other}, headers=marketer).status_code == 200
+    assert assigned() == other

@@ -2,12 +2,12 @@
 from flask import request
 from flask_appbuilder import ModelRestApi
 from flask_appbuilder.api import expose, protect
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 from app import analytics
 from app.exports import record_api_read
 from app.extensions import db
 from app.models import Campaign, Contact, ContactList, Import, Message, Property
+from app.security import ScopedInterface
 from views.contact_forms import ContactApiRulesMixin
 from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
 from views.counts import EstimatingInterface
@@ -39,20 +39,20 @@ class ContactApi(AuditedReads, ContactApiRulesMixin, ModelRestApi):
 
 class PropertyApi(ModelRestApi):
     resource_name = "property"
-    datamodel = SQLAInterface(Property)
+    datamodel = ScopedInterface(Property)
     list_columns = ["id", "apn", "address", "city", "state", "zip", "type", "year_built", "estimated_value"]
 
 
 class ListApi(ModelRestApi):
     resource_name = "list"
-    datamodel = SQLAInterface(ContactList)
+    datamodel = ScopedInterface(ContactList)
     list_columns = show_columns = ["id", "name", "description", "created_at"]
     add_columns = edit_columns = ["name", "description"]
 
 
 class CampaignApi(ModelRestApi):
     resource_name = "campaign"
-    datamodel = SQLAInterface(Campaign)
+    datamodel = ScopedInterface(Campaign)
     base_permissions = ["can_get", "can_info", "can_results"]
     list_columns = show_columns = ["id", "name", "status", "sending_number", "daily_limit", "created_at"]
     search_columns = ["name", "status", "sending_number", "created_at"]
@@ -79,7 +79,7 @@ class CampaignApi(ModelRestApi):
 
 class MessageApi(AuditedReads, ModelRestApi):
     resource_name = "message"
-    datamodel = SQLAInterface(Message)
+    datamodel = ScopedInterface(Message)
     base_filters = CONTACT_SCOPE
     base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "contact.id", "direction", "body", "status", "from_phone", "to_phone",
@@ -88,7 +88,7 @@ class MessageApi(AuditedReads, ModelRestApi):
 
 class ImportApi(ModelRestApi):
     resource_name = "import"
-    datamodel = SQLAInterface(Import)
+    datamodel = ScopedInterface(Import)
     base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "filename", "format", "status", "total_rows", "rows_done",
                                    "created_at", "finished_at"]

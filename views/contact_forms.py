@@ -8,7 +8,7 @@ from wtforms.validators import Optional
 
 from app.contacts import EDITABLE_FIELDS, ContactError, apply_contact_rules, clean_contact
 from app.extensions import db
-from app.security import current_user_scope
+from app.security import check_assignment, current_user_scope
 
 
 def _visible(contact):
@@ -61,7 +61,23 @@ class ContactRulesMixin:
         apply_contact_rules(item)
 
     def pre_update(self, item):
+        check_assignment(item, current_user_scope())
         apply_contact_rules(item)
+
+
+class StaffAssignmentMixin:
+    """The contact edit form of a user limited to their own contacts has no "assigned user":
+    not shown, and not applied if posted (check_assignment refuses a change anyway)."""
+
+    def _get_edit_widget(self, form, exclude_cols=None, widgets=None):
+        if current_user_scope() is not None:
+            exclude_cols = [*(exclude_cols or []), "assigned_user"]
+        return super()._get_edit_widget(form=form, exclude_cols=exclude_cols, widgets=widgets)
+
+    def process_form(self, form, is_created):
+        if current_user_scope() is not None and hasattr(form, "assigned_user"):
+            del form.assigned_user
+        super().process_form(form, is_created)
 
 
 class ContactApiRulesMixin(ContactRulesMixin):

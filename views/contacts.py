@@ -1,12 +1,11 @@
 """Contacts, properties, lists and todos."""
 from flask_appbuilder import ModelView
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, Property, Todo
-from app.security import AssignedToCurrentUser
+from app.security import AssignedToCurrentUser, ScopedInterface
 from views.contact_actions import ContactActionsMixin
 from views.contact_data import ContactDataMixin
-from views.contact_forms import ContactRulesMixin, with_contact_rules
+from views.contact_forms import ContactRulesMixin, StaffAssignmentMixin, with_contact_rules
 from views.counts import EstimatedPager, EstimatingInterface
 from views.opt_outs import DoNotTextMixin
 
@@ -16,7 +15,7 @@ CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
 
 class ContactPropertyView(ModelView):
     list_title = "Properties"
-    datamodel = SQLAInterface(ContactProperty)
+    datamodel = ScopedInterface(ContactProperty)
     base_permissions = ["can_list"]
     base_filters = CONTACT_SCOPE
     search_form_query_rel_fields = {"contact": STAFF_SCOPE}
@@ -25,7 +24,7 @@ class ContactPropertyView(ModelView):
 
 class ContactMessageView(ModelView):
     list_title = "Messages"
-    datamodel = SQLAInterface(Message)
+    datamodel = ScopedInterface(Message)
     base_permissions = ["can_list"]
     base_filters = CONTACT_SCOPE
     search_form_query_rel_fields = {"contact": STAFF_SCOPE}
@@ -35,14 +34,15 @@ class ContactMessageView(ModelView):
 
 class ListMemberView(ModelView):
     list_title = "List memberships"
-    datamodel = SQLAInterface(ListMember)
+    datamodel = ScopedInterface(ListMember)
     base_permissions = ["can_list", "can_delete"]
     base_filters = CONTACT_SCOPE
     search_form_query_rel_fields = {"contact": STAFF_SCOPE}
     list_columns = ["list", "contact", "added_at"]
 
 
-class ContactView(EstimatedPager, ContactRulesMixin, DoNotTextMixin, ContactActionsMixin, ContactDataMixin, ModelView):
+class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNotTextMixin, ContactActionsMixin,
+                  ContactDataMixin, ModelView):
     datamodel = EstimatingInterface(Contact)
     base_filters = STAFF_SCOPE
     base_order = ("id", "desc")
@@ -66,13 +66,13 @@ class ContactView(EstimatedPager, ContactRulesMixin, DoNotTextMixin, ContactActi
 
 class PropertyContactView(ModelView):
     list_title = "Owners and contacts"
-    datamodel = SQLAInterface(ContactProperty)
+    datamodel = ScopedInterface(ContactProperty)
     base_permissions = ["can_list"]
     list_columns = ["contact", "role"]
 
 
 class PropertyView(ModelView):
-    datamodel = SQLAInterface(Property)
+    datamodel = ScopedInterface(Property)
     base_order = ("id", "desc")
     list_columns = ["address", "city", "zip", "type", "year_built", "estimated_value", "owner_name"]
     search_columns = ["apn", "address", "city", "state", "zip", "type", "year_built", "owner_name",
@@ -81,7 +81,7 @@ class PropertyView(ModelView):
 
 
 class ListView(ModelView):
-    datamodel = SQLAInterface(ContactList)
+    datamodel = ScopedInterface(ContactList)
     base_order = ("created_at", "desc")
     list_columns = ["name", "description", "created_at"]
     add_columns = edit_columns = ["name", "description"]
@@ -90,7 +90,7 @@ class ListView(ModelView):
 
 
 class TodoView(ModelView):
-    datamodel = SQLAInterface(Todo)
+    datamodel = ScopedInterface(Todo)
     base_filters = CONTACT_SCOPE
     base_order = ("due_date", "asc")
     list_columns = ["title", "contact", "due_date", "done", "assigned_user"]

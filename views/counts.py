@@ -1,6 +1,6 @@
 """Row counts for big lists: exact, except on PostgreSQL above EXACT_UP_TO matching rows, where
 the planner's estimate is shown as one and the pager still reaches the true last page."""
-from flask_appbuilder.models.sqla.interface import SQLAInterface
+from app.security import ScopedInterface
 
 
 class EstimatedCount(int):
@@ -15,7 +15,7 @@ def last_page(count, page_size):
     return max(0, (int(count) - 1) // page_size)
 
 
-class EstimatingInterface(SQLAInterface):
+class EstimatingInterface(ScopedInterface):
     """Counts matching rows exactly up to EXACT_UP_TO; above it PostgreSQL's planner estimate
     stands in (an exact COUNT(*) over a million contacts costs ~100 ms on every page). SQLite
     always counts exactly."""

@@ -20,5 +20,7 @@ class HomeView(IndexView):
             return self.render_template("appbuilder/index.html")
         now = datetime.now(timezone.utc)
         today = schedule.day_bounds_utc(now, current_app.config["CAMPAIGN_TIMEZONE"])
-        board = analytics.dashboard(today, user_id=current_user_scope())
-        return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board)
+        scope = current_user_scope()
+        board = analytics.dashboard(today, user_id=scope)
+        return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board,
+                                    scoped=scope is not None)

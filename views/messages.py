@@ -9,7 +9,6 @@ from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.models.sqla.filters import FilterEqual
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.decorators import protect
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from redis.exceptions import RedisError
@@ -21,7 +20,7 @@ from app import audit, messages, opt_outs
 from app.extensions import db
 from app.models import Contact, Message, WebhookEvent, utcnow
 from app.openphone import OpenPhoneError, sandbox, signature_headers_problem, verify_signature, webhook_secret
-from app.security import current_user_scope
+from app.security import ScopedInterface, current_user_scope
 from views.contacts import CONTACT_SCOPE
 
 log = logging.getLogger(__name__)
@@ -218,7 +217,7 @@ class InboxView(BaseView):
 
 
 class MessageView(ModelView):
-    datamodel = SQLAInterface(Message)
+    datamodel = ScopedInterface(Message)
     base_permissions = ["can_list", "can_show"]
     base_filters = CONTACT_SCOPE
     base_order = ("created_at", "desc")
@@ -229,7 +228,7 @@ class MessageView(ModelView):
 
 
 class WebhookEventView(ModelView):
-    datamodel = SQLAInterface(WebhookEvent)
+    datamodel = ScopedInterface(WebhookEvent)
     base_permissions = ["can_list", "can_show"]
     base_filters = [["status", FilterEqual, "failed"]]
     base_order = ("received_at", "desc")

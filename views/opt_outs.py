@@ -5,7 +5,6 @@ from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from wtforms import StringField, ValidationError
 from wtforms.validators import DataRequired
 
@@ -14,7 +13,7 @@ from app.contacts import normalize_phone
 from app.extensions import db
 from app.models import Message, OptOut
 from app.opt_outs import InvalidPhone, opt_out, review_reply
-from app.security import AssignedToCurrentUser
+from app.security import AssignedToCurrentUser, ScopedInterface
 
 API_SOURCES = ("api", "manual", "dnc")
 
@@ -28,7 +27,7 @@ def valid_phone(form, field):
     field.data = phone
 
 
-class OptOutInterface(SQLAInterface):
+class OptOutInterface(ScopedInterface):
     """The "+" of the Opt-outs screen saves through opt_out(): a manual opt-out, by whom."""
 
     def add(self, item, commit=True):
@@ -55,7 +54,7 @@ class OptOutView(ModelView):
 class OptOutApi(ModelRestApi):
     """GET /api/v1/optout/ and POST {"phone", "reason", "source"?} (Admin, Marketer)."""
     resource_name = "optout"
-    datamodel = SQLAInterface(OptOut)
+    datamodel = ScopedInterface(OptOut)
     base_permissions = ["can_get", "can_info", "can_post"]
     list_columns = show_columns = ["id", "phone", "source", "reason", "active", "created_at"]
     add_columns = ["phone", "reason"]
@@ -111,7 +110,7 @@ class AwaitingReview(BaseFilter):
 
 class PossibleOptOutView(ModelView):
     list_title = "Possible opt-outs"
-    datamodel = SQLAInterface(Message)
+    datamodel = ScopedInterface(Message)
     base_permissions = ["can_list"]
     base_filters = [["contact", AssignedToCurrentUser, None], ["id", AwaitingReview, None]]
     base_order = ("created_at", "desc")
