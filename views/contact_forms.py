@@ -95,7 +95,7 @@ class ContactApiRulesMixin(ContactRulesMixin):
         except ContactError as exc:
             db.session.rollback()
             if exc.existing is None:
-                return self.response_422(message=exc.errors)
+                return self.response_422(message={field: [message] for field, message in exc.errors.items()})
             body = {"message": {"phone": [str(duplicate_message(exc.existing, link=False))]}}
             if _visible(exc.existing):
                 body["existing_id"] = exc.existing.id
