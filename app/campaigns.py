@@ -41,6 +41,8 @@ SENDING_FIELDS = {"name": "name", "sending_number": "sending number", "daily_lim
                   "start_date": "start date"}
 # The message every new campaign starts with; Schedule refuses it until someone writes the text.
 DEFAULT_TEMPLATE = "Hi {first_name|there}, "
+# The order the page offers the next states in.
+STATUS_ORDER = ("scheduled", "running", "paused", "completed", "draft", "cancelled")
 CLAIM_BATCH = 25  # recipients claimed per transaction when the quota allows several
 
 
@@ -112,7 +114,7 @@ def check_ready(campaign):
             raise CampaignError(f"Variant {variant.label}: {exc}") from exc
         if " ".join(variant.template.split()) == " ".join(DEFAULT_TEMPLATE.split()):
             raise CampaignError(f"Variant {variant.label} still has the default message "
-                                f"\"{DEFAULT_TEMPLATE.strip()}\": write the text to send, then schedule.")
+                                f"({DEFAULT_TEMPLATE.strip()}). Write the text to send, then schedule.")
     if not campaign.window_start or not campaign.window_end or campaign.window_start >= campaign.window_end:
         raise CampaignError("The send window must start before it ends (e.g. 09:00 to 17:00).")
     if (campaign.daily_limit or 0) < 1:

@@ -873,7 +873,7 @@ def test_schedule_refuses_the_untouched_default_message_at_every_door(db, client
     from_bulk = db.session.scalars(select(Campaign).where(Campaign.name.like("Text 1 selected%"))).one()
     api = marketer.post(f"/api/v1/campaign_status/{from_bulk.id}", json={"status": "scheduled"},
                         headers=bearer("marketer"))
-    assert api.status_code == 409 and "write the text to send" in api.get_json()["message"]
+    assert api.status_code == 409 and "Write the text to send" in api.get_json()["message"]
     db.session.expire_all()
     assert {c.status for c in db.session.scalars(select(Campaign))} == {"draft"}
     variant = db.session.get(Campaign, from_form.id).variants[0]

@@ -147,7 +147,7 @@ class CampaignView(ModelView):
             statuses=analytics.status_counts(campaign.id), days=analytics.texts_per_day(campaign.id),
             funnel=analytics.funnel(results), previews=_previews(campaign),
             reply_rows=[(f"Variant {v['label']}", v["replied"]) for v in variants],
-            next_statuses=sorted(campaigns.TRANSITIONS.get(campaign.status, ())),
+            next_statuses=sorted(campaigns.TRANSITIONS.get(campaign.status, ()), key=campaigns.STATUS_ORDER.index),
             edit_notice=campaigns.edit_notice(campaign))
 
     @expose("/transition/<int:pk>/<status>", methods=["POST"])
@@ -155,7 +155,8 @@ class CampaignView(ModelView):
     def transition(self, pk, status):
         try:
             campaigns.change_status(pk, status)
-            flash(f"Campaign is now {status}.", "success")
+            flash("Unscheduled: the campaign is a draft again and its plan was dropped." if status == "draft"
+                  else f"Campaign is now {status}.", "success")
         except CampaignError as exc:
             db.session.rollback()
             flash(str(exc), "danger")

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import SAMPLE
-from tests.e2e.conftest import ADMIN_PASSWORD, sign_in
+from tests.e2e.conftest import ADMIN_PASSWORD, ARTIFACTS, sign_in
 from tests.e2e.test_journeys import create_user
 
 
@@ -142,6 +142,24 @@ def test_marketer_imports_runs_an_ab_campaign_and_staff_sees_only_their_contacts
         marketer.goto(campaign_url)
         return marketer.inner_text("#campaign-variants")
     assert eventually(lambda: "1" in variant_totals() and marketer.locator("svg").count() > 0)
+
+    # Declare winner asks first: both variants' numbers, the p-value, why it is early; then it moves
+    # the people not yet texted, and Undo puts them back.
+    marketer.goto(campaign_url)
+    marketer.locator("#campaign-variants a:has-text('Declare winner')").last.click()
+    marketer.wait_for_selector("#winner-confirm")
+    assert "p = " in marketer.inner_text("#winner-test") and marketer.locator("#winner-variants tr").count() == 3
+    assert "Too few texts sent to judge" in marketer.inner_text("body")
+    ARTIFACTS.mkdir(exist_ok=True)
+    marketer.screenshot(path=str(ARTIFACTS / "campaign-winner-confirmation.png"), full_page=True)
+    for _ in range(3):  # a text sent between the look and the click shows the new numbers instead
+        marketer.click("#winner-confirm button[type=submit]")
+        if "Winner declared" in marketer.inner_text("body"):
+            break
+    assert "Winner declared" in marketer.inner_text("body")
+    marketer.screenshot(path=str(ARTIFACTS / "campaign-winner-declared.png"), full_page=True)
+    marketer.click("#campaign-variants button:has-text('Undo winner')")
+    assert "Winner undone" in marketer.inner_text("body")
 
     # The admin assigns the replier to the staff user, who then sees that contact and no other.
     page.goto(replier_url)
