@@ -73,7 +73,7 @@ def live(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "run", "run", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a busy 2-core machine takes a while to boot gunicorn and a worker
     while time.monotonic() < deadline:
         try:
             if httpx.get(base + "/login/", timeout=2).status_code == 200:
