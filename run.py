@@ -204,7 +204,10 @@ def demo_command():
 @with_appcontext
 def run_command(host, port, workers):
     """Web server plus worker(s) on this machine. Ctrl-C stops everything."""
+    from app.production import refuse_unsafe_production
+
     init_database()
+    refuse_unsafe_production(current_app)
     env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"])
     sandbox = []
     from app.openphone import sandbox as sandbox_mode
@@ -260,8 +263,13 @@ def fake_openphone_command(port, webhook_url, api_key):
 
 
 def create_wsgi():
-    """WSGI entry point for gunicorn: `gunicorn 'run:create_wsgi()'`."""
-    return create_app()
+    """WSGI entry point for gunicorn: `gunicorn 'run:create_wsgi()'`. With CRM_ENV=production it
+    refuses unsafe settings (app/production.py)."""
+    from app.production import refuse_unsafe_production
+
+    app = create_app()
+    refuse_unsafe_production(app)
+    return app
 
 
 def main():

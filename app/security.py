@@ -1,5 +1,6 @@
 """Roles, login auditing, staff scoping and security headers."""
 import re
+import secrets
 
 from flask import abort, current_app, g, has_request_context, request
 from flask_appbuilder.models.filters import BaseFilter
@@ -146,6 +147,10 @@ ASSIGN_REFUSED = "Only an Admin or a Marketer can change who a contact is assign
 
 
 class CrmSecurityManager(SecurityManager):
+    # FAB's "User's Statistics" chart loads Google's chart library from gstatic.com, which the
+    # Content-Security-Policy refuses (and which would hand an admin page to a third party).
+    userstatschartview = None
+
     def auth_user_db(self, username, password):
         from app import audit
 
@@ -342,11 +347,29 @@ def require_csrf_on_cookie_api(app):
         return None
 
 
+# Scripts run only from this site or inline with the page's nonce (FAB's templates carry
+# baselib.get_nonce(), which calls csp_nonce()); no inline event handlers, plugins, framing,
+# or forms posting elsewhere. Inline style attributes stay allowed: they cannot run code.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+                           "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+                           "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def csp_nonce():
+    """This response's script nonce (one per request)."""
+    if not hasattr(request, "csp_nonce"):
+        request.csp_nonce = secrets.token_urlsafe(16)
+    return request.csp_nonce
+
+
 def install_headers(app):
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
     @app.after_request
     def _headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY.format(nonce=csp_nonce()))
         if app.config.get("PRODUCTION"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         location = response.headers.get("Location")

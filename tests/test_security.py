@@ -2,6 +2,7 @@
 hostile input. Each refusal is checked together with "nothing changed"."""
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -253,6 +254,75 @@ def test_security_headers_on_every_kind_of_response(app, db, client_for, monkeyp
         assert response.headers["Referrer-Policy"] == "same-origin"
     monkeypatch.setitem(app.config, "PRODUCTION", True)
     assert "max-age" in app.test_client().get("/login/").headers["Strict-Transport-Security"]
+
+
+SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.I)
+INLINE_HANDLER = re.compile(r"<[a-z][^>]*\son[a-z]+\s*=", re.I)
+
+
+def test_every_page_runs_scripts_only_from_the_site_or_with_its_nonce(app, db, client_for):
+    contact = Contact(first_name="Csp", phone="+16175550189")
+    db.session.add(contact)
+    db.session.commit()
+    admin = client_for("admin")
+    urls = [rule.rule for rule in app.url_map.iter_rules() if "GET" in rule.methods and not rule.arguments
+            and not rule.rule.startswith(("/api/", "/static", "/appbuilder", "/logout"))]
+    urls += [f"/contactview/show/{contact.id}", f"/contactview/edit/{contact.id}", "/inbox/"]
+    pages = 0
+    for url in urls:
+        response = admin.get(url)
+        if response.status_code != 200 or response.mimetype != "text/html":
+            continue
+        pages += 1
+        policy = response.headers["Content-Security-Policy"]
+        nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+        assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0], url
+        html = response.get_data(as_text=True)
+        for attributes in SCRIPT_TAG.findall(html):
+            source = re.search(r'src="([^"]+)"', attributes)
+            assert (source and source.group(1).startswith("/")) or f'nonce="{nonce}"' in attributes, (url, attributes)
+        assert not INLINE_HANDLER.search(html), (url, INLINE_HANDLER.search(html).group(0))
+        assert "javascript:" not in html, url
+    assert pages > 20
+    assert len({admin.get("/inbox/").headers["Content-Security-Policy"] for _ in range(2)}) == 2  # one nonce each
+
+
+def test_policy_headers_on_every_response(app, db):
+    for response in (app.test_client().get("/login/"), app.test_client().get("/health"),
+                     app.test_client().get("/no-such-page")):
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert "object-src 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Permissions-Policy"].startswith("camera=()")
+        assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def start_for_production(tmp_path, app, **settings):
+    """Load the WSGI app the way gunicorn does, with CRM_ENV=production and these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENPHONE_", "FLASK_"))}
+    env.update(CRM_ENV="production", INSTANCE_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
+               REDIS_URL=app.config["REDIS_URL"], SECRET_KEY="k" * 64, ENCRYPTION_KEY=app.config["ENCRYPTION_KEY"])
+    env.update(settings)
+    return subprocess.run([sys.executable, "-c", "import run; run.create_wsgi(); print('started')"], env=env,
+                          capture_output=True, text=True, cwd=str(app.config["BASE_DIR"]), timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settings, named", [
+    ({"SECRET_KEY": "changeme"}, "SECRET_KEY"),
+    ({"SECRET_KEY": "short-but-not-empty"}, "SECRET_KEY"),
+    ({"OPENPHONE_API_KEY": "live-key"}, "OPENPHONE_WEBHOOK_SECRET"),
+    ({"FLASK_DEBUG": "1"}, "FLASK_DEBUG"),
+])
+def test_production_refuses_unsafe_settings_and_names_them(app, tmp_path, settings, named):
+    result = start_for_production(tmp_path, app, **settings)
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert "Refusing to start with CRM_ENV=production" in result.stderr and named in result.stderr
+
+
+@pytest.mark.slow
+def test_production_starts_with_safe_settings(app, tmp_path):
+    result = start_for_production(tmp_path, app, OPENPHONE_API_KEY="live-key", OPENPHONE_WEBHOOK_SECRET="whsec_x")
+    assert result.returncode == 0 and "started" in result.stdout, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize("url", ["/console", "/debug", "/_debug_toolbar/", "/debug/pprof", "/admin/console",

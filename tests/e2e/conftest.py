@@ -111,8 +111,13 @@ def browser():
 
 @pytest.fixture
 def page(browser, request):
-    """A fresh browser context; a failing test leaves a screenshot in test-artifacts/."""
+    """A fresh browser context; a failing test leaves a screenshot in test-artifacts/. Every
+    page runs under the Content-Security-Policy: a violation the browser reports fails the test."""
     context = browser.new_context(accept_downloads=True)
+    violations = []
+    context.on("console", lambda message: violations.append(f"{message.page.url if message.page else ''}: "
+                                                            f"{message.text}")
+               if "Content Security Policy" in message.text else None)
     page = context.new_page()
     page.set_default_timeout(15000)
     yield page
@@ -121,6 +126,7 @@ def page(browser, request):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
