@@ -32,8 +32,8 @@ def password_problem(password, username=""):
     lowered = password.lower()
     word = _EDGES.sub("", lowered)
     name = (username or "").strip().lower()
-    if name and name in (lowered, word):
-        return "The password may not be the user name; choose another."
+    if name and len(re.sub(r"[^a-z]", "", lowered.replace(name, ""))) < 4:
+        return "The password may not be the user name (with digits or symbols around it); choose another."
     if lowered in common_passwords() or word in common_passwords():
         return "This is one of the most common passwords (digits and symbols around it do not help); choose another."
     return None
