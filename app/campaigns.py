@@ -183,9 +183,9 @@ def changed_fields(obj):
             old, new = (hist.deleted or [None])[0], (hist.added or [None])[0]
             if old != new and not (old in EMPTY and new in EMPTY):  # no filters: None or {}
                 changed.add(attr.key)
-    for rel in state.mapper.relationships:
+    for rel in state.mapper.relationships:  # a list's members, or the row a many-to-one points at
         hist = state.attrs[rel.key].history
-        if rel.uselist and (hist.added or hist.deleted):
+        if hist.added or hist.deleted:
             changed.add(rel.key)
     return changed
 
@@ -206,11 +206,10 @@ def retire_campaign(campaign, session=None):
     session = session or db.session
     check_deletable(campaign)
     recipients = select(R.id).where(R.campaign_id == campaign.id).scalar_subquery()
-    session.execute(update(Message).where(Message.campaign_recipient_id.in_(recipients),
-                                             Message.status == "queued")
-                       .values(status="cancelled", error="campaign deleted before this text was sent"))
+    session.execute(update(Message).where(Message.campaign_recipient_id.in_(recipients), Message.status == "queued")
+                    .values(status="cancelled", error="campaign deleted before this text was sent"))
     by_status = dict(session.execute(select(R.status, func.count()).where(R.campaign_id == campaign.id)
-                                        .group_by(R.status)).all())
+                                     .group_by(R.status)).all())
     if not by_status:
         return
     texted = session.execute(select(R.phone, R.status, R.sent_at).where(

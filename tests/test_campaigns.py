@@ -176,6 +176,15 @@ def test_a_running_campaign_cannot_be_edited_but_can_be_cloned(db):
     with pytest.raises(CampaignError, match="clone it instead"):
         db.session.commit()
     db.session.rollback()
+    draft = make_campaign(db, [lst], name="Draft")
+    campaign.variants[1].campaign = draft  # a move, by the relationship alone
+    with pytest.raises(CampaignError, match="running campaign"):
+        db.session.commit()
+    db.session.rollback()
+    db.session.delete(campaign)
+    with pytest.raises(CampaignError, match="Cancel it first"):
+        db.session.commit()
+    db.session.rollback()
     copy = campaigns.clone_campaign(campaign.id)
     assert copy.status == "draft" and [v.template for v in copy.variants] == ["A", "B"]
     assert copy.lists == [lst]
