@@ -41,14 +41,14 @@ def create_app(overrides=None):
 
         views.register(appbuilder)
 
-    from app import audit, campaigns, sessions
+    from app import audit, campaigns, sessions, web
 
     audit.install(app)
     sessions.install(app)
     campaigns.install(app)
-    security.install_headers(app)
-    security.trust_proxies(app)
-    security.require_csrf_on_cookie_api(app)
+    web.install_headers(app)
+    web.trust_proxies(app)
+    web.require_csrf_on_cookie_api(app)
     security.guard_views(app, appbuilder)
     return app
 
