@@ -80,6 +80,20 @@ def test_thirty_mb_webhook_floods_are_refused_and_no_worker_grows(live):
     assert health["rejected_last_hour"]["webhook_rejected"] >= 6
 
 
+def test_two_hundred_unsigned_webhooks_are_counted_not_audited_one_by_one(live, database):
+    url = live["url"] + "/webhooks/openphone"
+    before = httpx.get(live["url"] + "/health").json()["rejected_last_hour"].get("webhook_rejected", 0)
+    with httpx.Client(timeout=15) as client:
+        codes = {client.post(url, content=b'{"id": "EVforged", "type": "message.received"}').status_code
+                 for _ in range(200)}
+    assert codes == {401}
+    health = httpx.get(live["url"] + "/health").json()
+    assert health["rejected_last_hour"]["webhook_rejected"] - before == 200
+    rows = audit_rows(database, action="webhook_rejected")
+    minutes = [(row["changes"]["minute"], row["detail"].rsplit(" ", 1)[-1]) for row in rows]
+    assert len(minutes) == len(set(minutes)) < 20  # one row per source and closed minute, not one per request
+
+
 # --- exports: formula-safe and audited; secrets at rest; a contact's data on request -----------
 
 MARKETER_PASSWORD = "Probe-marketer-password-2026"
