@@ -99,10 +99,10 @@ def record_api_read(what, rows, detail=None):
     threshold = current_app.config["API_EXPORT_AUDIT_ROWS"]
     key = f"{API_READS_KEY}{what}:{user_id or username}"
     try:
-        redis = get_redis()
-        total = redis.incrby(key, rows)
-        if total == rows:  # the first read of a window starts its clock
-            redis.expire(key, current_app.config["API_EXPORT_AUDIT_WINDOW_SECONDS"])
+        pipe = get_redis().pipeline()  # MULTI: the first read of a window starts its clock
+        pipe.set(key, 0, ex=current_app.config["API_EXPORT_AUDIT_WINDOW_SECONDS"], nx=True)
+        pipe.incrby(key, rows)
+        total = pipe.execute()[1]
     except Exception as exc:  # noqa: BLE001 - without the running total, audit every page
         current_app.logger.warning("api read counter unavailable, auditing the page: %s", exc)
         total = threshold + rows + 1
