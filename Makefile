@@ -17,12 +17,16 @@ $(BIN)/python:
 INSTALL = $(if $(wildcard $(BIN)/uv),$(BIN)/uv pip install --quiet --python $(BIN)/python,$(BIN)/pip install --quiet)
 
 # `make run` needs only the runtime packages; tests and lint add the dev ones.
+# compileall: where PYTHONDONTWRITEBYTECODE is set nothing else writes .pyc files, and every
+# process (gunicorn, each worker) would compile the libraries again at start.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(INSTALL) -e .
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
 	$(INSTALL) -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	@touch $(DEV_STAMP)
 
 run: $(STAMP)
