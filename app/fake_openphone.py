@@ -30,7 +30,8 @@ def _now_iso():
 
 class FakeOpenPhone:
     def __init__(self, api_key="sandbox", webhook_url=None, webhook_secret=None, host="127.0.0.1", port=0,
-                 rate=10, webhook_delay=0.3, scheme="standard", hang_seconds=30.0):
+                 rate=10, webhook_delay=0.3, scheme="standard", hang_seconds=30.0, clock=time.monotonic):
+        self.clock = clock  # the rate window's clock: tests pass their own, so no test depends on speed
         self.api_key, self.webhook_url, self.webhook_secret = api_key, webhook_url, webhook_secret
         self.rate, self.webhook_delay, self.scheme, self.hang_seconds = rate, webhook_delay, scheme, hang_seconds
         self.lock = threading.Lock()
@@ -71,7 +72,7 @@ class FakeOpenPhone:
 
     def take_slot(self):
         """The provider's own limit: `rate` API requests in any sliding second."""
-        now = time.monotonic()
+        now = self.clock()
         with self.lock:
             while self.window and self.window[0] <= now - 1.0:
                 self.window.popleft()
