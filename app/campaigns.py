@@ -21,6 +21,7 @@ from app.models import (
     utcnow,
 )
 from app.opt_outs import opted_out_clause
+from app.queue import job_alive
 from app.texts import TemplateError, render_template, token_values, validate_template
 
 log = logging.getLogger(__name__)
@@ -528,7 +529,7 @@ def recover_campaigns():
     lost_plans = db.session.scalars(select(Campaign.id).where(
         Campaign.status == "scheduled", Campaign.planned_at.is_(None), Campaign.plan_error.is_(None))).all()
     for campaign_id in lost_plans:
-        if not _job_alive(f"plan-campaign-{campaign_id}"):
+        if not job_alive(f"plan-campaign-{campaign_id}"):
             _enqueue("jobs.campaigns.plan_audience", campaign_id, job_id=f"plan-campaign-{campaign_id}")
             count += 1
     # Claimed and queued, but the sender died before OpenPhone heard of it (or it could not connect).
@@ -543,7 +544,7 @@ def recover_campaigns():
         if not (schedule.is_legal_now(state, phone, now) and schedule.is_campaign_open(
                 campaign.window_days, campaign.window_start, campaign.window_end, now, zone)):
             continue
-        if not _job_alive(f"send-message-{message_id}"):
+        if not job_alive(f"send-message-{message_id}"):
             enqueue_send(message_id)
             count += 1
     running = db.session.scalars(select(Campaign.id).where(Campaign.status == "running")).all()
@@ -551,19 +552,6 @@ def recover_campaigns():
         if enqueue_sender(campaign_id):
             count += 1
     return count
-
-
-def _job_alive(job_id):
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-
-    from app.queue import get_redis
-
-    try:
-        status = Job.fetch(job_id, connection=get_redis()).get_status()
-    except NoSuchJobError:
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
 def _enqueue(func_path, *args, job_id=None):

@@ -18,6 +18,7 @@ from app.opt_outs import (  # noqa: F401 (contract)
     opt_out,
     opted_out_clause,
 )
+from app.queue import job_alive
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 1600
@@ -171,7 +172,7 @@ def recover_sending(older_than=None):
     lost = db.session.scalars(select(Message.id).where(
         Message.status == "queued", Message.direction == "outgoing", Message.campaign_recipient_id.is_(None),
         Message.created_at <= utcnow() - timedelta(seconds=30))).all()
-    requeued = [m for m in lost if not _job_alive(f"send-message-{m}")]
+    requeued = [m for m in lost if not job_alive(f"send-message-{m}")]
     for message_id in requeued:
         enqueue_send(message_id)
     return len(stuck) + len(requeued)
@@ -187,23 +188,10 @@ def recover_events():
     due = db.session.scalars(select(WebhookEvent.id).where(or_(
         (WebhookEvent.status == "received") & (WebhookEvent.received_at <= now - timedelta(seconds=30)),
         (WebhookEvent.status == "retrying") & (WebhookEvent.next_attempt_at <= now)))).all()
-    due = [e for e in due if not _job_alive(f"webhook-event-{e}")]
+    due = [e for e in due if not job_alive(f"webhook-event-{e}")]
     for event_id in due:
         enqueue_event(event_id)
     return len(due)
-
-
-def _job_alive(job_id):
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-
-    from app.queue import get_redis
-
-    try:
-        status = Job.fetch(job_id, connection=get_redis()).get_status()
-    except NoSuchJobError:
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
 def enqueue_event(event_id):

@@ -1,5 +1,6 @@
 """Redis connection and the RQ queue. Redis only carries work; the database holds its state."""
 import os
+import time
 from pathlib import Path
 
 from flask import current_app
@@ -7,6 +8,9 @@ from redis import Redis
 from rq import Queue
 
 _connections = {}
+# Each worker writes time.time() under this prefix plus its name every tick; /health lists them.
+HEARTBEAT_KEY = "crm:worker-heartbeat:"
+HEARTBEAT_TTL_SECONDS = 60
 
 
 def start_embedded_redis(instance_dir):
@@ -49,3 +53,42 @@ def get_queue():
 def enqueue(func_path, *args, job_id=None, **kwargs):
     """Enqueue a job by dotted path; jobs take ids and primitives only."""
     return get_queue().enqueue(func_path, *args, job_id=job_id, **kwargs)
+
+
+def job_alive(job_id):
+    """Whether the job with this id will still run: queued, scheduled or deferred.
+
+    A started job counts as gone. Every job's first step claims its row with a conditional
+    UPDATE, so recovery only asks about rows still unclaimed well after they were enqueued:
+    behind such a row a started job means its worker died between taking the job and claiming
+    the row (RQ keeps a SIGKILLed worker's job "started" until its timeout lapses, minutes
+    later). Enqueueing it again is harmless: the claim lets only one run do the work."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    try:
+        status = Job.fetch(job_id, connection=get_redis()).get_status()
+    except NoSuchJobError:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def write_heartbeat(worker_name):
+    """This worker is alive now; the key lapses HEARTBEAT_TTL_SECONDS after its last beat."""
+    get_redis().set(HEARTBEAT_KEY + worker_name, str(time.time()), ex=HEARTBEAT_TTL_SECONDS)
+
+
+def clear_heartbeat(worker_name):
+    get_redis().delete(HEARTBEAT_KEY + worker_name)
+
+
+def list_heartbeats():
+    """{worker name: unix time of its last beat}, skipping keys that do not hold a time."""
+    redis = get_redis()
+    beats = {}
+    for key in sorted(redis.scan_iter(match=HEARTBEAT_KEY + "*", count=100)):
+        try:
+            beats[key.decode()[len(HEARTBEAT_KEY):]] = float(redis.get(key))
+        except (TypeError, ValueError):  # garbage, or the key lapsed between SCAN and GET
+            continue
+    return beats

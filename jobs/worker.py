@@ -12,10 +12,9 @@ from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
 from app.extensions import db
-from app.queue import get_queue, get_redis
+from app.queue import clear_heartbeat, get_queue, get_redis, write_heartbeat
 
 log = logging.getLogger(__name__)
-HEARTBEAT_KEY = "crm:worker-heartbeat:"
 TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
 
 
@@ -63,7 +62,7 @@ def run_worker(burst=False):
                 break
     finally:  # RQ's own SIGTERM handler may end the process from inside work()
         try:
-            redis.delete(HEARTBEAT_KEY + name)
+            clear_heartbeat(name)
         except (RedisConnectionError, RedisTimeoutError):
             pass
         log.info("worker %s stopped", name)
@@ -73,7 +72,7 @@ def _work_once(name, redis, last_tick, stopping, stop):
     """One tick (when due) and one burst of jobs; returns when the tick last ran."""
     now = time.monotonic()
     if now - last_tick >= TICK_SECONDS:
-        redis.set(HEARTBEAT_KEY + name, str(time.time()), ex=60)
+        write_heartbeat(name)
         try:
             tick()
         except Exception:  # noqa: BLE001 - a failed tick is logged and retried next time

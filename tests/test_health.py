@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from jobs.worker import HEARTBEAT_KEY
+from app.queue import HEARTBEAT_KEY
 
 
 def test_health_reports_database_redis_and_no_worker(app, db, redis):

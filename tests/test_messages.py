@@ -136,6 +136,22 @@ def test_lost_one_off_job_is_enqueued_again(app, db, redis, run_jobs, fake_openp
     assert len(fake_openphone.sent) == 1
 
 
+def test_one_off_job_a_killed_worker_left_started_is_enqueued_again(app, db, redis, run_jobs, fake_openphone):
+    from rq.job import Job, JobStatus
+
+    message_id = _queued(db)
+    db.session.query(Message).filter_by(id=message_id).update({"created_at": utcnow() - timedelta(minutes=5)})
+    db.session.commit()
+    assert messages.recover_sending() == 1  # Redis lost the job
+    assert messages.recover_sending() == 0  # queued again: left alone
+    # A worker took the job and was SIGKILLed before it claimed the message: RQ still says "started".
+    Job.fetch(f"send-message-{message_id}", connection=redis).set_status(JobStatus.STARTED)
+    assert messages.recover_sending() == 1
+    run_jobs()  # the id is on the queue twice now; the claim lets one run send
+    assert db.session.get(Message, message_id, populate_existing=True).status == "sent"
+    assert len(fake_openphone.sent) == 1
+
+
 @pytest.mark.slow
 def test_worker_killed_mid_send_never_texts_twice(app, db, redis, fake_openphone):
     """SIGKILL a real worker while OpenPhone holds the request; recovery reconciles, never resends."""

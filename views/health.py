@@ -8,25 +8,19 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from app.extensions import db
+from app.queue import get_redis, list_heartbeats
 
-# A worker writes its heartbeat every few seconds (jobs/worker.py); older than this, it is stale.
+# A worker writes its heartbeat every tick (WORKER_TICK_SECONDS); older than this, it is stale.
 STALE_AFTER_SECONDS = 30
 
 
-def _worker_heartbeats(redis):
-    from jobs.worker import HEARTBEAT_KEY
-
+def _worker_heartbeats():
     now = time.time()
     workers = []
-    for key in sorted(redis.scan_iter(match=HEARTBEAT_KEY + "*", count=100)):
-        value = redis.get(key)
-        try:
-            beat = float(value)
-        except (TypeError, ValueError):
-            continue
+    for name, beat in list_heartbeats().items():
         age = max(0.0, now - beat)
         workers.append({
-            "name": key.decode()[len(HEARTBEAT_KEY):],
+            "name": name,
             "last_heartbeat": datetime.fromtimestamp(beat, timezone.utc).isoformat(timespec="seconds"),
             "age_seconds": round(age, 1),
             "state": "stale" if age > STALE_AFTER_SECONDS else "alive",
@@ -36,7 +30,6 @@ def _worker_heartbeats(redis):
 
 def health():
     from app.audit import rejections_last_hour
-    from app.queue import get_redis
 
     state = {"database": "ok", "redis": "ok", "workers": []}
     code = 200
@@ -47,9 +40,8 @@ def health():
         db.session.rollback()
         state["database"], code = "error", 503
     try:
-        redis = get_redis()
-        redis.ping()
-        state["workers"] = _worker_heartbeats(redis)
+        get_redis().ping()
+        state["workers"] = _worker_heartbeats()
         state["rejected_last_hour"] = rejections_last_hour()
     except Exception as exc:  # noqa: BLE001
         current_app.logger.warning("health: redis check failed: %s", exc)
