@@ -119,7 +119,7 @@ def page(browser, request):
                                                             f"{message.text}")
                if "Content Security Policy" in message.text else None)
     page = context.new_page()
-    page.set_default_timeout(15000)
+    page.set_default_timeout(60000)  # waits for conditions; a busy 2-core machine can take tens of seconds per page
     yield page
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
