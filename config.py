@@ -65,8 +65,6 @@ MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", "100"))
 MAX_CONTENT_LENGTH = MAX_UPLOAD_MB * 1024 * 1024 + 64 * 1024
 IMPORT_BATCH_SIZE = int(os.environ.get("IMPORT_BATCH_SIZE", "2000"))  # rows per transaction and checkpoint
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "60"))  # heartbeat age that means the worker died
-# Every worker writes its heartbeat and re-enqueues what the database says is unfinished this often.
-WORKER_TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
 
 # OpenPhone. Without an API key the CRM texts through the built-in fake (sandbox mode).
 OPENPHONE_API_KEY = os.environ.get("OPENPHONE_API_KEY", "")
