@@ -114,8 +114,12 @@ def test_marketer_imports_runs_an_ab_campaign_and_staff_sees_only_their_contacts
     plan = marketer.inner_text("#campaign-plan")
     assert "opted_out" in plan or "no_valid_phone" in plan or "queued" in plan
     marketer.click("button:has-text('Start')")
-    sent = eventually(lambda: httpx.get(fake + "/_fake/sent").json()["data"] or None, 90)
-    assert sent, "no text reached the fake OpenPhone"
+    def at_least_two_sent():  # the journey needs a replier and a stopper
+        data = httpx.get(fake + "/_fake/sent").json()["data"]
+        return data if len(data) >= 2 else None
+
+    sent = eventually(at_least_two_sent, 90)
+    assert sent, "fewer than two texts reached the fake OpenPhone"
     phones = sorted({m["to"][0] for m in sent})
     assert len(phones) == len(sent), "a phone got two texts"
 
