@@ -135,7 +135,10 @@ def clean_contact(values, contact_id=None, region=None):
         query = select(Contact).where(Contact.phone == cleaned["phone"])
         if contact_id is not None:
             query = query.where(Contact.id != contact_id)
-        existing = db.session.scalar(query.limit(1))
+        # No autoflush: a loaded contact already holding the new phone (an API PUT in E.164)
+        # would be flushed by this very query and hit the unique index instead of this message.
+        with db.session.no_autoflush:
+            existing = db.session.scalar(query.limit(1))
         if existing is not None:
             raise ContactError({"phone": f"{cleaned['phone']} already belongs to {existing} (contact "
                                          f"{existing.id}): one phone, one contact."}, existing=existing)

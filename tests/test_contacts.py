@@ -141,6 +141,8 @@ def test_api_put_keeps_the_rule(app, db):
     put = api(app, "admin")
     clash = put("PUT", f"/api/v1/contact/{bob.id}", {"phone": "617 555 3020"})
     assert clash.status_code == 409 and clash.get_json()["existing_id"] == ann.id
+    clash = put("PUT", f"/api/v1/contact/{bob.id}", {"phone": E164})  # already E.164: no unique-index 500
+    assert clash.status_code == 409 and clash.get_json()["existing_id"] == ann.id
     assert put("PUT", f"/api/v1/contact/{bob.id}", {"phone": "bad"}).status_code == 422
     ok = put("PUT", f"/api/v1/contact/{bob.id}", {"phone": "(617) 555-3099", "email": "BOB@X.COM"})
     assert ok.status_code == 200
