@@ -20,7 +20,15 @@ KNOWN = {
     "openphone_api_key": "OpenPhone API key",
     "openphone_webhook_secret": "OpenPhone webhook signing secret",
 }
+# A secret that is useless, or harmful, without another: stored name -> (the other's stored name,
+# its environment setting). A live OpenPhone key without a signing secret would switch texting on
+# while every reply, STOP included, is refused at the webhook.
+REQUIRES = {"openphone_api_key": ("openphone_webhook_secret", "OPENPHONE_WEBHOOK_SECRET")}
 _fernets = {}
+
+
+class SecretRefused(ValueError):
+    """Storing (or removing) this secret would leave an integration half set up."""
 
 
 class SecretUnreadable(Exception):
@@ -81,6 +89,7 @@ def describe(name):
 def set_secret(name, value, user_id=None):
     """Store (or with an empty value, remove) a secret, audited without its value. The caller commits."""
     value = (value or "").strip()
+    check_requirements(name, value)
     row = db.session.get(IntegrationSecret, name)
     if not value:
         if row is not None:
@@ -93,6 +102,23 @@ def set_secret(name, value, user_id=None):
     else:
         row.ciphertext, row.updated_by_id, row.updated_at = ciphertext, user_id, utcnow()
     audit.record("secret_changed", "integration_secrets", name, detail=f"{KNOWN.get(name, name)} set")
+
+
+def check_requirements(name, value):
+    """Raise SecretRefused when storing `value` under `name` (empty: removing it) would leave a
+    secret without the one it needs (REQUIRES), stored or in the environment."""
+    def available(needed, setting):
+        return bool(current_app.config.get(setting)) or is_stored(needed)
+
+    if value and name in REQUIRES and not available(*REQUIRES[name]):
+        needed = REQUIRES[name][0]
+        raise SecretRefused(f"Set the {KNOWN.get(needed, needed)} first: without it every webhook "
+                            f"(replies and STOP requests included) would be refused once the "
+                            f"{KNOWN.get(name, name)} switches texting on.")
+    for other, (needed, setting) in REQUIRES.items():
+        if not value and name == needed and is_stored(other) and not current_app.config.get(setting):
+            raise SecretRefused(f"Remove the {KNOWN.get(other, other)} first: it needs the "
+                                f"{KNOWN.get(name, name)}.")
 
 
 def rotate_secrets():

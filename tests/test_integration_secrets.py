@@ -128,3 +128,20 @@ def test_a_key_no_configured_key_can_read_keeps_texts_queued_and_webhooks_retrie
     assert unsent.status == "queued" and "ENCRYPTION_KEY" in unsent.error
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,x"}
     assert app.test_client().post("/webhooks/openphone", data=b"{}", headers=headers).status_code == 503
+
+
+def test_a_live_key_is_refused_without_a_webhook_signing_secret(app, db, client_for, post_form, monkeypatch):
+    """A key alone would switch texting on while every reply, STOP included, is refused."""
+    monkeypatch.setitem(app.config, "OPENPHONE_WEBHOOK_SECRET", "")
+    admin = client_for("admin")
+    page = post_form(admin, URL + "save", {"name": "openphone_api_key", "value": KEY},
+                     follow_redirects=True).get_data(as_text=True)
+    assert "Set the OpenPhone webhook signing secret first" in page
+    assert get_secret("openphone_api_key") is None
+    post_form(admin, URL + "save", {"name": "openphone_webhook_secret", "value": "whsec_c2lnbmluZy1zZWNyZXQ="})
+    post_form(admin, URL + "save", {"name": "openphone_api_key", "value": KEY})
+    assert get_secret("openphone_api_key") == KEY
+    page = post_form(admin, URL + "save", {"name": "openphone_webhook_secret", "remove": "1"},
+                     follow_redirects=True).get_data(as_text=True)
+    assert "Remove the OpenPhone API key first" in page
+    assert get_secret("openphone_webhook_secret") == "whsec_c2lnbmluZy1zZWNyZXQ="

@@ -30,7 +30,12 @@ class IntegrationsView(BaseView):
         if not value and not request.form.get("remove"):
             flash(f"Type the new {label}, or tick Remove.", "warning")
             return redirect(url_for(".index"))
-        integration_secrets.set_secret(name, value, user_id=g.user.id)
+        try:
+            integration_secrets.set_secret(name, value, user_id=g.user.id)
+        except integration_secrets.SecretRefused as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            return redirect(url_for(".index"))
         db.session.commit()
         flash(f"{label} {'saved: ' + integration_secrets.describe(name) if value else 'removed'}.", "success")
         return redirect(url_for(".index"))
