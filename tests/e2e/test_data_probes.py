@@ -183,20 +183,26 @@ def test_an_openphone_key_set_on_screen_is_stored_encrypted_and_never_shown(live
     base, key = live["url"], "op_probe_secret_value_wxyz"
     admin = session(base, "admin", ADMIN_PASSWORD)
     assert session(base, marketer, MARKETER_PASSWORD).get("/settings/integrations/").status_code in (302, 403)
+    def save(name, **fields):
+        return admin.post("/settings/integrations/save", follow_redirects=True, data={
+            "csrf_token": csrf_from(admin, "/settings/integrations/"), "name": name, **fields}).text
+
     try:
-        page = admin.post("/settings/integrations/save", follow_redirects=True, data={
-            "csrf_token": csrf_from(admin, "/settings/integrations/"), "name": "openphone_api_key", "value": key}).text
+        save("openphone_webhook_secret", value="whsec_cHJvYmUtc2lnbmluZy1zZWNyZXQ=")  # a key needs one
+        page = save("openphone_api_key", value=key)
         assert "set, ends in ...wxyz" in page and key not in page
         assert key not in admin.get("/settings/integrations/").text
         with database.connect() as conn:
             stored = conn.execute(text("SELECT ciphertext FROM integration_secrets WHERE name = 'openphone_api_key'"))
             assert key not in stored.scalar_one()
     finally:  # back to sandbox mode for the journeys that share this server
-        admin.post("/settings/integrations/save", data={
-            "csrf_token": csrf_from(admin, "/settings/integrations/"), "name": "openphone_api_key", "remove": "1"})
+        save("openphone_api_key", remove="1")
+        save("openphone_webhook_secret", remove="1")
     changes = audit_rows(database, object_type="integration_secrets")
-    assert [(row["action"], row["username"]) for row in changes] == [("secret_changed", "admin"),
-                                                                    ("secret_cleared", "admin")]
+    assert [(row["action"], row["object_id"]) for row in changes] == [
+        ("secret_changed", "openphone_webhook_secret"), ("secret_changed", "openphone_api_key"),
+        ("secret_cleared", "openphone_api_key"), ("secret_cleared", "openphone_webhook_secret")]
+    assert {row["username"] for row in changes} == {"admin"}
     assert key not in json.dumps(changes) and "not set" in admin.get("/settings/integrations/").text
 
 
