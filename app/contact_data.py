@@ -152,7 +152,11 @@ def _erase_rows(contact_id, phone, message_ids):
     run(update(CampaignRecipient).where(recipients, CampaignRecipient.status == "queued")
         .values(status="skipped", exclusion_reason=ERASED))
     run(update(CampaignRecipient).where(recipients).values(phone=None, error=None))
-    owned = select(ContactProperty.property_id).where(ContactProperty.contact_id == contact_id)
+    # Owner columns go only where the erased person is the property's one contact: on a house they
+    # share, the owner name and mailing address are the other owners' data too.
+    shared = select(ContactProperty.property_id).where(ContactProperty.contact_id != contact_id)
+    owned = (select(ContactProperty.property_id).where(ContactProperty.contact_id == contact_id)
+             .where(ContactProperty.property_id.not_in(shared)))
     run(update(Property).where(Property.id.in_(owned)).values(**dict.fromkeys(OWNER_COLUMNS)))
     run(update(ImportRow).where(ImportRow.contact_id == contact_id).values(raw=None))
 

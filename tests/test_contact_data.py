@@ -158,3 +158,18 @@ def test_an_erased_phone_reimported_is_never_texted(app, db, tmp_path, client_fo
     assert excluded.exclusion_reason == "opted_out"
     with pytest.raises(messages.OptedOut):
         messages.queue_text(PHONE, "Hi again", contact_id=again.id)
+
+
+def test_erasure_keeps_the_owner_details_of_a_house_another_contact_shares(db, client_for, post_form, rosalind):
+    home = db.session.scalars(select(Property)).one()
+    spouse = Contact(first_name="Ray", last_name="Quarry", phone="+16175550177")
+    db.session.add(spouse)
+    db.session.flush()
+    db.session.add(ContactProperty(contact_id=spouse.id, property_id=home.id, role="secondary"))
+    db.session.commit()
+    post_form(client_for("admin"), f"/contactview/erase/{rosalind}", {"confirm": "erase"})
+    db.session.expire_all()
+    assert db.session.get(Contact, rosalind) is None
+    kept = db.session.get(Property, home.id)
+    assert (kept.owner_name, kept.mail_address) == ("QUARRY,ROSALIND", "14 Quarry Ln")
+    assert [link.contact_id for link in kept.contacts] == [spouse.id]
