@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.contacts import contact_for_phone, normalize_phone
 from app.extensions import db
 from app.models import CampaignRecipient, Message, utcnow
-from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out
+from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out, provider_confirms
 
 log = logging.getLogger(__name__)
 BACKOFF_SECONDS = [10, 60, 300, 1800, 3600]
@@ -79,7 +79,7 @@ def receive_message(obj):
         opt_out(phone, verdict, reason=text[:500], message_id=message.id)
         if recipient is not None:
             recipient.opted_out_at = recipient.opted_out_at or now
-        if verdict == "phrase" and not already:  # OpenPhone confirms single keywords itself
+        if not already and not provider_confirms(text):  # OpenPhone confirms its single keywords itself
             confirmation = queue_text(phone, current_app.config["OPT_OUT_CONFIRMATION"], contact_id=contact.id,
                                       from_number=_first(obj.get("to")) or None, kind=CONFIRMATION_KIND)
             db.session.flush()

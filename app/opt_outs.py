@@ -169,6 +169,9 @@ KEYWORDS = {"stop", "stopall", "unsubscribe", "unsub", "cancel", "end", "quit", 
             "parar", "para", "pare", "paren", "alto", "baja", "basta", "detener", "cancelar", "desuscribir",
             "desuscribirme"}
 OPT_IN_KEYWORDS = {"start", "unstop"}
+# The single words OpenPhone answers with its own confirmation (DOMAIN.md): for any other opt-out
+# ("Parar", "unsub", "STOP STOP STOP", a phrase) the one confirmation allowed is ours to send.
+PROVIDER_CONFIRMED = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit"}
 # Keywords that still mean "stop" with "please" or "now" around them; cancel, end, quit and
 # remove are ordinary words unless they are the whole message.
 STRONG = {"stop", "stopall", "unsubscribe", "unsub", "optout", "revoke", "dnc", "parar", "para", "pare", "paren",
@@ -325,6 +328,12 @@ def _sentence_verdict(words):
             rest = [w for w in words[i + 1:] if w not in FILLERS]
             return "phrase" if not rest or (after and after[0] == ",") else "uncertain"
     return "uncertain" if _UNCERTAIN.search(joined) else None
+
+
+def provider_confirms(text):
+    """True when the text is one word OpenPhone itself confirms as an opt-out."""
+    word = re.sub(r"[\s.!]+", "", unicodedata.normalize("NFKC", text or "").replace("\x00", "")).casefold()
+    return word in PROVIDER_CONFIRMED
 
 
 def classify_opt_out(text):

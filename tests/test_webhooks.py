@@ -166,6 +166,19 @@ def test_opt_out_phrase_gets_exactly_one_confirmation(app, db, signer, run_jobs,
         messages.queue_text(PHONE, "Spring special!")
 
 
+@pytest.mark.parametrize("text, ours", [
+    ("STOP", False), ("Unsubscribe.", False), ("quit", False),  # OpenPhone answers these itself
+    ("Parar", True), ("unsub", True), ("STOP STOP STOP", True), ("no more texts please", True),
+])
+def test_an_opt_out_gets_one_confirmation_ours_unless_openphone_sends_it(app, db, signer, run_jobs,
+                                                                        fake_openphone, text, ours):
+    deliver(app, signer, received(signer, text))
+    run_jobs()
+    assert db.session.query(OptOut).one().active
+    expected = [app.config["OPT_OUT_CONFIRMATION"]] if ours else []
+    assert [m["text"] for m in fake_openphone.sent] == expected
+
+
 def test_stop_with_a_nul_byte_opts_out_and_stores_clean_text(app, db, signer, run_jobs):
     """PostgreSQL text cannot hold NUL: the event must not fail and lose the opt-out."""
     deliver(app, signer, received(signer, "STOP\u0000", phone="(617) 555-0123"))
