@@ -30,17 +30,23 @@ def winner_preview(campaign_id, variant_id):
     fingerprint = "|".join([winner.label, *(f"{v['label']}:{v['sent']}/{v['replied']}" for v in results["variants"]),
                             *(f"{label}>{n}" for label, n in moves.items())])
     return {"campaign": campaign, "winner": winner, "results": results, "moves": moves,
-            "moving": sum(moves.values()), "warnings": _warnings(results), "fingerprint": fingerprint}
+            "moving": sum(moves.values()), "warnings": _warnings(results, winner.label), "fingerprint": fingerprint}
 
 
-def _warnings(results):
+def _warnings(results, winner_label=None):
     minimum = current_app.config["WINNER_MIN_SENT"]
     warnings = []
+    rates = {v["label"]: v["reply_rate"] or 0 for v in results["variants"] if v["sent"]}
+    if winner_label in rates and rates[winner_label] < max(rates.values()):
+        best = max(rates, key=rates.get)
+        warnings.append(f"Variant {winner_label} has the lower reply rate: {best} is ahead "
+                        f"({rates[best]:.1%} against {rates[winner_label]:.1%}).")
     if results["p_value"] is None:
         warnings.append("There is nothing to compare yet: no variant has texts sent beside another's.")
     elif not results["significant"]:
         warnings.append(f"The difference is not significant (p = {results['p_value']:.4f} by {results['test']}; "
-                        "under 0.05 would be): the variants may be equally good and this one ahead by chance.")
+                        "under 0.05 would be): the variants may be equally good, and the one ahead may be "
+                        "ahead by chance.")
     small = [f"{v['label']} ({v['sent']})" for v in results["variants"] if v["sent"] < minimum]
     if small:
         warnings.append(f"Too few texts sent to judge: at least {minimum} per variant are needed "

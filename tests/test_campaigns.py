@@ -1066,3 +1066,15 @@ def test_declare_winner_confirms_the_numbers_moves_what_it_showed_is_audited_and
     campaigns.send_due_messages(campaign_id, now=TUESDAY_10AM)
     bodies = {m["to"][0]: m["text"].split(" ")[0] for m in fake.sent}
     assert [bodies[phone] for phone in people] == ["Alpha", "Bravo"] * 10
+
+
+def test_declaring_the_trailing_variant_the_winner_says_which_one_is_ahead(app):
+    from app.winners import _warnings
+
+    results = {"p_value": 0.6, "significant": False, "test": "Fisher's exact", "variants": [
+        {"label": "A", "sent": 64, "reply_rate": 3 / 64}, {"label": "B", "sent": 62, "reply_rate": 2 / 62}]}
+    with app.app_context():
+        trailing, leading = _warnings(results, "B"), _warnings(results, "A")
+    assert "Variant B has the lower reply rate: A is ahead (4.7% against 3.2%)." in trailing
+    assert not any("lower reply rate" in w for w in leading)
+    assert all("this one ahead by chance" not in w for w in trailing + leading)

@@ -467,13 +467,24 @@ def test_the_staff_dashboard_counts_only_their_own_things(app, db, client_for, o
     mine, theirs = other_users_records
     admin = client_for("admin").get("/").get_data(as_text=True)
     assert "Secret Campaign" in admin and "secret-import.csv" in admin  # the business sees the business
+    from app.models import Campaign, CampaignRecipient
+
     db.session.add(Message(contact_id=mine, direction="incoming", body="Call me", status="received",
                            from_phone="+16175550101", to_phone="+16175550100"))
+    ours = Campaign(name="Spring Cracks", status="running", sending_number="+16175550100",
+                    window_start=__import__("datetime").time(9), window_end=__import__("datetime").time(17))
+    db.session.add(ours)
+    db.session.flush()
+    db.session.add(CampaignRecipient(campaign_id=ours.id, contact_id=mine, phone="+16175550101", status="queued"))
     db.session.commit()
     page = client_for("staff").get("/").get_data(as_text=True)
+    assert "Spring Cracks" in page  # the campaign texting their contact, named
     assert not leaked(page)
     assert re.search(r'id="dashboard-waiting">\s*1\s*<', page)  # Minnie's unanswered text
     assert "dashboard-imports" not in page and "to your contacts" in page
+    dashboard = page.split('id="dashboard"', 1)[1]
+    links = re.findall(r'href="(/[^"]*)"', dashboard)
+    assert all(client_for("staff").get(link).status_code < 400 for link in links), links  # no link to a 403
 
 
 def test_staff_cannot_change_who_a_contact_is_assigned_to(app, db, client_for, post_form, two_staff_contacts):
