@@ -157,12 +157,14 @@ def test_marketer_imports_runs_an_ab_campaign_and_staff_sees_only_their_contacts
     ARTIFACTS.mkdir(exist_ok=True)
     marketer.screenshot(path=str(ARTIFACTS / "campaign-winner-confirmation.png"), full_page=True)
     for _ in range(3):  # a text sent between the look and the click shows the new numbers instead
-        marketer.click("#winner-confirm button[type=submit]")
+        with marketer.expect_navigation():  # read the page the click leads to, not the one it leaves
+            marketer.click("#winner-confirm button[type=submit]")
         if "Winner declared" in marketer.inner_text("body"):
             break
     assert "Winner declared" in marketer.inner_text("body")
     marketer.screenshot(path=str(ARTIFACTS / "campaign-winner-declared.png"), full_page=True)
-    marketer.click("#campaign-variants button:has-text('Undo winner')")
+    with marketer.expect_navigation():
+        marketer.click("#campaign-variants button:has-text('Undo winner')")
     assert "Winner undone" in marketer.inner_text("body")
 
     # The admin assigns the replier to the staff user, who then sees that contact and no other.
