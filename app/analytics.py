@@ -127,7 +127,7 @@ def dashboard(now_day_bounds, default_limit=125, user_id=None):
         .where(Message.direction == "incoming"), Message))
     imports = db.session.scalars(theirs(select(Import).where(Import.status.in_(("queued", "running"))), Import)
                                  .order_by(Import.id)).all()
-    opt_outs = select(func.count(OptOut.id)).where(OptOut.active.is_(True),
+    opt_outs = select(func.count(OptOut.id)).where(OptOut.active.is_(True), OptOut.source != "erasure",
                                                    OptOut.created_at >= utcnow() - timedelta(days=7))
     if user_id is not None:
         opt_outs = opt_outs.where(OptOut.phone.in_(theirs(select(Contact.phone), Contact)))

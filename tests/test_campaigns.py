@@ -555,6 +555,7 @@ def test_home_dashboard_shows_todays_sending_and_what_waits(app, db, client_for)
                 campaign_recipient_id=recipient.id, created_at=utcnow()),
         Message(direction="incoming", status="received", from_phone=contact.phone, contact=contact, created_at=utcnow()),
         OptOut(phone="+16175559999", source="keyword"),
+        OptOut(phone_hash="0" * 64, source="erasure"),  # an erased contact's suppression is no opt-out request
     ])
     db.session.commit()
     page = client_for("marketer").get("/").get_data(as_text=True)
