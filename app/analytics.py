@@ -1,7 +1,7 @@
 """What the campaign page and the home dashboard show, read from database rows."""
 from datetime import timedelta
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, exists, func, or_, select
 
 from app.exports import csv_lines
 from app.extensions import db
@@ -97,6 +97,27 @@ def recipients_csv(campaign_id):
                          object_id=campaign_id, detail=f"recipients of campaign {campaign_id}")
 
 
+def waiting_conversations(user_id=None, assigned=None):
+    """The Inbox and the dashboard's "waiting for a reply": contacts whose last text is an inbound
+    one that is not an opt-out (a STOP waits for nobody), as (Message, Contact) rows. user_id limits
+    them to one user's contacts (Staff); assigned filters by assignee ("none": unassigned)."""
+    last = (select(Message.contact_id, func.max(Message.id).label("last_id"))
+            .where(Message.direction.in_(("incoming", "outgoing")), Message.kind == "sms",
+                   Message.contact_id.is_not(None))
+            .group_by(Message.contact_id).subquery())
+    query = (select(Message, Contact).join(last, Message.id == last.c.last_id)
+             .join(Contact, Contact.id == Message.contact_id)
+             .where(Message.direction == "incoming",
+                    or_(Message.opt_out_class.is_(None), Message.opt_out_class.not_in(("keyword", "phrase")))))
+    if user_id is not None:
+        query = query.where(Contact.assigned_user_id == user_id)
+    if assigned == "none":
+        query = query.where(Contact.assigned_user_id.is_(None))
+    elif assigned:
+        query = query.where(Contact.assigned_user_id == int(assigned))
+    return query
+
+
 def dashboard(now_day_bounds, default_limit=125, user_id=None):
     """The home page: texts today per number against its limit, running campaigns, conversations
     waiting for a reply, running imports, opt-outs this week. For a user_id limited to their own
@@ -120,11 +141,7 @@ def dashboard(now_day_bounds, default_limit=125, user_id=None):
     numbers = [{"number": n, "sent": sent.get(n, 0), "limit": limits.get(n, default_limit)}
                for n in sorted(set(sent) | set(limits))]
     running = db.session.scalars(campaigns.where(Campaign.status == "running").order_by(Campaign.id)).all()
-    last = (select(Message.contact_id, func.max(Message.created_at).label("at"))
-            .where(Message.kind == "sms", Message.contact_id.is_not(None)).group_by(Message.contact_id).subquery())
-    waiting = db.session.scalar(theirs(select(func.count()).select_from(Message).join(
-        last, and_(last.c.contact_id == Message.contact_id, last.c.at == Message.created_at))
-        .where(Message.direction == "incoming"), Message))
+    waiting = db.session.scalar(select(func.count()).select_from(waiting_conversations(user_id).subquery()))
     imports = db.session.scalars(theirs(select(Import).where(Import.status.in_(("queued", "running"))), Import)
                                  .order_by(Import.id)).all()
     opt_outs = select(func.count(OptOut.id)).where(OptOut.active.is_(True), OptOut.source != "erasure",

@@ -114,3 +114,31 @@ def test_sandbox_simulate_reply_lands_in_the_inbox(app, db, client_for, post_for
     finally:
         app.config["OPENPHONE_API_KEY"], app.config["SANDBOX_PORT"] = saved
     assert "Sure, come Friday" in staff.get("/inbox/").get_data(as_text=True)
+
+
+def test_the_dashboard_counts_exactly_the_conversations_the_inbox_lists(app, db, client_for, contacts):
+    """One definition of "waiting": an inbound text is the last text; an opt-out waits for nobody."""
+    import re
+
+    from app.models import utcnow
+
+    mine, theirs = contacts
+    stopper = Contact(first_name="Cy", phone="+16175550125", assigned_user_id=user_id("staff"))
+    answered = Contact(first_name="Di", phone="+16175550126", assigned_user_id=user_id("staff"))
+    db.session.add_all([stopper, answered])
+    db.session.commit()
+    _incoming(db, mine, "Is Friday OK?")
+    _incoming(db, theirs, "How much?")
+    db.session.add(Message(contact_id=stopper.id, direction="incoming", kind="sms", body="STOP", status="received",
+                           from_phone=stopper.phone, opt_out_class="keyword", created_at=utcnow()))
+    _incoming(db, answered.id, "Call me")
+    messages.queue_text(answered.phone, "Calling you at 3")
+    db.session.commit()
+    for username, expected in (("admin", {"Is Friday OK?", "How much?"}), ("staff", {"Is Friday OK?"})):
+        g.pop("_login_user", None)
+        client = client_for(username)
+        inbox = client.get("/inbox/").get_data(as_text=True)
+        listed = {text for text in ("Is Friday OK?", "How much?", "STOP", "Call me") if text in inbox}
+        assert listed == expected
+        home = client.get("/").get_data(as_text=True)
+        assert re.search(rf'id="dashboard-waiting">\s*{len(expected)}\s*<', home), username

@@ -12,11 +12,11 @@ from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import protect
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import ValidationError
 
-from app import audit, messages, opt_outs
+from app import analytics, audit, messages, opt_outs
 from app.extensions import db
 from app.models import Contact, Message, WebhookEvent, utcnow
 from app.openphone import OpenPhoneError, sandbox, signature_headers_problem, verify_signature, webhook_secret
@@ -183,19 +183,8 @@ class ConversationView(BaseView):
 
 
 def inbox_rows(assigned=None):
-    """Contacts whose last text is an unanswered inbound one, newest first."""
-    last = (select(Message.contact_id, func.max(Message.id).label("last_id"))
-            .where(Message.direction.in_(("incoming", "outgoing")), Message.contact_id.is_not(None))
-            .group_by(Message.contact_id).subquery())
-    query = (select(Message, Contact).join(last, Message.id == last.c.last_id)
-             .join(Contact, Contact.id == Message.contact_id).where(Message.direction == "incoming"))
-    scope = current_user_scope()
-    if scope is not None:
-        query = query.where(Contact.assigned_user_id == scope)
-    if assigned == "none":
-        query = query.where(Contact.assigned_user_id.is_(None))
-    elif assigned:
-        query = query.where(Contact.assigned_user_id == int(assigned))
+    """Conversations waiting for a reply, newest first (the dashboard counts the same rows)."""
+    query = analytics.waiting_conversations(current_user_scope(), assigned)
     return db.session.execute(query.order_by(Message.created_at.desc()).limit(500)).all()
 
 
