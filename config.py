@@ -12,40 +12,27 @@ CRM_ENV = os.environ.get("CRM_ENV", "embedded")
 PRODUCTION = CRM_ENV == "production"
 
 
-def _secret_key():
-    key = os.environ.get("SECRET_KEY")
+def _instance_key(name, filename, generate, hint=""):
+    """A key from the environment; required in production, else generated once into instance/."""
+    key = os.environ.get(name)
     if key:
         return key
     if PRODUCTION:
-        raise RuntimeError("SECRET_KEY must be set when CRM_ENV=production")
-    path = INSTANCE_DIR / "secret_key"
+        raise RuntimeError(f"{name} must be set when CRM_ENV=production{hint}")
+    path = INSTANCE_DIR / filename
     if not path.exists():
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
+        path.write_text(generate())
         path.chmod(0o600)
     return path.read_text().strip()
 
 
-SECRET_KEY = _secret_key()
-
-
-def _encryption_key():
-    """Fernet keys for integration secrets at rest (app/integration_secrets.py), comma separated,
-    the first one encrypting; generated once into instance/ for the embedded run like SECRET_KEY."""
-    key = os.environ.get("ENCRYPTION_KEY")
-    if key:
-        return key
-    if PRODUCTION:
-        raise RuntimeError("ENCRYPTION_KEY must be set when CRM_ENV=production (`crm generate-key` prints one)")
-    path = INSTANCE_DIR / "encryption_key"
-    if not path.exists():
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())  # a Fernet key
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-ENCRYPTION_KEY = _encryption_key()
+SECRET_KEY = _instance_key("SECRET_KEY", "secret_key", lambda: secrets.token_hex(32))
+# Fernet keys for integration secrets at rest (app/integration_secrets.py), comma separated, the
+# first one encrypting.
+ENCRYPTION_KEY = _instance_key("ENCRYPTION_KEY", "encryption_key",
+                               lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                               " (`crm generate-key` prints one)")
 # The previous key(s) while rotating: still decrypt, never encrypt.
 ENCRYPTION_KEY_OLD = os.environ.get("ENCRYPTION_KEY_OLD", "")
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'crm.db'}")
