@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db as _db
+from app.models import Model
 
 # Writes realistic PropertyRadar exports and the truth file a loss-free import must match.
 SAMPLE = str(Path(__file__).resolve().parent / "propertyradar_sample.py")
@@ -24,11 +25,13 @@ if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
     collect_ignore = ["e2e"]
     print("tests/e2e not collected: Chromium is missing (apt-get install chromium chromium-driver)")
 USERS = {"admin": "Admin", "marketer": "Marketer", "staff": "Staff", "staff2": "Staff"}
-BUSINESS_TABLES = [
-    "audit_log", "import_rows", "imports", "messages", "campaign_recipients", "campaign_lists",
-    "campaign_variants", "campaigns", "opt_outs", "list_members", "contact_properties", "todos",
-    "properties", "lists", "contacts", "webhook_events", "integration_secrets",
-]
+# Tables that belong to Flask-AppBuilder's users and roles survive between tests.
+KEPT_TABLES = ("ab_", "user_security")
+
+
+def business_tables():
+    """Every table the app's models define except users and roles, children first."""
+    return [t.name for t in reversed(Model.metadata.sorted_tables) if not t.name.startswith(KEPT_TABLES)]
 
 
 class OneUserClient(FlaskClient):
@@ -95,7 +98,7 @@ def db(app, redis):
     with app.app_context():
         _db.session.remove()
         with _db.engine.begin() as conn:
-            for table in BUSINESS_TABLES:
+            for table in business_tables():
                 conn.execute(text(f"DELETE FROM {table}"))
         yield _db
         _db.session.remove()

@@ -194,9 +194,9 @@ def test_worker_killed_mid_import_resumes_to_the_same_end_state(app, db, tmp_pat
     after_kill = business_state(db)
     # the same file imported without interruption into a clean database
     with _db.engine.begin() as conn:
-        from tests.conftest import BUSINESS_TABLES
+        from tests.conftest import business_tables
 
-        for table in BUSINESS_TABLES:
+        for table in business_tables():
             conn.exec_driver_sql(f"DELETE FROM {table}")
     _db.session.expunge_all()
     with open(path, "rb") as f:

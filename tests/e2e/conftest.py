@@ -45,6 +45,15 @@ def fresh_database(tmp_path):
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def live_redis_url():
+    """The logical Redis database after the suite's own, so two suites on one Redis stay apart."""
+    url = os.environ.get("TEST_REDIS_URL", "")
+    if not url:
+        return ""
+    base, _, number = url.rpartition("/")
+    return f"{base}/{int(number or 0) + 1}"
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory):
     """Start `crm run` on a free port; yield its base URL and settings."""
@@ -54,7 +63,7 @@ def live(tmp_path_factory):
     env.update({
         "INSTANCE_DIR": str(tmp),
         "DATABASE_URL": fresh_database(tmp),
-        "REDIS_URL": os.environ.get("TEST_REDIS_URL", "").rsplit("/", 1)[0] + "/12" if os.environ.get("TEST_REDIS_URL") else "",
+        "REDIS_URL": live_redis_url(),
         "ADMIN_USERNAME": "admin",
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "SANDBOX_PORT": str(sandbox_port),
