@@ -166,6 +166,8 @@ class Campaign(Model):
     start_date = Column(Date)
     frequency_cap_days = Column(Integer, nullable=False, default=30)
     include_previously_texted = Column(Boolean, nullable=False, default=False)
+    # Contacts with a QuickBooks customer (existing customers) are left out unless this is set.
+    include_existing_customers = Column(Boolean, nullable=False, default=False, server_default="0")
     append_opt_out_line = Column(Boolean, nullable=False, default=True)
     filters = Column(JSON)  # property types, cities, zips, year built range, not replied
     winner_variant_id = Column(Integer)  # campaign_variants.id; no FK: the two tables point at each other
@@ -356,8 +358,13 @@ class IntegrationSecret(Model):
 
 
 class Todo(Model):
+    """A to-do. Automatic ones carry a kind and a key (what they are about): each exists once,
+    and is marked done when its condition ends."""
     __tablename__ = "todos"
+    __table_args__ = (Index("ux_todos_kind_key", "kind", "key", unique=True),)
     id = Column(Integer, primary_key=True)
+    kind = Column(String(30))  # schedule_job, follow_up_estimate, chase_invoice, call_back; None: by hand
+    key = Column(String(100))
     contact_id = Column(Integer, ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     title = Column(String(255), nullable=False)
     due_date = Column(Date, index=True)
@@ -372,3 +379,13 @@ class Todo(Model):
 
 
 from flask_appbuilder.security.sqla.models import User  # noqa: E402,F401  (resolves "User" above)
+
+from app.money_models import (  # noqa: E402,F401  (QuickBooks mirror and jobs)
+    Estimate,
+    Invoice,
+    Job,
+    Payment,
+    PaymentInvoice,
+    QbCustomer,
+    QuickbooksSync,
+)
