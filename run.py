@@ -12,7 +12,16 @@ from flask.cli import FlaskGroup, with_appcontext
 from app import create_app
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_default_commands=False)
+class CrmGroup(FlaskGroup):
+    """Flask's command group without the commands installed packages plug in: Flask-AppBuilder's
+    `fab` group would create tables behind Alembic's back and users beside `crm create-user`,
+    so there is one way to do each."""
+
+    def _load_plugin_commands(self):
+        self._loaded_plugin_commands = True
+
+
+@click.group(cls=CrmGroup, create_app=lambda: create_app(), add_default_commands=False)
 def cli():
     """Attack A Crack CRM."""
 
@@ -43,17 +52,6 @@ def init_command():
     init_database()
 
 
-@cli.command("create-admin")
-@click.option("--username", prompt=True)
-@click.option("--email", default=None)
-@click.password_option()
-@with_appcontext
-def create_admin_command(username, email, password):
-    """Create an admin user."""
-    _, created = _create_user(username, password, "Admin", email)
-    click.echo("Admin created." if created else f"User {username} already exists.")
-
-
 @cli.command("create-user")
 @click.option("--username", required=True)
 @click.option("--role", type=click.Choice(["Admin", "Marketer", "Staff"]), required=True)
@@ -61,7 +59,7 @@ def create_admin_command(username, email, password):
 @click.password_option()
 @with_appcontext
 def create_user_command(username, role, email, password):
-    """Create a user with one role."""
+    """Create a user with one role (Admin, Marketer or Staff); the password policy applies."""
     _, created = _create_user(username, password, role, email)
     click.echo("User created." if created else f"User {username} already exists.")
 

@@ -1,4 +1,4 @@
-"""Roles, users and the password policy: what `crm init` and `crm create-admin` make sure exist."""
+"""Roles, users and the password policy: what `crm init` and `crm create-user` make sure exist."""
 import re
 import secrets
 from functools import cache

@@ -4,6 +4,8 @@ import os
 import re
 import secrets
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -174,6 +176,23 @@ def fake_openphone(app):
     yield fake
     app.config["OPENPHONE_BASE_URL"] = saved
     fake.stop()
+
+
+def free_port():
+    """A TCP port free on loopback right now (for servers a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, seconds=60, message="the condition was not met in time"):
+    """Poll `condition` until it is true; fail the test with `message` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message)
 
 
 def send_queued(message_id):

@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 
 from app import campaigns, winners
 from app.campaigns import CampaignError
-from app.fake_openphone import FakeOpenPhone
 from app.models import (
     Campaign,
     CampaignRecipient,
@@ -21,24 +20,21 @@ from app.models import (
     OptOut,
     Property,
 )
-from tests.conftest import start_worker
+from tests.conftest import start_worker, wait_until
 
 NUMBER = "+16175550100"
 TUESDAY_10AM = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("America/New_York"))
 
 
 @pytest.fixture
-def fake(app):
-    """The fake OpenPhone on loopback, with the app pointed at it and no rate limit."""
-    server = FakeOpenPhone(api_key="test-key", rate=100_000, webhook_delay=0,
-                           webhook_secret=app.config["OPENPHONE_WEBHOOK_SECRET"]).start()
-    saved = {k: app.config[k] for k in ("OPENPHONE_BASE_URL", "OPENPHONE_RATE_PER_SECOND", "CAMPAIGN_SPREAD",
-                                        "CAMPAIGN_NOW")}
-    app.config.update(OPENPHONE_BASE_URL=server.url, OPENPHONE_RATE_PER_SECOND=100_000, CAMPAIGN_SPREAD=False)
-    server.configure(delivery=None)
-    yield server
+def fake(app, fake_openphone):
+    """The fake OpenPhone with no rate limit and immediate webhooks; campaigns send unspread."""
+    fake_openphone.rate, fake_openphone.webhook_delay = 100_000, 0
+    saved = {k: app.config[k] for k in ("OPENPHONE_RATE_PER_SECOND", "CAMPAIGN_SPREAD", "CAMPAIGN_NOW")}
+    app.config.update(OPENPHONE_RATE_PER_SECOND=100_000, CAMPAIGN_SPREAD=False)
+    fake_openphone.configure(delivery=None)
+    yield fake_openphone
     app.config.update(saved)
-    server.stop()
 
 
 def add_contact(db, phone, first="Ann", state="MA", city="Quincy", type_="SFR", year=1962, lists=()):
@@ -461,17 +457,6 @@ def start_sender(app, fake):
                         CAMPAIGN_NOW=TUESDAY_10AM.isoformat(), CAMPAIGN_SPREAD="0")
 
 
-def wait_for(condition, timeout=60):
-    import time as clock
-
-    deadline = clock.monotonic() + timeout
-    while clock.monotonic() < deadline:
-        if condition():
-            return True
-        clock.sleep(0.02)
-    return False
-
-
 def finished(db, campaign_id):
     db.session.remove()
     return db.session.scalar(select(func.count()).select_from(CampaignRecipient).where(
@@ -508,12 +493,12 @@ def test_worker_killed_mid_campaign_texts_everyone_exactly_once(app, db, fake):
     fake.configure(latency=0.05)
     worker = start_sender(app, fake)
     try:
-        assert wait_for(lambda: len(fake.sent) >= 6), "the worker never started sending"
+        wait_until(lambda: len(fake.sent) >= 6, 60, "the worker never started sending")
         worker.send_signal(signal.SIGKILL)  # most likely mid-request: OpenPhone has it, the database does not
         worker.wait()
         assert len(fake.sent) < 30
         worker = start_sender(app, fake)
-        assert wait_for(lambda: finished(db, campaign_id)), "the campaign did not finish after the restart"
+        wait_until(lambda: finished(db, campaign_id), 60, "the campaign did not finish after the restart")
     finally:
         worker.kill()
         worker.wait()
@@ -526,15 +511,15 @@ def test_redis_flushed_mid_campaign_texts_everyone_exactly_once(app, db, fake, r
     fake.configure(latency=0.05)
     worker = start_sender(app, fake)
     try:
-        assert wait_for(lambda: len(fake.sent) >= 6), "the worker never started sending"
+        wait_until(lambda: len(fake.sent) >= 6, 60, "the worker never started sending")
         redis.flushdb()  # every queued job, registry and rate-limit key gone while a sender runs
-        assert wait_for(lambda: len(fake.sent) >= 12)
+        wait_until(lambda: len(fake.sent) >= 12, 60, "sending stopped")
         worker.kill()  # and once more with nothing left in Redis but a dead worker's traces
         worker.wait()
         redis.flushdb()
         assert len(fake.sent) < 30
         worker = start_sender(app, fake)
-        assert wait_for(lambda: finished(db, campaign_id)), "the campaign did not finish after Redis lost its jobs"
+        wait_until(lambda: finished(db, campaign_id), 60, "the campaign did not finish after Redis lost its jobs")
     finally:
         worker.kill()
         worker.wait()

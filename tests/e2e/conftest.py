@@ -5,7 +5,6 @@ points at PostgreSQL, a fresh database beside it."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ADMIN_PASSWORD = "Journey-admin-1"
@@ -23,12 +24,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 if not Path(CHROMIUM).exists():
     pytest.exit("Chromium is missing: apt-get install chromium chromium-driver", returncode=2)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fresh_database(tmp_path):
