@@ -1,0 +1,194 @@
+"""Money: running a QuickBooks sync, the jobs accepted estimates become, and the automatic
+to-dos (schedule the job, follow up the estimate, chase the invoice, call back)."""
+import logging
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import audit
+from app.contacts import update_many, upsert
+from app.extensions import db
+from app.models import Contact, Estimate, Invoice, Job, Message, Payment, PaymentInvoice, QuickbooksSync, Todo, utcnow
+from app.quickbooks_sync import (
+    OVERLAP,
+    STALE_RUN,
+    SyncBusy,
+    default_source,
+    fetch_missing_customers,
+    link_records,
+    pull_by_query,
+    pull_changes,
+    sync_state,
+)
+
+log = logging.getLogger(__name__)
+CALL_BACK_DAYS = 7  # missed calls older than this are history, not a to-do
+
+
+class Disconnected(RuntimeError):
+    """QuickBooks refused the stored tokens: a person must reconnect."""
+
+
+def _claim(now):
+    """Take the sync row for this run (one sync at a time across every worker)."""
+    try:
+        with db.session.begin_nested():
+            sync_state()
+    except IntegrityError:
+        pass
+    db.session.commit()
+    taken = db.session.execute(update(QuickbooksSync).where(
+        QuickbooksSync.id == 1,
+        or_(QuickbooksSync.running_since.is_(None), QuickbooksSync.running_since < now - STALE_RUN))
+        .values(running_since=now).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    if not taken:
+        raise SyncBusy("A QuickBooks sync is already running.")
+    return db.session.get(QuickbooksSync, 1, populate_existing=True)
+
+
+def run_sync(full=False, source=None, now=None):
+    """One sync: full (every record) on the first run or when asked, else changes since the last
+    run (CDC; past 30 days a query by LastUpdatedTime). Then links, jobs and to-dos. Returns the
+    counts; raises Disconnected (sync paused, nothing deleted) or SyncBusy."""
+    source = source or default_source()
+    disconnected = getattr(source, "QuickBooksDisconnected", Disconnected)
+    started = utcnow()
+    state = _claim(started)
+    since, how = state.last_cdc_at, "full"
+    try:
+        with audit.bulk():
+            if full or since is None:
+                counts = pull_by_query(source)
+            else:
+                counts, how = pull_changes(source, since - OVERLAP)
+            fetched = fetch_missing_customers(source)
+            link_records()
+            jobs = update_jobs(now)
+        todos = refresh_todos(now)
+    except disconnected as exc:
+        db.session.rollback()
+        _finish(paused_reason=f"QuickBooks refused the connection ({exc}): reconnect it in Settings -> "
+                              "Integrations.", last_error=str(exc)[:2000])
+        raise Disconnected(str(exc)) from exc
+    except Exception as exc:
+        db.session.rollback()
+        _finish(last_error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    if fetched:
+        counts["Customer (fetched)"] = {k: v for k, v in fetched.items() if k in ("created", "updated")}
+    counts.update(how=how, jobs=jobs, todos=todos)
+    values = {"last_cdc_at": started, "last_finished_at": utcnow(), "paused_reason": None, "last_error": None,
+              "counts": counts}
+    if how != "cdc":
+        values["last_full_sync_at"] = started
+    audit.record("sync", "quickbooks_sync", 1, changes=counts, detail=f"QuickBooks {how} sync")
+    _finish(**values)
+    return counts
+
+
+def _finish(**values):
+    db.session.execute(update(QuickbooksSync).where(QuickbooksSync.id == 1)
+                       .values(running_since=None, **values).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def update_jobs(now=None):
+    """Accepted estimates (and estimates closed into an invoice) become one job each; a job whose
+    invoices are paid in full by payments becomes Paid. Returns {"created": ids, "paid": ids}."""
+    now = now or utcnow()
+    invoiced = exists().where(Invoice.estimate_id == Estimate.id, Invoice.deleted.is_(False))
+    new = db.session.execute(select(Estimate.id, Estimate.contact_id, Estimate.property_id).where(
+        Estimate.deleted.is_(False), ~exists().where(Job.estimate_id == Estimate.id),
+        or_(Estimate.status == "Accepted", and_(Estimate.status == "Closed", invoiced)))).all()
+    rows = [{"estimate_id": e, "contact_id": c, "property_id": p, "status": "Accepted", "created_at": now}
+            for e, c, p in new]
+    upsert(db.session, Job.__table__, rows, conflict=["estimate_id"])
+    for column in ("contact_id", "property_id"):
+        value = select(getattr(Estimate, column)).where(Estimate.id == Job.estimate_id).scalar_subquery()
+        db.session.execute(update(Job).where(getattr(Job, column).is_(None)).values({column: value})
+                           .execution_options(synchronize_session=False))
+    paid = []
+    applied = (select(PaymentInvoice.invoice_id, func.sum(PaymentInvoice.amount).label("paid"))
+               .join(Payment, Payment.id == PaymentInvoice.payment_id).where(Payment.deleted.is_(False))
+               .group_by(PaymentInvoice.invoice_id).subquery())
+    totals = db.session.execute(
+        select(Job.id, func.count(Invoice.id), func.sum(Invoice.balance), func.sum(Invoice.total),
+               func.sum(func.coalesce(applied.c.paid, 0)))
+        .join(Invoice, and_(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False)))
+        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
+        .where(Job.status != "Paid").group_by(Job.id)).all()
+    for job_id, count, balance, total, paid_amount in totals:
+        if count and (balance or 0) == 0 and (paid_amount or 0) >= (total or 0):
+            paid.append(job_id)
+    update_many(db.session, Job.__table__, [{"id": i, "status": "Paid", "paid_at": now} for i in paid])
+    return {"created": len(rows), "paid": len(paid)}
+
+
+def _names(contact_ids):
+    rows = db.session.execute(select(Contact.id, Contact.first_name, Contact.last_name, Contact.phone,
+                                     Contact.email, Contact.assigned_user_id).where(Contact.id.in_(contact_ids)))
+    return {r.id: (" ".join(p for p in (r.first_name, r.last_name) if p) or r.phone or r.email,
+                   r.assigned_user_id) for r in rows}
+
+
+def due_todos(now=None):
+    """{(kind, key): (title, contact_id, fallback name)} of every automatic to-do whose condition holds now."""
+    now = now or utcnow()
+    today = now.date()
+    wanted = {}
+    for job_id, contact_id, name in db.session.execute(
+            select(Job.id, Job.contact_id, Estimate.customer_name).join(Estimate, Estimate.id == Job.estimate_id)
+            .where(Job.status == "Accepted", Job.scheduled_for.is_(None),
+                   or_(Estimate.accepted_date <= today - timedelta(days=1),
+                       and_(Estimate.accepted_date.is_(None), Job.created_at <= now - timedelta(hours=24))))):
+        wanted[("schedule_job", f"job:{job_id}")] = ("Schedule {}", contact_id, name)
+    for estimate_id, contact_id, doc, qb_id in db.session.execute(
+            select(Estimate.id, Estimate.contact_id, Estimate.doc_number, Estimate.qb_id).where(
+                Estimate.status == "Pending", Estimate.deleted.is_(False),
+                Estimate.txn_date <= today - timedelta(days=3))):
+        wanted[("follow_up_estimate", f"estimate:{estimate_id}")] = (
+            f"Follow up on estimate #{doc or qb_id}", contact_id, None)
+    for invoice_id, contact_id, name in db.session.execute(
+            select(Invoice.id, Invoice.contact_id, Invoice.customer_name).where(
+                Invoice.deleted.is_(False), Invoice.balance > 0, Invoice.due_date <= today - timedelta(days=7))):
+        wanted[("chase_invoice", f"invoice:{invoice_id}")] = ("Chase {}", contact_id, name)
+    later = Message.__table__.alias("later")
+    returned = exists().where(later.c.contact_id == Message.contact_id, later.c.id > Message.id,
+                              or_(later.c.direction == "outgoing",
+                                  and_(later.c.direction == "call", later.c.kind != "call.missed")))
+    for contact_id, message_id in db.session.execute(
+            select(Message.contact_id, func.max(Message.id)).where(
+                Message.direction == "call", Message.kind == "call.missed", Message.contact_id.is_not(None),
+                Message.created_at >= now - timedelta(days=CALL_BACK_DAYS), ~returned)
+            .group_by(Message.contact_id)):
+        wanted[("call_back", f"call:{message_id}")] = ("Call back {}", contact_id, None)
+    return wanted
+
+
+def refresh_todos(now=None):
+    """Create each due automatic to-do once; mark done those whose condition has ended.
+    Returns {"created": n, "closed": n}; one audit row says which."""
+    now = now or utcnow()
+    wanted = due_todos(now)
+    existing = {(kind, key): (todo_id, done) for todo_id, kind, key, done in db.session.execute(
+        select(Todo.id, Todo.kind, Todo.key, Todo.done).where(Todo.kind.is_not(None)))}
+    names = _names({contact_id for _, contact_id, _ in wanted.values() if contact_id})
+    rows = []
+    for (kind, key), (title, contact_id, fallback) in wanted.items():
+        if (kind, key) in existing:
+            continue
+        name, assigned = names.get(contact_id, (None, None))
+        rows.append({"kind": kind, "key": key, "title": title.format(name or fallback or "customer")[:255],
+                     "contact_id": contact_id, "assigned_user_id": assigned, "due_date": now.date(),
+                     "done": False, "created_at": now})
+    closed = [todo_id for pair, (todo_id, done) in existing.items() if not done and pair not in wanted]
+    if rows:
+        db.session.execute(insert(Todo.__table__), rows)
+    update_many(db.session, Todo.__table__, [{"id": i, "done": True} for i in closed])
+    if rows or closed:
+        audit.record("todos", "todos", changes={"created": [f"{r['kind']} {r['key']}" for r in rows][:1000],
+                                                "closed": closed[:1000]}, detail="automatic to-dos")
+    db.session.commit()
+    return {"created": len(rows), "closed": len(closed)}
