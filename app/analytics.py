@@ -5,7 +5,17 @@ from sqlalchemy import and_, case, exists, func, or_, select
 
 from app.exports import csv_lines
 from app.extensions import db
-from app.models import Campaign, CampaignRecipient, CampaignVariant, Contact, Import, Message, OptOut, utcnow
+from app.models import (
+    DEFAULT_DAILY_LIMIT,
+    Campaign,
+    CampaignRecipient,
+    CampaignVariant,
+    Contact,
+    Import,
+    Message,
+    OptOut,
+    utcnow,
+)
 from app.stats import compare_variants, wilson_interval
 
 R = CampaignRecipient
@@ -118,7 +128,7 @@ def waiting_conversations(user_id=None, assigned=None):
     return query
 
 
-def dashboard(now_day_bounds, default_limit=125, user_id=None):
+def dashboard(now_day_bounds, default_limit=DEFAULT_DAILY_LIMIT, user_id=None):
     """The home page: texts today per number against its limit, running campaigns, conversations
     waiting for a reply, running imports, opt-outs this week. For a user_id limited to their own
     contacts (Staff, app.security.scope_clause) every part counts only theirs: texts to their

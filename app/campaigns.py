@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app import audit, schedule
 from app.extensions import db
 from app.models import (
+    DEFAULT_TEMPLATE,
     Campaign,
     CampaignRecipient,
     CampaignVariant,
@@ -41,7 +42,6 @@ SENDING_FIELDS = {"name": "name", "sending_number": "sending number", "daily_lim
                   "window_days": "send days", "window_start": "window start", "window_end": "window end",
                   "start_date": "start date"}
 # The message every new campaign starts with; Schedule refuses it until someone writes the text.
-DEFAULT_TEMPLATE = "Hi {first_name|there}, "
 # The order the page offers the next states in.
 STATUS_ORDER = ("scheduled", "running", "paused", "completed", "draft", "cancelled")
 CLAIM_BATCH = 25  # recipients claimed per transaction when the quota allows several
@@ -239,6 +239,13 @@ def install(app):
     """Campaign rules as a flush guard on every session (see _guard_flush)."""
     if not event.contains(Session, "before_flush", _guard_flush):
         event.listen(Session, "before_flush", _guard_flush)
+
+
+def add_draft_variant(campaign):
+    """A new campaign starts with variant A holding the draft template (refused at Start until edited)."""
+    if not campaign.variants:
+        campaign.variants = [CampaignVariant(label="A", template=DEFAULT_TEMPLATE)]
+    return campaign
 
 
 def clone_campaign(campaign_id, user_id=None):

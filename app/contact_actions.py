@@ -4,9 +4,9 @@ import io
 from sqlalchemy import delete, select, update
 
 from app import audit
-from app.campaigns import DEFAULT_TEMPLATE
+from app.campaigns import add_draft_variant
 from app.extensions import db
-from app.models import Campaign, CampaignVariant, Contact, ContactList, ListMember, utcnow
+from app.models import Campaign, Contact, ContactList, ListMember, utcnow
 from app.opt_outs import opt_out
 
 CHUNK = 1000
@@ -51,7 +51,6 @@ def export_csv(contact_ids):
 
 def text_selected(contact_ids, user_id=None, sending_number=None):
     """A draft campaign whose audience is a new list holding exactly these contacts."""
-    from datetime import time
 
     from flask import current_app
 
@@ -62,10 +61,8 @@ def text_selected(contact_ids, user_id=None, sending_number=None):
     db.session.flush()
     add_to_list(contact_ids, lst.id)
     campaign = Campaign(name=f"Text {len(contact_ids)} selected contacts", created_by_id=user_id, lists=[lst],
-                        sending_number=sending_number or current_app.config["OPENPHONE_FROM"],
-                        window_start=time(9), window_end=time(17))
-    campaign.variants = [CampaignVariant(label="A", template=DEFAULT_TEMPLATE)]
-    db.session.add(campaign)
+                        sending_number=sending_number or current_app.config["OPENPHONE_FROM"])
+    db.session.add(add_draft_variant(campaign))
     return campaign
 
 

@@ -27,7 +27,7 @@ def load_demo():
                 continue
             contact = Contact(first_name=first, last_name=last, phone=phone, source="demo",
                               mail_address=address, mail_city=city, mail_state="MA", mail_zip=zip_code)
-            prop = Property(key=f"addr:{address}|{city}|{zip_code}".lower(), address=address, city=city,
+            prop = Property(key=Property.key_for(None, address, city, zip_code), address=address, city=city,
                             state="MA", zip=zip_code, type="SFR", year_built=year)
             db.session.add_all([contact, prop])
             db.session.add(ContactProperty(contact=contact, property=prop, role="primary"))

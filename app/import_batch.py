@@ -219,9 +219,7 @@ def parse_propertyradar(batch):
             f"{header[i]} is {len(c)} characters long; the limit is {MAX_CELL}" for i, c in enumerate(cells)
             if len(c) > MAX_CELL)
         problem = long_cell or _too_long(values, limits)
-        address = " ".join(f"{values.get('address') or ''}|{values.get('city') or ''}|{values.get('zip') or ''}"
-                           .upper().split())
-        values["key"] = values.get("apn") or (f"addr:{address}" if values.get("address") else None)
+        values["key"] = Property.key_for(values.get("apn"), values.get("address"), values.get("city"), values.get("zip"))
         if problem or not values["key"]:
             batch.row(line, "error", problem or "no APN and no address", cells)
             continue

@@ -1,5 +1,5 @@
 """Every table of the CRM. Alembic (migrations/) owns the schema."""
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 
 from flask_appbuilder import Model
 from sqlalchemy import (
@@ -56,8 +56,7 @@ class Contact(Model):
 class Property(Model):
     __tablename__ = "properties"
     id = Column(Integer, primary_key=True)
-    # APN when the export has one, else "addr:" + normalised address|city|zip.
-    key = Column(String(255), nullable=False, unique=True)
+    key = Column(String(255), nullable=False, unique=True)  # see key_for
     apn = Column(String(64), index=True)
     type = Column(String(10), index=True)
     address = Column(String(255))
@@ -73,6 +72,16 @@ class Property(Model):
     baths = Column(Float)
     estimated_value = Column(BigInteger)
     estimated_equity = Column(BigInteger)
+
+    @staticmethod
+    def key_for(apn=None, address=None, city=None, zip_code=None):
+        """A property's identity: its APN when known, else "addr:" + ADDRESS|CITY|ZIP upper-cased with
+        runs of spaces collapsed, so every door that creates a property finds the same one."""
+        if apn:
+            return apn
+        if not address:
+            return None
+        return "addr:" + " ".join(f"{address}|{city or ''}|{zip_code or ''}".upper().split())
     estimated_equity_pct = Column(Float)
     purchase_date = Column(Date)
     purchase_months_since = Column(Integer)
@@ -153,16 +162,23 @@ class OptOut(Model):
         return self.phone or f"erased ({(self.phone_hash or '')[:8]})"
 
 
+# What a new campaign starts with, whichever door creates it (the form, "Text selected", the API).
+DEFAULT_TEMPLATE = "Hi {first_name|there}, "
+DEFAULT_DAILY_LIMIT = 125
+DEFAULT_WINDOW = (time(9), time(17))  # in COMPANY_TIMEZONE
+DEFAULT_WINDOW_DAYS = "0,1,2,3,4"  # Monday=0
+
+
 class Campaign(Model):
     __tablename__ = "campaigns"
     id = Column(Integer, primary_key=True)
     name = Column(String(200), nullable=False)
     status = Column(String(20), nullable=False, default="draft", index=True)
     sending_number = Column(String(40), nullable=False)
-    daily_limit = Column(Integer, nullable=False, default=125)
-    window_days = Column(String(20), nullable=False, default="0,1,2,3,4")  # Monday=0
-    window_start = Column(Time, nullable=False)
-    window_end = Column(Time, nullable=False)
+    daily_limit = Column(Integer, nullable=False, default=DEFAULT_DAILY_LIMIT)
+    window_days = Column(String(20), nullable=False, default=DEFAULT_WINDOW_DAYS)  # Monday=0
+    window_start = Column(Time, nullable=False, default=DEFAULT_WINDOW[0])
+    window_end = Column(Time, nullable=False, default=DEFAULT_WINDOW[1])
     start_date = Column(Date)
     frequency_cap_days = Column(Integer, nullable=False, default=30)
     include_previously_texted = Column(Boolean, nullable=False, default=False)

@@ -415,3 +415,24 @@ def test_a_row_the_database_refuses_becomes_that_rows_error(app, db, tmp_path, m
     assert people == count(db, Contact) == count(db, ListMember)
     rejected = list(csv.reader(io.StringIO("".join(rejected_rows_csv(imp)))))
     assert [row[-1].startswith("the database refused") for row in rejected[1:]].count(True) == 1
+
+
+def test_importing_a_demo_property_finds_it_instead_of_making_a_second(db, tmp_path):
+    import csv
+    import io
+
+    from app.demo import DEMO, load_demo
+
+    load_demo()
+    header, first, *_ = csv.reader(io.StringIO("\n".join(_propertyradar_rows(tmp_path))))
+    row = dict(zip(header, first, strict=True))
+    _first, _last, _phone, address, city, zip_code, _year = DEMO[0]  # "12 Elm St", Quincy: typed differently
+    row.update({"APN": "", "Address": address.upper().replace(" ", "  "), "City": city.lower(), "ZIP": zip_code})
+    out = io.StringIO()
+    csv.writer(out).writerows([header, [row[h] for h in header]])
+    before = count(db, Property)
+    imp = import_bytes(tmp_path, out.getvalue().encode())
+    assert imp.status == "succeeded"
+    assert count(db, Property) == before == len(DEMO)
+    assert db.session.scalars(select(Property.key).where(Property.key.like("addr:12 ELM%"))).all() == [
+        "addr:12 ELM ST|QUINCY|02169"]

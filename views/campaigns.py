@@ -1,5 +1,4 @@
 """Campaigns: settings, messages, preview, plan, start/pause/cancel, A/B results and charts."""
-from datetime import time
 
 from flask import Response, current_app, flash, redirect, request, stream_with_context, url_for
 from flask_appbuilder import ModelView, expose, has_access
@@ -13,7 +12,7 @@ from wtforms.validators import DataRequired, Optional, ValidationError
 from app import analytics, campaigns, winners
 from app.campaigns import CampaignError
 from app.extensions import db
-from app.models import Campaign, CampaignRecipient, CampaignVariant, Contact, ListMember
+from app.models import DEFAULT_WINDOW, Campaign, CampaignRecipient, CampaignVariant, Contact, ListMember
 from app.texts import TemplateError, estimate_cost, render_template, segment_info, token_values, validate_template
 
 FILTER_FIELDS = {
@@ -25,8 +24,8 @@ FILTER_FIELDS = {
     "not_replied": BooleanField("Only people who never replied"),
 }
 SETTING_FIELDS = {
-    "window_start": TimeField("Window start", [DataRequired()], default=time(9)),
-    "window_end": TimeField("Window end", [DataRequired()], default=time(17)),
+    "window_start": TimeField("Window start", [DataRequired()], default=DEFAULT_WINDOW[0]),
+    "window_end": TimeField("Window end", [DataRequired()], default=DEFAULT_WINDOW[1]),
     "sending_number": StringField("Sending number", [DataRequired()],
                                   default=lambda: current_app.config["OPENPHONE_FROM"]),
     "include_previously_texted": BooleanField("Include people texted before"),
@@ -109,8 +108,7 @@ class CampaignView(ModelView):
         from flask import g
 
         item.created_by_id = g.user.id
-        if not item.variants:
-            item.variants = [CampaignVariant(label="A", template=campaigns.DEFAULT_TEMPLATE)]
+        campaigns.add_draft_variant(item)
 
     def pre_update(self, item):
         item.filters = _filters_from(item)
