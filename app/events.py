@@ -1,20 +1,116 @@
-"""What each OpenPhone webhook event does to the CRM: replies, opt-outs, delivery, calls."""
+"""Webhook events from OpenPhone: stored once by event id, processed by a job with retries and
+backoff, recovered when a job is lost, and applied to the CRM (replies, opt-outs, delivery, calls)."""
+import functools
 import json
 import logging
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from app.contacts import contact_for_phone, normalize_phone
 from app.extensions import db
-from app.models import CampaignRecipient, Message, utcnow
+from app.messages import CONFIRMATION_KIND, enqueue_send, queue_text
+from app.models import CampaignRecipient, Message, WebhookEvent, utcnow
 from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out, provider_confirms
+from app.queue import enqueue, get_redis, job_alive
 
 log = logging.getLogger(__name__)
 BACKOFF_SECONDS = [10, 60, 300, 1800, 3600]
 # A delivery report may arrive before the sender committed the provider id; after this it never will.
 STATUS_WAIT = timedelta(minutes=15)
+
+
+def store_event(event_id, event_type, body):
+    """Store a verified event once and enqueue it; returns the new row's id, or None for a duplicate.
+
+    One INSERT that the unique event id turns into a no-op for a duplicate, so OpenPhone's
+    redeliveries never run an event twice."""
+    values = {"event_id": event_id, "type": event_type, "body": body, "received_at": utcnow()}
+    try:
+        new_id = db.session.execute(_store_statement(db.engine.dialect.name), values).scalar()
+        db.session.commit()
+    except IntegrityError:  # belt and braces: the unique key is the only judge
+        db.session.rollback()
+        return None
+    if new_id is not None:
+        enqueue_event(new_id)
+    return new_id
+
+
+@functools.cache
+def _store_statement(dialect):
+    """Built once per dialect: the webhook route runs it hundreds of times a second."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = WebhookEvent.__table__
+    return (insert(table).values(provider_event_id=bindparam("event_id"), type=bindparam("type"),
+                                 body=bindparam("body"), status="received", attempts=0,
+                                 received_at=bindparam("received_at"))
+            .on_conflict_do_nothing(index_elements=["provider_event_id"]).returning(table.c.id))
+
+
+def enqueue_event(event_id):
+    """Save and push the job in one Redis round trip (the webhook route does this per event)."""
+    pipe = get_redis().pipeline()
+    job = enqueue("jobs.events.process_event", event_id, job_id=f"webhook-event-{event_id}", pipeline=pipe)
+    pipe.execute()
+    return job
+
+
+def process_event(webhook_event_id):
+    """Apply one stored webhook event once; failures back off and end as 'failed' for a person."""
+    claimed = db.session.execute(
+        update(WebhookEvent).where(WebhookEvent.id == webhook_event_id,
+                                   WebhookEvent.status.in_(("received", "retrying")))
+        .values(status="processing", attempts=WebhookEvent.attempts + 1, next_attempt_at=utcnow())).rowcount
+    db.session.commit()
+    event = db.session.get(WebhookEvent, webhook_event_id, populate_existing=True)
+    if not claimed or event is None:
+        return event
+    try:
+        outcome, follow_up = apply_event(event)
+        event.status, event.processed_at, event.error = outcome, utcnow(), None
+        db.session.commit()
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the event and retried
+        db.session.rollback()
+        log.exception("webhook event %s (%s) failed, attempt %s", event.id, event.type, event.attempts)
+        event = db.session.get(WebhookEvent, webhook_event_id, populate_existing=True)
+        last = event.attempts >= current_app.config["WEBHOOK_MAX_ATTEMPTS"]
+        event.status, event.error = ("failed" if last else "retrying"), f"{type(exc).__name__}: {exc}"[:2000]
+        delay = BACKOFF_SECONDS[min(event.attempts, len(BACKOFF_SECONDS)) - 1]
+        event.next_attempt_at = None if last else utcnow() + timedelta(seconds=delay)
+        db.session.commit()
+        return event
+    for message_id in follow_up:
+        enqueue_send(message_id)
+    return event
+
+
+def retry_event(webhook_event_id):
+    """The "Retry" button: a failed event gets a fresh set of attempts."""
+    db.session.execute(update(WebhookEvent).where(WebhookEvent.id == webhook_event_id,
+                                                  WebhookEvent.status == "failed")
+                       .values(status="received", attempts=0, next_attempt_at=None))
+    db.session.commit()
+    return enqueue_event(webhook_event_id)
+
+
+def recover_events():
+    """Re-enqueue webhook events that are due: lost jobs, retries whose backoff passed, killed workers."""
+    now = utcnow()
+    db.session.execute(update(WebhookEvent).where(
+        WebhookEvent.status == "processing", WebhookEvent.next_attempt_at <= now - timedelta(minutes=10))
+        .values(status="retrying"))
+    db.session.commit()
+    due = db.session.scalars(select(WebhookEvent.id).where(or_(
+        (WebhookEvent.status == "received") & (WebhookEvent.received_at <= now - timedelta(seconds=30)),
+        (WebhookEvent.status == "retrying") & (WebhookEvent.next_attempt_at <= now)))).all()
+    due = [e for e in due if not job_alive(f"webhook-event-{e}")]
+    for event_id in due:
+        enqueue_event(event_id)
+    return len(due)
 
 
 def apply_event(event):
@@ -46,8 +142,6 @@ def _first(value):
 
 
 def receive_message(obj):
-    from app.messages import CONFIRMATION_KIND, queue_text
-
     if not obj.get("id") or not obj.get("from"):
         raise ValueError("message.received without id or from")
     if db.session.scalar(select(Message.id).filter_by(provider_id=obj["id"])):

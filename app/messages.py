@@ -8,17 +8,10 @@ from sqlalchemy import func, or_, select, update
 
 from app.contacts import normalize_phone
 from app.extensions import db
-from app.models import Campaign, CampaignRecipient, Contact, Message, WebhookEvent, utcnow
+from app.models import Campaign, CampaignRecipient, Contact, Message, utcnow
 from app.openphone import AmbiguousError, OpenPhoneError, PermanentError, client_from_config
-from app.opt_outs import (  # noqa: F401 (contract)
-    OptedOut,
-    classify_opt_out,
-    is_opted_out,
-    opt_in,
-    opt_out,
-    opted_out_clause,
-)
-from app.queue import job_alive
+from app.opt_outs import OptedOut, is_opted_out, opted_out_clause
+from app.queue import enqueue, job_alive
 
 log = logging.getLogger(__name__)
 MAX_LENGTH = 1600
@@ -56,8 +49,6 @@ def queue_text(phone, body, *, contact_id=None, user_id=None, campaign_recipient
 
 
 def enqueue_send(message_id):
-    from app.queue import enqueue
-
     return enqueue("jobs.messages.send_message", message_id, job_id=f"send-message-{message_id}")
 
 
@@ -176,69 +167,3 @@ def recover_sending(older_than=None):
     for message_id in requeued:
         enqueue_send(message_id)
     return len(stuck) + len(requeued)
-
-
-def recover_events():
-    """Re-enqueue webhook events that are due: lost jobs, retries whose backoff passed, killed workers."""
-    now = utcnow()
-    db.session.execute(update(WebhookEvent).where(
-        WebhookEvent.status == "processing", WebhookEvent.next_attempt_at <= now - timedelta(minutes=10))
-        .values(status="retrying"))
-    db.session.commit()
-    due = db.session.scalars(select(WebhookEvent.id).where(or_(
-        (WebhookEvent.status == "received") & (WebhookEvent.received_at <= now - timedelta(seconds=30)),
-        (WebhookEvent.status == "retrying") & (WebhookEvent.next_attempt_at <= now)))).all()
-    due = [e for e in due if not job_alive(f"webhook-event-{e}")]
-    for event_id in due:
-        enqueue_event(event_id)
-    return len(due)
-
-
-def enqueue_event(event_id):
-    """Save and push the job in one Redis round trip (the webhook route does this per event)."""
-    from app.queue import enqueue, get_redis
-
-    pipe = get_redis().pipeline()
-    job = enqueue("jobs.messages.process_event", event_id, job_id=f"webhook-event-{event_id}", pipeline=pipe)
-    pipe.execute()
-    return job
-
-
-def process_event(webhook_event_id):
-    """Apply one stored webhook event once; failures back off and end as 'failed' for a person."""
-    from app.events import BACKOFF_SECONDS, apply_event
-
-    claimed = db.session.execute(
-        update(WebhookEvent).where(WebhookEvent.id == webhook_event_id,
-                                   WebhookEvent.status.in_(("received", "retrying")))
-        .values(status="processing", attempts=WebhookEvent.attempts + 1, next_attempt_at=utcnow())).rowcount
-    db.session.commit()
-    event = db.session.get(WebhookEvent, webhook_event_id, populate_existing=True)
-    if not claimed or event is None:
-        return event
-    try:
-        outcome, follow_up = apply_event(event)
-        event.status, event.processed_at, event.error = outcome, utcnow(), None
-        db.session.commit()
-    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the event and retried
-        db.session.rollback()
-        log.exception("webhook event %s (%s) failed, attempt %s", event.id, event.type, event.attempts)
-        event = db.session.get(WebhookEvent, webhook_event_id, populate_existing=True)
-        last = event.attempts >= current_app.config["WEBHOOK_MAX_ATTEMPTS"]
-        event.status, event.error = ("failed" if last else "retrying"), f"{type(exc).__name__}: {exc}"[:2000]
-        delay = BACKOFF_SECONDS[min(event.attempts, len(BACKOFF_SECONDS)) - 1]
-        event.next_attempt_at = None if last else utcnow() + timedelta(seconds=delay)
-        db.session.commit()
-        return event
-    for message_id in follow_up:
-        enqueue_send(message_id)
-    return event
-
-
-def retry_event(webhook_event_id):
-    """The "Retry" button: a failed event gets a fresh set of attempts."""
-    db.session.execute(update(WebhookEvent).where(WebhookEvent.id == webhook_event_id,
-                                                  WebhookEvent.status == "failed")
-                       .values(status="received", attempts=0, next_attempt_at=None))
-    db.session.commit()
-    return enqueue_event(webhook_event_id)

@@ -8,8 +8,9 @@ def recover_unfinished():
     """Called by every worker every few seconds; each step is idempotent."""
     from app.audit import flush_rejections
     from app.campaigns import recover_campaigns
+    from app.events import recover_events
     from app.imports import recover_imports
-    from app.messages import recover_events, recover_sending
+    from app.messages import recover_sending
 
     steps = [("sending", recover_sending), ("webhook events", recover_events), ("imports", recover_imports),
              ("campaigns", recover_campaigns)]

@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app import campaigns, messages
+from app import campaigns, messages, opt_outs
 from app.models import (
     AuditLog,
     CampaignRecipient,
@@ -156,7 +156,7 @@ def test_an_erased_phone_reimported_is_never_texted(app, db, tmp_path, client_fo
     assert sent_to(fake) == ["+16175550143"]
     excluded = db.session.scalars(select(CampaignRecipient).filter_by(phone=PHONE)).one()
     assert excluded.exclusion_reason == "opted_out"
-    with pytest.raises(messages.OptedOut):
+    with pytest.raises(opt_outs.OptedOut):
         messages.queue_text(PHONE, "Hi again", contact_id=again.id)
 
 

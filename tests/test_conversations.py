@@ -2,7 +2,7 @@
 import pytest
 from flask import g
 
-from app import messages
+from app import messages, opt_outs
 from app.models import Contact, Message
 from tests.conftest import csrf_token, send_queued, user_id
 
@@ -47,7 +47,7 @@ def test_staff_cannot_text_another_users_contact(db, client_for, post_form, cont
 
 def test_opted_out_phone_cannot_be_texted_through_any_path(app, db, client_for, post_form, run_jobs,
                                                          fake_openphone, contacts):
-    messages.opt_out(PHONE, "manual")
+    opt_outs.opt_out(PHONE, "manual")
     db.session.commit()
     marketer = client_for("marketer")
     page = marketer.get(f"/contactview/show/{contacts[0]}").get_data(as_text=True)
@@ -56,7 +56,7 @@ def test_opted_out_phone_cannot_be_texted_through_any_path(app, db, client_for, 
     api = marketer.post("/api/v1/conversation/send_text", json={"contact_id": contacts[0], "body": "api"},
                         headers={"X-CSRFToken": csrf_token(app, marketer)})
     assert api.status_code == 409
-    with pytest.raises(messages.OptedOut):
+    with pytest.raises(opt_outs.OptedOut):
         messages.queue_text(PHONE, "direct")
     queued_before = Message(direction="outgoing", status="queued", body="queued earlier", to_phone=PHONE,
                             from_phone="+16175550100")

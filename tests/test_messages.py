@@ -10,8 +10,9 @@ from datetime import time as dtime
 import pytest
 
 from app import messages
-from app.messages import OptedOut, is_opted_out, opt_in, opt_out, queue_text
+from app.messages import queue_text
 from app.models import Campaign, CampaignRecipient, Contact, Message, OptOut, utcnow
+from app.opt_outs import OptedOut, is_opted_out, opt_in, opt_out
 from tests.conftest import send_queued
 
 PHONE = "+16175550123"

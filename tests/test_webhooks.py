@@ -7,7 +7,7 @@ from datetime import time as dtime
 
 import pytest
 
-from app import messages
+from app import events, messages, opt_outs
 from app.audit import flush_rejections, rejections_last_hour
 from app.fake_openphone import FakeOpenPhone
 from app.models import AuditLog, Campaign, CampaignRecipient, Contact, Message, OptOut, WebhookEvent, utcnow
@@ -110,9 +110,22 @@ def test_five_concurrent_deliveries_of_one_event_are_processed_once(app, db, sig
         thread.join()
     assert codes == [200] * 5
     run_jobs()
-    messages.process_event(db.session.query(WebhookEvent).one().id)  # a late duplicate job does nothing
+    events.process_event(db.session.query(WebhookEvent).one().id)  # a late duplicate job does nothing
     assert db.session.query(WebhookEvent).one().attempts == 1
     assert db.session.query(Message).count() == 1 and db.session.query(Contact).count() == 1
+
+
+def test_storing_one_event_id_twice_keeps_one_row_and_enqueues_one_job(app, db, redis, run_jobs):
+    from app.queue import get_queue
+
+    body = json.dumps({"id": "EV-twice", "type": "contact.updated", "data": {"object": {"id": "CT1"}}})
+    first = events.store_event("EV-twice", "contact.updated", body)
+    assert events.store_event("EV-twice", "contact.updated", body) is None
+    row = db.session.query(WebhookEvent).one()
+    assert first == row.id and row.status == "received" and row.body == body
+    assert get_queue().job_ids == [f"webhook-event-{row.id}"]
+    run_jobs()
+    assert db.session.get(WebhookEvent, row.id, populate_existing=True).status == "ignored"
 
 
 def test_replies_from_a_new_number_create_one_contact(app, db, signer, run_jobs):
@@ -162,7 +175,7 @@ def test_opt_out_phrase_gets_exactly_one_confirmation(app, db, signer, run_jobs,
     run_jobs()
     assert db.session.query(OptOut).one().source == "phrase"
     assert [m["text"] for m in fake_openphone.sent] == [app.config["OPT_OUT_CONFIRMATION"]]
-    with pytest.raises(messages.OptedOut):
+    with pytest.raises(opt_outs.OptedOut):
         messages.queue_text(PHONE, "Spring special!")
 
 
@@ -186,7 +199,7 @@ def test_stop_with_a_nul_byte_opts_out_and_stores_clean_text(app, db, signer, ru
     assert db.session.query(WebhookEvent).one().status == "processed"
     message = db.session.query(Message).one()
     assert message.body == "STOP" and message.opt_out_class == "keyword"
-    assert messages.is_opted_out(PHONE) and db.session.query(OptOut).one().reason == "STOP"
+    assert opt_outs.is_opted_out(PHONE) and db.session.query(OptOut).one().reason == "STOP"
 
 
 def test_unclear_reply_is_kept_for_a_person_and_opts_nobody_out(app, db, signer, run_jobs, fake_openphone):
@@ -195,15 +208,15 @@ def test_unclear_reply_is_kept_for_a_person_and_opts_nobody_out(app, db, signer,
     run_jobs()
     classes = {m.body: m.opt_out_class for m in db.session.query(Message)}
     assert classes == {"Not interested": "uncertain", "Don't text me before 9am please, I work nights": None}
-    assert not messages.is_opted_out(PHONE) and fake_openphone.sent == []
+    assert not opt_outs.is_opted_out(PHONE) and fake_openphone.sent == []
 
 
 def test_start_does_not_lift_an_opt_out_a_person_recorded(app, db, signer, run_jobs):
-    messages.opt_out(PHONE, "manual", reason="asked on the phone")
+    opt_outs.opt_out(PHONE, "manual", reason="asked on the phone")
     db.session.commit()
     deliver(app, signer, received(signer, "START"))
     run_jobs()
-    assert messages.is_opted_out(PHONE) and db.session.query(OptOut).one().source == "manual"
+    assert opt_outs.is_opted_out(PHONE) and db.session.query(OptOut).one().source == "manual"
     assert db.session.query(Message).one().opt_out_class == "opt_in"
 
 
@@ -224,7 +237,7 @@ def test_start_opts_back_in_and_keeps_the_message(app, db, signer, run_jobs):
     run_jobs()
     row = db.session.query(OptOut).one()
     assert not row.active and row.revoked_message_id is not None
-    assert not messages.is_opted_out(PHONE)
+    assert not opt_outs.is_opted_out(PHONE)
 
 
 def test_delivery_reports_update_the_outgoing_message(app, db, signer, run_jobs, fake_openphone):
@@ -263,7 +276,7 @@ def test_failing_event_is_retried_then_shown_on_failed_events_with_a_retry_butto
     for _ in range(app.config["WEBHOOK_MAX_ATTEMPTS"]):
         db.session.query(WebhookEvent).update({"next_attempt_at": utcnow() - timedelta(seconds=1)})
         db.session.commit()
-        messages.recover_events()
+        events.recover_events()
         run_jobs()
     row = db.session.query(WebhookEvent).one()
     assert row.status == "failed" and row.attempts == app.config["WEBHOOK_MAX_ATTEMPTS"]

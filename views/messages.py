@@ -1,5 +1,4 @@
 """Conversations, the Inbox, messages, failed webhook events and POST /webhooks/openphone."""
-import functools
 import json
 import logging
 
@@ -12,13 +11,12 @@ from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import protect
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from wtforms import ValidationError
 
-from app import analytics, audit, messages, opt_outs
+from app import analytics, audit, events, messages, opt_outs
 from app.extensions import db
-from app.models import Contact, Message, WebhookEvent, utcnow
+from app.models import Contact, Message, WebhookEvent
 from app.openphone import OpenPhoneError, sandbox, signature_headers_problem, verify_signature, webhook_secret
 from app.security import ScopedInterface, current_user_scope
 from views.contacts import CONTACT_SCOPE
@@ -58,10 +56,8 @@ def receive_webhook():
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("webhook with a malformed body rejected: %s", exc)
         return jsonify(error=f"malformed event: {exc}"), 400
-    new_id = store_event(event_id[:100], event_type[:60], body.decode("utf-8", "replace"))
-    if new_id is None:
+    if events.store_event(event_id[:100], event_type[:60], body.decode("utf-8", "replace")) is None:
         return jsonify(status="duplicate"), 200
-    messages.enqueue_event(new_id)
     return jsonify(status="queued"), 200
 
 
@@ -84,32 +80,6 @@ def _reject(reason, status, message):
     except RedisError as exc:
         log.warning("could not count a rejected webhook: %s", exc)
     return jsonify(error=message), status
-
-
-def store_event(event_id, event_type, body):
-    """One INSERT that the unique event id turns into a no-op for a duplicate; returns the new id or None."""
-    values = {"event_id": event_id, "type": event_type, "body": body, "received_at": utcnow()}
-    try:
-        new_id = db.session.execute(_store_statement(db.engine.dialect.name), values).scalar()
-        db.session.commit()
-    except IntegrityError:  # belt and braces: the unique key is the only judge
-        db.session.rollback()
-        return None
-    return new_id
-
-
-@functools.cache
-def _store_statement(dialect):
-    """Built once per dialect: the webhook route runs it hundreds of times a second."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    table = WebhookEvent.__table__
-    return (insert(table).values(provider_event_id=bindparam("event_id"), type=bindparam("type"),
-                                 body=bindparam("body"), status="received", attempts=0,
-                                 received_at=bindparam("received_at"))
-            .on_conflict_do_nothing(index_elements=["provider_event_id"]).returning(table.c.id))
 
 
 def visible_contact(contact_id):
@@ -157,7 +127,7 @@ class ConversationView(BaseView):
             message = messages.queue_text(contact.phone, request.form.get("body"), contact_id=contact.id,
                                           user_id=g.user.id)
             db.session.commit()
-        except (messages.OptedOut, messages.TextError) as exc:
+        except (opt_outs.OptedOut, messages.TextError) as exc:
             db.session.rollback()
             flash(f"Not sent: {exc}", "danger")
         else:
@@ -229,7 +199,7 @@ class WebhookEventView(ModelView):
     def retry(self, items):
         items = items if isinstance(items, list) else [items]
         for event in items:
-            messages.retry_event(event.id)
+            events.retry_event(event.id)
         flash(f"{len(items)} event(s) queued for another try.", "success")
         return redirect(self.get_redirect())
 
@@ -249,7 +219,7 @@ class ConversationApi(BaseApi):
             message = messages.queue_text(contact.phone, payload.get("body"), contact_id=contact.id,
                                           user_id=g.user.id)
             db.session.commit()
-        except messages.OptedOut as exc:
+        except opt_outs.OptedOut as exc:
             db.session.rollback()
             return self.response(409, message=str(exc))
         except messages.TextError as exc:
