@@ -8,6 +8,9 @@ from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import inspect
 
+from app.extensions import db
+from app.models import Contact
+
 # Every POST needs a CSRF token (FAB exempts its JWT-only APIs; signed webhooks exempt
 # themselves). Without it FAB would also allow deletes and actions by plain GET links.
 csrf = CSRFProtect()
@@ -57,6 +60,15 @@ def current_user_scope():
     if user is None or not getattr(user, "is_authenticated", False):
         return -1
     return scope_of(user)
+
+
+def visible_contact(contact_id):
+    """The contact if the current user may see it (Staff: only their own), else 404."""
+    contact = db.session.get(Contact, contact_id)
+    scope = current_user_scope()
+    if contact is None or (scope is not None and contact.assigned_user_id != scope):
+        abort(404)
+    return contact
 
 
 def scope_of(user):

@@ -76,6 +76,33 @@ def test_send_api_queues_a_text(app, db, client_for, run_jobs, fake_openphone, c
     assert [m["text"] for m in fake_openphone.sent] == ["From the API"]
 
 
+def test_send_text_queues_and_enqueues_one_text_or_stores_nothing(app, db, redis, contacts):
+    from flask_appbuilder.security.sqla.models import User
+    from werkzeug.exceptions import NotFound
+
+    from app import conversations
+    from app.queue import get_queue
+
+    mine, theirs = contacts
+    g.user = db.session.get(User, user_id("staff"))
+    with pytest.raises(NotFound):
+        conversations.send_text(theirs, "Hi Bob", g.user.id)
+    with pytest.raises(messages.TextError):
+        conversations.send_text(mine, "   ", g.user.id)
+    assert db.session.query(Message).count() == 0 and get_queue().count == 0
+    sent = conversations.send_text(mine, "Hi Ann", g.user.id)
+    row = db.session.query(Message).one()
+    assert (row.id, row.body, row.status, row.contact_id, row.sent_by_id) == (sent.id, "Hi Ann", "queued", mine,
+                                                                              g.user.id)
+    assert get_queue().job_ids == [f"send-message-{row.id}"]
+    opt_outs.opt_out(PHONE, "manual")
+    db.session.commit()
+    with pytest.raises(opt_outs.OptedOut):
+        conversations.send_text(mine, "Hi again", g.user.id)
+    assert db.session.query(Message).count() == 1 and get_queue().count == 1
+    g.pop("user")
+
+
 def _incoming(db, contact_id, body):
     db.session.add(Message(direction="incoming", status="received", body=body, contact_id=contact_id,
                            from_phone=PHONE))

@@ -11,18 +11,17 @@ from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import protect
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from wtforms import ValidationError
 
-from app import analytics, audit, events, messages, opt_outs
-from app.extensions import db
-from app.models import Contact, Message, WebhookEvent
-from app.openphone import OpenPhoneError, sandbox, signature_headers_problem, verify_signature, webhook_secret
-from app.security import ScopedInterface, current_user_scope
+from app import audit, conversations, events
+from app.messages import TextError
+from app.models import Message, WebhookEvent
+from app.openphone import OpenPhoneError, signature_headers_problem, verify_signature, webhook_secret
+from app.opt_outs import OptedOut
+from app.security import ScopedInterface, visible_contact
 from views.contacts import CONTACT_SCOPE
 
 log = logging.getLogger(__name__)
-DEFAULT_REPLY = "Yes, I'm interested. Can you come take a look at the crack in my basement?"
 
 
 def receive_webhook():
@@ -82,26 +81,6 @@ def _reject(reason, status, message):
     return jsonify(error=message), status
 
 
-def visible_contact(contact_id):
-    """The contact if the current user may see it (Staff: only their own), else 404."""
-    contact = db.session.get(Contact, contact_id)
-    scope = current_user_scope()
-    if contact is None or (scope is not None and contact.assigned_user_id != scope):
-        abort(404)
-    return contact
-
-
-def conversation(contact_id):
-    """What the thread partial needs; used by the contact page and the conversation page."""
-    thread = db.session.scalars(select(Message).where(Message.contact_id == contact_id)
-                                .order_by(Message.created_at, Message.id)).all()
-    contact = db.session.get(Contact, contact_id)
-    opt_out = opt_outs.active_opt_out(contact.phone) if contact and contact.phone else None
-    return {"contact": contact, "thread": thread, "sandbox": sandbox(current_app.config),
-            "opted_out": opt_out is not None, "opt_out_reason": opt_outs.describe(opt_out),
-            "default_reply": DEFAULT_REPLY}
-
-
 def _check_csrf():
     try:
         validate_csrf(request.form.get("csrf_token"))
@@ -122,40 +101,24 @@ class ConversationView(BaseView):
     @has_access
     def send_text(self, contact_id):
         _check_csrf()
-        contact = visible_contact(contact_id)
         try:
-            message = messages.queue_text(contact.phone, request.form.get("body"), contact_id=contact.id,
-                                          user_id=g.user.id)
-            db.session.commit()
-        except (opt_outs.OptedOut, messages.TextError) as exc:
-            db.session.rollback()
+            conversations.send_text(contact_id, request.form.get("body"), g.user.id)
+        except (OptedOut, TextError) as exc:
             flash(f"Not sent: {exc}", "danger")
         else:
-            messages.enqueue_send(message.id)
             flash("Text queued.", "success")
-        return redirect(request.form.get("next") or url_for("ContactView.show", pk=contact.id))
+        return redirect(request.form.get("next") or url_for("ContactView.show", pk=contact_id))
 
     @expose("/simulate_reply/<int:contact_id>", methods=["POST"])
     @has_access
     def simulate_reply(self, contact_id):
         _check_csrf()
-        contact = visible_contact(contact_id)
-        if not sandbox(current_app.config):
-            abort(404)
-        url = f"http://127.0.0.1:{current_app.config['SANDBOX_PORT']}/_fake/reply"
         try:
-            httpx.post(url, json={"from": contact.phone, "text": request.form.get("body") or DEFAULT_REPLY,
-                                  "to": current_app.config["OPENPHONE_FROM"]}, timeout=5).raise_for_status()
+            conversations.simulate_reply(contact_id, request.form.get("body"))
             flash("The sandbox OpenPhone sent a reply; it appears here in a moment.", "success")
         except httpx.HTTPError as exc:
             flash(f"The sandbox OpenPhone is not answering ({exc}); is `crm run` running?", "danger")
-        return redirect(request.form.get("next") or url_for("ContactView.show", pk=contact.id))
-
-
-def inbox_rows(assigned=None):
-    """Conversations waiting for a reply, newest first (the dashboard counts the same rows)."""
-    query = analytics.waiting_conversations(current_user_scope(), assigned)
-    return db.session.execute(query.order_by(Message.created_at.desc()).limit(500)).all()
+        return redirect(request.form.get("next") or url_for("ContactView.show", pk=contact_id))
 
 
 class InboxView(BaseView):
@@ -165,14 +128,10 @@ class InboxView(BaseView):
     @expose("/")
     @has_access
     def list(self):
-        from flask_appbuilder.security.sqla.models import User
-
         assigned = request.args.get("assigned", "")
         if assigned not in ("", "none") and not assigned.isdigit():
             assigned = ""
-        users = db.session.scalars(select(User).order_by(User.username)).all()
-        return self.render_template("inbox.html", rows=inbox_rows(assigned), users=users, assigned=assigned,
-                                    scoped=current_user_scope() is not None, title="Inbox")
+        return self.render_template("inbox.html", title="Inbox", **conversations.inbox(assigned))
 
 
 class MessageView(ModelView):
@@ -214,18 +173,12 @@ class ConversationApi(BaseApi):
         payload = request.get_json(silent=True) if request.is_json else None
         if not isinstance(payload, dict) or not isinstance(payload.get("contact_id"), int):
             return self.response_400(message="Send JSON with contact_id (a number) and body.")
-        contact = visible_contact(payload["contact_id"])
         try:
-            message = messages.queue_text(contact.phone, payload.get("body"), contact_id=contact.id,
-                                          user_id=g.user.id)
-            db.session.commit()
-        except opt_outs.OptedOut as exc:
-            db.session.rollback()
+            message = conversations.send_text(payload["contact_id"], payload.get("body"), g.user.id)
+        except OptedOut as exc:
             return self.response(409, message=str(exc))
-        except messages.TextError as exc:
-            db.session.rollback()
+        except TextError as exc:
             return self.response_400(message=str(exc))
-        messages.enqueue_send(message.id)
         return self.response(202, id=message.id, status=message.status)
 
 
@@ -236,7 +189,7 @@ def register(appbuilder):
     if csrf:  # signed instead
         csrf.exempt(blueprint)
     current_app.register_blueprint(blueprint)
-    current_app.jinja_env.globals["conversation"] = conversation
+    current_app.jinja_env.globals["conversation"] = conversations.conversation
     current_app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
     appbuilder.add_view(InboxView, "Inbox", icon="fa-inbox", category="Inbox")
     appbuilder.add_view(MessageView, "Messages", icon="fa-comments", category="Messages")
