@@ -260,6 +260,40 @@ def fake_openphone_command(port, webhook_url, api_key):
     serve(port, webhook_url, api_key=api_key, webhook_secret=os.environ.get("OPENPHONE_WEBHOOK_SECRET"))
 
 
+@cli.group("quickbooks")
+def quickbooks_group():
+    """The QuickBooks connection and its read-only mirror."""
+
+
+@quickbooks_group.command("sync")
+@click.option("--full", is_flag=True, help="Read every record, not only the changes since the last sync.")
+@with_appcontext
+def quickbooks_sync_command(full):
+    """Run one QuickBooks sync now; exits 0 when it finished."""
+    from app.audit import acting_as
+    from app.money import Disconnected, quickbooks_configured, run_sync
+    from app.quickbooks_sync import SyncBusy
+
+    if not quickbooks_configured():
+        raise click.ClickException("QuickBooks is not connected: connect it in Settings -> Integrations "
+                                   "or with `crm quickbooks connect`.")
+    try:
+        with acting_as(None, "cli"):
+            counts = run_sync(full=full)
+    except Disconnected as exc:
+        raise click.ClickException(f"QuickBooks refused the connection ({exc}); reconnect it in Settings -> "
+                                   "Integrations, then sync again. Nothing was deleted.") from exc
+    except SyncBusy as exc:
+        raise click.ClickException(f"{exc} Try again when it has finished.") from exc
+    for entity in ("Customer", "Estimate", "Invoice", "Payment"):
+        numbers = counts.get(entity) or {}
+        click.echo(f"{entity}: " + ", ".join(f"{numbers.get(k, 0)} {k}" for k in
+                                              ("created", "updated", "deleted", "unchanged")))
+    click.echo(f"Contacts created: {counts.get('contacts_created', 0)}. Jobs: {counts['jobs']['created']} new, "
+               f"{counts['jobs']['paid']} paid. To-dos: {counts['todos']['created']} new, "
+               f"{counts['todos']['closed']} closed. ({counts['how']} sync)")
+
+
 def create_wsgi():
     """WSGI entry point for gunicorn: `gunicorn 'run:create_wsgi()'`. With CRM_ENV=production it
     refuses unsafe settings (app/production.py)."""

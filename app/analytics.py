@@ -160,3 +160,72 @@ def dashboard(now_day_bounds, default_limit=DEFAULT_DAILY_LIMIT, user_id=None):
         opt_outs = opt_outs.where(OptOut.phone.in_(theirs(select(Contact.phone), Contact)))
     opt_outs = db.session.scalar(opt_outs)
     return {"numbers": numbers, "running": running, "waiting": waiting, "imports": imports, "opt_outs": opt_outs}
+
+
+# --- Money waiting: the owner's morning numbers, each with the rows behind it ---------------
+
+def _month_start(day):
+    return day.replace(day=1)
+
+
+def money_filters(today):
+    """The WHERE clauses behind each number of Money waiting, by name. The home page counts them
+    and the list each number links to shows the same rows (views/money.py)."""
+    from app.models import Estimate, Invoice, Job, Payment
+
+    last_month_end = _month_start(today) - timedelta(days=1)
+    last_month_day = last_month_end.replace(day=min(today.day, last_month_end.day))
+    return {
+        "unscheduled": (Job, [Job.status == "Accepted", Job.scheduled_for.is_(None),
+                              Job.estimate.has(Estimate.deleted.is_(False))]),
+        "open_estimates": (Estimate, [Estimate.status == "Pending", Estimate.deleted.is_(False)]),
+        "past_due": (Invoice, [Invoice.deleted.is_(False), Invoice.balance > 0, Invoice.due_date < today]),
+        "payments_this_month": (Payment, [Payment.deleted.is_(False), Payment.txn_date >= _month_start(today),
+                                          Payment.txn_date <= today]),
+        "payments_last_month": (Payment, [Payment.deleted.is_(False),
+                                          Payment.txn_date >= _month_start(last_month_end),
+                                          Payment.txn_date <= last_month_day]),
+    }
+
+
+def money_waiting(today, user_id=None):
+    """Accepted estimates not yet scheduled (name, amount, days since acceptance, late after
+    24 h), open estimates (count, total, oldest age in days), invoices past due (count, balance,
+    oldest days past due), payments this month to date against the same days of last month.
+    user_id limits every number to one user's contacts (Staff)."""
+    from app.models import Estimate, Invoice, Job, Payment
+    from app.security import scope_clause
+
+    filters = money_filters(today)
+
+    def where(name):
+        model, clauses = filters[name]
+        return clauses + ([scope_clause(model, user_id)] if user_id is not None else [])
+
+    jobs = db.session.execute(
+        select(Job.id, Estimate.total, Estimate.accepted_date, Estimate.customer_name, Job.created_at,
+               Contact.first_name, Contact.last_name, Contact.phone)
+        .join(Estimate, Estimate.id == Job.estimate_id).outerjoin(Contact, Contact.id == Job.contact_id)
+        .where(*where("unscheduled")).order_by(Estimate.accepted_date, Job.id)).all()
+    unscheduled = []
+    for job_id, total, accepted, customer, created, first, last, phone in jobs:
+        accepted = accepted or created.date()
+        days = (today - accepted).days
+        unscheduled.append({"job_id": job_id, "amount": total or 0, "accepted": accepted, "days": days,
+                            "late": days >= 1,
+                            "name": " ".join(p for p in (first, last) if p) or customer or phone or f"Job {job_id}"})
+    estimates = db.session.execute(select(func.count(Estimate.id), func.coalesce(func.sum(Estimate.total), 0),
+                                          func.min(Estimate.txn_date)).where(*where("open_estimates"))).one()
+    invoices = db.session.execute(select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.balance), 0),
+                                         func.min(Invoice.due_date)).where(*where("past_due"))).one()
+    this_month, last_month = (db.session.scalar(select(func.coalesce(func.sum(Payment.amount), 0))
+                                                .where(*where(name)))
+                              for name in ("payments_this_month", "payments_last_month"))
+    return {
+        "unscheduled": unscheduled,
+        "open_estimates": {"count": estimates[0], "total": estimates[1],
+                           "oldest_days": (today - estimates[2]).days if estimates[2] else None},
+        "past_due": {"count": invoices[0], "balance": invoices[1],
+                     "oldest_days": (today - invoices[2]).days if invoices[2] else None},
+        "payments": {"this_month": this_month, "last_month": last_month},
+    }

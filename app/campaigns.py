@@ -19,6 +19,7 @@ from app.models import (
     ListMember,
     Message,
     Property,
+    QbCustomer,
     utcnow,
 )
 from app.opt_outs import opted_out_clause
@@ -36,6 +37,7 @@ TRANSITIONS = {
 # What the plan and the texts are made of: fixed once a campaign leaves draft (Unschedule to edit).
 PLANNED_FIELDS = {"lists": "lists", "filters": "filters", "frequency_cap_days": "frequency cap",
                   "include_previously_texted": "include people texted before",
+                  "include_existing_customers": "include existing customers",
                   "append_opt_out_line": "opt-out line"}
 # Read by the sender as it goes: a scheduled campaign may still change them.
 SENDING_FIELDS = {"name": "name", "sending_number": "sending number", "daily_limit": "daily limit",
@@ -254,7 +256,8 @@ def clone_campaign(campaign_id, user_id=None):
     copy = Campaign(name=f"{src.name} (copy)", created_by_id=user_id, lists=list(src.lists), **{
         key: getattr(src, key) for key in ("sending_number", "daily_limit", "window_days", "window_start",
                                            "window_end", "start_date", "frequency_cap_days",
-                                           "include_previously_texted", "append_opt_out_line", "filters")})
+                                           "include_previously_texted", "include_existing_customers",
+                                           "append_opt_out_line", "filters")})
     copy.variants = [CampaignVariant(label=v.label, template=v.template) for v in src.variants]
     db.session.add(copy)
     db.session.commit()
@@ -301,6 +304,9 @@ def plan_audience(campaign_id, now=None):
     reason = case(
         (or_(c.c.phone.is_(None), ~c.c.phone.like("+%")), "no_valid_phone"),
         (opted_out_clause(c.c.phone), "opted_out"),
+        # Existing customers (a QuickBooks customer is linked to the contact) unless the campaign includes them.
+        (and_(literal(not campaign.include_existing_customers), exists().where(
+            QbCustomer.contact_id == c.c.id, QbCustomer.deleted.is_(False))), "existing_customer"),
         (~_in_filters(campaign.filters or {}, c.c), "outside_filters"),
         (and_(literal(bool(campaign.frequency_cap_days)), exists().where(
             R.phone == c.c.phone, R.campaign_id != campaign.id, R.sent_at >= cap_since)), "frequency_cap"),

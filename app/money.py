@@ -192,3 +192,66 @@ def refresh_todos(now=None):
                                                 "closed": closed[:1000]}, detail="automatic to-dos")
     db.session.commit()
     return {"created": len(rows), "closed": len(closed)}
+
+
+SYNC_JOB = "quickbooks-sync"
+
+
+def quickbooks_status():
+    """"connected", "needs_reconnect" (the home page says "Reconnect QuickBooks") or "not_connected"."""
+    try:
+        from app import quickbooks
+    except ImportError:
+        return "not_connected"
+    return quickbooks.connection_status()
+
+
+def quickbooks_configured():
+    """Whether a sync can run: QuickBooks is connected and not waiting for a person to reconnect."""
+    return quickbooks_status() == "connected"
+
+
+def enqueue_sync_if_due(now=None):
+    """Every worker's tick asks: when the last sync finished more than QUICKBOOKS_SYNC_MINUTES
+    ago and none is running, one sync (or, without a QuickBooks connection, one to-do refresh)
+    is enqueued. A Redis key taken with NX lets one worker of many enqueue it; the sync's own
+    claim on its database row lets one run at a time. Returns 1 when it enqueued."""
+    from flask import current_app
+
+    from app.queue import enqueue, get_redis, job_alive
+
+    now = now or utcnow()
+    minutes = float(current_app.config.get("QUICKBOOKS_SYNC_MINUTES", 15))
+    state = db.session.get(QuickbooksSync, 1)
+    if state is not None:
+        if state.running_since is not None and state.running_since > now - STALE_RUN:
+            return 0
+        if state.last_finished_at is not None and state.last_finished_at > now - timedelta(minutes=minutes):
+            return 0
+    if job_alive(SYNC_JOB) or not get_redis().set("crm:quickbooks:sync-due", 1, nx=True, ex=max(int(minutes * 60), 1)):
+        return 0
+    if quickbooks_configured():
+        enqueue("jobs.quickbooks.sync_quickbooks", False, job_id=SYNC_JOB, job_timeout=3600)
+    else:
+        enqueue("jobs.quickbooks.refresh_todos", job_id=SYNC_JOB)
+    return 1
+
+
+
+def choose_contact(qb_customer_id, contact_id):
+    """A person settles an ambiguous customer: one of its candidate contacts becomes its contact,
+    and its estimates, invoices and payments follow. Audited like any edit."""
+    from app.models import QbCustomer
+
+    customer = db.session.get(QbCustomer, qb_customer_id)
+    if customer is None:
+        raise ValueError("That QuickBooks customer no longer exists.")
+    if contact_id not in (customer.candidates or []) or db.session.get(Contact, contact_id) is None:
+        raise ValueError("Pick one of the candidate contacts listed for this customer.")
+    customer.contact_id, customer.match = contact_id, "chosen"
+    customer.match_detail = f"chosen from contacts {', '.join(str(c) for c in customer.candidates)}"
+    db.session.flush()
+    link_records()
+    update_jobs()
+    db.session.commit()
+    return db.session.get(Contact, contact_id)

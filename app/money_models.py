@@ -47,6 +47,12 @@ class QbCustomer(Model):
     def __repr__(self):
         return self.display_name or f"QuickBooks customer {self.qb_id}"
 
+    def review_link(self):
+        from flask import url_for
+        from markupsafe import Markup
+
+        return Markup(f'<a href="{url_for("CustomerReviewView.show", pk=self.id)}">Pick the contact</a>')
+
 
 class Estimate(Model):
     __tablename__ = "estimates"
@@ -97,6 +103,7 @@ class Invoice(Model):
     synced_at = Column(DateTime, nullable=False, default=_utcnow)
     estimate = relationship("Estimate")
     contact = relationship("Contact")
+    payments = relationship("PaymentInvoice", viewonly=True)
 
     def __repr__(self):
         return f"Invoice #{self.doc_number or self.qb_id}"
@@ -121,6 +128,11 @@ class Payment(Model):
 
     def __repr__(self):
         return f"Payment {self.qb_id}"
+
+    def invoices_paid(self):
+        """'#1001: 250.00, #1002: 100.00': what this payment paid, invoice by invoice."""
+        return ", ".join(f"#{(a.invoice.doc_number if a.invoice else None) or a.invoice_qb_id}: {a.amount}"
+                         for a in self.applied)
 
 
 class PaymentInvoice(Model):
@@ -155,6 +167,25 @@ class Job(Model):
 
     def __repr__(self):
         return f"Job {self.id}: {self.contact or self.estimate}"
+
+    def invoices(self):
+        from sqlalchemy import select
+        from sqlalchemy.orm import object_session
+
+        return object_session(self).scalars(select(Invoice).where(Invoice.estimate_id == self.estimate_id,
+                                                                  Invoice.deleted.is_(False))).all()
+
+    def estimate_total(self):
+        return self.estimate.total if self.estimate else None
+
+    def invoiced(self):
+        return sum((i.total or 0) for i in self.invoices())
+
+    def balance_due(self):
+        return sum((i.balance or 0) for i in self.invoices())
+
+    def paid(self):
+        return sum((a.amount or 0) for i in self.invoices() for a in i.payments if not a.payment.deleted)
 
 
 class QuickbooksSync(Model):

@@ -20,10 +20,17 @@ csrf = CSRFProtect()
 _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignRecipientView"
                    "|CampaignVariantView|CampaignStatusApi|MessageView|ImportView|OptOutView|PossibleOptOutView|OptOutApi|InboxView"
                    "|TodoView|HomeView|ConversationView"
-                   "|PropertyApi|ListApi|CampaignApi|MessageApi|ImportApi|ConversationApi)$")
+                   "|PropertyApi|ListApi|CampaignApi|MessageApi|ImportApi|ConversationApi"
+                   "|" + "|".join(f"{v}View" for v in ("Estimate", "Invoice", "Payment", "Job", "UnscheduledJob",
+                   "OpenEstimate", "PastDueInvoice", "MonthPayment", "LastMonthPayment", "ContactEstimate",
+                   "ContactInvoice", "ContactPayment", "ContactJob")) + "|EstimateApi|InvoiceApi|PaymentApi|JobApi)$")
 _STAFF_VIEWS = "(ContactView|MessageView|InboxView|TodoView|HomeView|ConversationView|ContactApi|MessageApi)$"
-_MENUS = "(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Possible opt-outs|Inbox|Todos)$"
-_STAFF_MENUS = "(Contacts|Messages|Inbox|Todos)$"
+_MENUS = ("(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Possible opt-outs|Inbox|Todos"
+          "|Money|Jobs|Estimates|Invoices|Payments)$")
+_STAFF_MENUS = "(Contacts|Messages|Inbox|Todos|Money|Jobs|Estimates|Invoices|Payments)$"
+# Money (views/money.py): Staff read their contacts' estimates, invoices and payments, and edit their jobs.
+_MONEY_VIEWS = ("(Estimate|Invoice|Payment|Job|UnscheduledJob|OpenEstimate|PastDueInvoice|MonthPayment"
+                "|LastMonthPayment|ContactEstimate|ContactInvoice|ContactPayment|ContactJob)View$")
 _SELF_SERVICE = [
     ["(UserDBModelView|UserInfoEditView|ResetMyPasswordView)$", "(can_userinfo|userinfoedit|can_this_form_get|can_this_form_post|resetmypassword)$"],
 ]
@@ -46,6 +53,9 @@ ROLES = {
         ["MessageApi$", "(can_get|can_info)$"],
         ["ConversationApi$", "can_send_text$"],
         ["TodoView$", "(can_list|can_show|can_add|can_edit)$"],
+        [_MONEY_VIEWS, "(can_list|can_show)$"],
+        ["JobView$", "can_edit$"],
+        ["(Estimate|Invoice|Payment|Job)Api$", "(can_get|can_info)$"],
         [_STAFF_MENUS, "menu_access$"],
         *_SELF_SERVICE,
     ],

@@ -11,9 +11,10 @@ def recover_unfinished():
     from app.events import recover_events
     from app.imports import recover_imports
     from app.messages import recover_sending
+    from app.money import enqueue_sync_if_due
 
     steps = [("sending", recover_sending), ("webhook events", recover_events), ("imports", recover_imports),
-             ("campaigns", recover_campaigns)]
+             ("campaigns", recover_campaigns), ("QuickBooks sync", enqueue_sync_if_due)]
     for name, step in steps:
         count = step()
         if count:

@@ -1064,3 +1064,26 @@ def test_declaring_the_trailing_variant_the_winner_says_which_one_is_ahead(app):
     assert "Variant B has the lower reply rate: A is ahead (4.7% against 3.2%)." in trailing
     assert not any("lower reply rate" in w for w in leading)
     assert all("this one ahead by chance" not in w for w in trailing + leading)
+
+
+def test_existing_customers_are_excluded_unless_the_campaign_includes_them(db, client_for):
+    from app.models import QbCustomer
+
+    lst = ContactList(name="L")
+    prospect = add_contact(db, "+16175551001", lists=[lst])
+    customer = add_contact(db, "+16175551002", first="Cust", lists=[lst])
+    former = add_contact(db, "+16175551003", first="Former", lists=[lst])
+    db.session.add_all([QbCustomer(qb_id="1", contact_id=customer.id, match="phone"),
+                        QbCustomer(qb_id="2", contact_id=former.id, match="phone", deleted=True)])
+    campaign = make_campaign(db, [lst])
+    campaigns.change_status(campaign.id, "scheduled")
+    assert campaigns.plan_audience(campaign.id) == {"queued": 2, "existing_customer": 1}
+    excluded = [r for r in recipients(db, campaign) if r.status == "excluded"]
+    assert [(r.contact_id, r.exclusion_reason) for r in excluded] == [(customer.id, "existing_customer")]
+    assert {r.contact_id for r in recipients(db, campaign) if r.status == "queued"} == {prospect.id, former.id}
+    page = client_for("admin").get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
+    assert "Excluded: Existing customer" in page
+    included = make_campaign(db, [lst], name="Everyone", include_existing_customers=True)
+    campaigns.change_status(included.id, "scheduled")
+    assert campaigns.plan_audience(included.id) == {"queued": 3}
+    assert campaigns.clone_campaign(included.id).include_existing_customers is True

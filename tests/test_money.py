@@ -258,3 +258,33 @@ def test_a_disconnected_quickbooks_pauses_the_sync_and_deletes_nothing(db):
     assert db.session.scalar(select(func.count(QbCustomer.id))) == 1
     assert db.session.scalar(select(func.count(Payment.id))) == 0
     assert db.session.scalar(select(func.count(Invoice.id))) == 0
+
+
+def test_the_tick_enqueues_one_due_sync_however_many_workers_ask(app, db, redis, run_jobs):
+    from app.models import Contact as C
+    from app.money import enqueue_sync_if_due
+    from app.queue import get_queue
+
+    ann = C(first_name="Ann", phone="+16175550111")
+    db.session.add(ann)
+    db.session.flush()
+    db.session.add(Message(direction="call", kind="call.missed", status="missed", contact_id=ann.id,
+                           from_phone=ann.phone, created_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    assert [enqueue_sync_if_due() for _ in range(5)] == [1, 0, 0, 0, 0]  # five workers' ticks
+    assert len(get_queue()) == 1
+    run_jobs()
+    assert db.session.scalar(select(Todo.title)) == "Call back Ann"
+    assert enqueue_sync_if_due() == 0  # not due again until QUICKBOOKS_SYNC_MINUTES have passed
+
+
+def test_a_running_sync_keeps_a_second_one_out(db):
+    from app.money import _claim
+    from app.quickbooks_sync import SyncBusy
+
+    _claim(utcnow())
+    with pytest.raises(SyncBusy):
+        run_sync(source=MemorySource())
+    db.session.execute(QuickbooksSync.__table__.update().values(running_since=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    assert run_sync(source=MemorySource())["how"] == "full"  # a run that died long ago is taken over

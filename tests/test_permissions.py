@@ -47,7 +47,16 @@ STAFF_ALLOWED = {
     "ConversationApi": {"can_send_text"},
     "TodoView": {"can_list", "can_show", "can_add", "can_edit"},
     "HomeView": {"can_index"},
+    # Their contacts' money: estimates, invoices, payments to read, jobs to schedule.
+    **{f"{name}View": {"can_list", "can_show"} for name in ("Estimate", "Invoice", "Payment")},
+    "JobView": {"can_list", "can_show", "can_edit"},
+    **{f"{name}View": {"can_list"} for name in ("UnscheduledJob", "OpenEstimate", "PastDueInvoice", "MonthPayment",
+                                                 "LastMonthPayment", "ContactEstimate", "ContactInvoice",
+                                                 "ContactPayment", "ContactJob")},
+    **{f"{name}Api": {"can_get", "can_info"} for name in ("Estimate", "Invoice", "Payment", "Job")},
 }
+# Admin only: QuickBooks customers and the review of ambiguous matches.
+QUICKBOOKS_ADMIN_VIEWS = re.compile(r"(QbCustomerView|CustomerReviewView)$")
 # Grants the roles must keep (the job cannot be done without them).
 REQUIRED = {
     "Marketer": {"ContactView": {"can_list", "can_show", "can_add", "can_edit", "can_export_data"},
@@ -74,7 +83,8 @@ def expected(role, view, permission):
         return True
     if role == "Staff":
         return permission in STAFF_ALLOWED.get(view, set())
-    if SECURITY_VIEWS.match(view) or AUDIT_VIEWS.search(view) or ADMIN_ONLY_VIEWS.match(view):
+    if SECURITY_VIEWS.match(view) or AUDIT_VIEWS.search(view) or ADMIN_ONLY_VIEWS.match(view) \
+            or QUICKBOOKS_ADMIN_VIEWS.match(view):
         return False
     if view in ("ContactView", "ContactApi") and permission in ("can_delete", "muldelete", "can_erase"):
         return False  # deleting or erasing a contact is for Admins

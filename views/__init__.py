@@ -21,3 +21,6 @@ def register(appbuilder):
     from views import settings
 
     settings.register(appbuilder)
+    from views import money
+
+    money.register(appbuilder)

@@ -6,7 +6,7 @@ from flask_appbuilder.api import expose, protect
 from app import analytics
 from app.exports import record_api_read
 from app.extensions import db
-from app.models import Campaign, Contact, ContactList, Import, Message, Property
+from app.models import Campaign, Contact, ContactList, Estimate, Import, Invoice, Job, Message, Payment, Property
 from app.security import ScopedInterface
 from views.contact_forms import ContactApiRulesMixin
 from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
@@ -94,6 +94,49 @@ class ImportApi(ModelRestApi):
                                    "created_at", "finished_at"]
 
 
+class EstimateApi(AuditedReads, ModelRestApi):
+    resource_name = "estimate"
+    datamodel = ScopedInterface(Estimate)
+    base_filters = CONTACT_SCOPE
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "qb_id", "doc_number", "status", "txn_date", "accepted_date",
+                                   "expiration_date", "total", "contact.id", "property.id", "customer_name",
+                                   "sync_token", "last_updated", "deleted"]
+    search_columns = ["doc_number", "status", "txn_date", "accepted_date", "deleted", "contact"]
+
+
+class InvoiceApi(AuditedReads, ModelRestApi):
+    resource_name = "invoice"
+    datamodel = ScopedInterface(Invoice)
+    base_filters = CONTACT_SCOPE
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "qb_id", "doc_number", "txn_date", "due_date", "total", "balance",
+                                   "estimate.id", "contact.id", "customer_name", "sync_token", "last_updated",
+                                   "deleted"]
+    search_columns = ["doc_number", "due_date", "balance", "deleted", "contact"]
+
+
+class PaymentApi(AuditedReads, ModelRestApi):
+    resource_name = "payment"
+    datamodel = ScopedInterface(Payment)
+    base_filters = CONTACT_SCOPE
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "qb_id", "txn_date", "amount", "unapplied", "contact.id", "customer_name",
+                                   "invoices_paid", "sync_token", "last_updated", "deleted"]
+    search_columns = ["txn_date", "amount", "deleted", "contact"]
+
+
+class JobApi(AuditedReads, ModelRestApi):
+    resource_name = "job"
+    datamodel = ScopedInterface(Job)
+    base_filters = CONTACT_SCOPE
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "status", "estimate.id", "contact.id", "property.id", "scheduled_for",
+                                   "notes", "created_at", "paid_at"]
+    search_columns = ["status", "scheduled_for", "contact"]
+
+
 def register(appbuilder):
-    for api in (ContactApi, PropertyApi, ListApi, CampaignApi, MessageApi, ImportApi):
+    for api in (ContactApi, PropertyApi, ListApi, CampaignApi, MessageApi, ImportApi, EstimateApi, InvoiceApi,
+                PaymentApi, JobApi):
         appbuilder.add_api(api)

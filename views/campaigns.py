@@ -29,6 +29,7 @@ SETTING_FIELDS = {
     "sending_number": StringField("Sending number", [DataRequired()],
                                   default=lambda: current_app.config["OPENPHONE_FROM"]),
     "include_previously_texted": BooleanField("Include people texted before"),
+    "include_existing_customers": BooleanField("Include existing customers (QuickBooks)"),
     "append_opt_out_line": BooleanField("Append \"Reply STOP to opt out.\"", default=True),
 }
 
@@ -87,13 +88,15 @@ class CampaignView(ModelView):
     search_columns = ["name", "status", "sending_number", "created_at"]
     add_columns = edit_columns = ["name", "lists", "sending_number", "daily_limit", "window_days", "window_start",
                                   "window_end", "start_date", "frequency_cap_days", "include_previously_texted",
-                                  "append_opt_out_line", *FILTER_FIELDS]
+                                  "include_existing_customers", "append_opt_out_line", *FILTER_FIELDS]
     add_form_extra_fields = edit_form_extra_fields = {**SETTING_FIELDS, **FILTER_FIELDS}
     description_columns = {"window_days": "Days to send, Monday=0: 0,1,2,3,4 is Monday to Friday",
                            "window_start": "Business time (CAMPAIGN_TIMEZONE); each recipient's legal hours apply too",
                            "lists": f"The audience. {PLANNED}",
                            "frequency_cap_days": f"A phone gets at most one campaign text in this many days. {PLANNED}",
-                           "include_previously_texted": f"Off: people texted before are skipped. {PLANNED}"}
+                           "include_previously_texted": f"Off: people texted before are skipped. {PLANNED}",
+                           "include_existing_customers": "Off: contacts with a QuickBooks customer are skipped. "
+                                                         f"{PLANNED}"}
     related_views = [CampaignVariantView, CampaignRecipientView]
     show_template = "campaign_show.html"
 

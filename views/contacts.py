@@ -3,6 +3,7 @@ from flask_appbuilder import ModelView
 
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, Property, Todo
 from app.security import AssignedToCurrentUser, ScopedInterface
+from views import money
 from views.contact_actions import ContactActionsMixin
 from views.contact_data import ContactDataMixin
 from views.contact_forms import ContactRulesMixin, StaffAssignmentMixin, with_contact_rules
@@ -56,7 +57,7 @@ class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNot
     add_columns = ["first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state",
                    "mail_zip", "assigned_user", "notes"]
     edit_columns = add_columns
-    related_views = [ContactPropertyView, ListMemberView, ContactMessageView]
+    related_views = [ContactPropertyView, ListMemberView, ContactMessageView, *money.CONTACT_MONEY_VIEWS]
     show_template = "contact_show.html"
 
     def _init_forms(self):

@@ -1,11 +1,13 @@
-"""The home page: today's sending against each number's limit, running campaigns, conversations
+"""The home page: Money waiting first (accepted estimates not scheduled, open estimates,
+invoices past due, payments this month), then today's sending against each number's limit, running campaigns, conversations
 waiting for a reply, running imports and opt-outs this week."""
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_appbuilder import IndexView, expose
 
-from app import analytics, schedule
+from app import analytics, money, schedule
 from app.security import current_user_scope
 
 
@@ -22,5 +24,7 @@ class HomeView(IndexView):
         today = schedule.day_bounds_utc(now, current_app.config["CAMPAIGN_TIMEZONE"])
         scope = current_user_scope()
         board = analytics.dashboard(today, user_id=scope)
+        local_today = now.astimezone(ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])).date()
         return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board,
-                                    scoped=scope is not None)
+                                    scoped=scope is not None, money=analytics.money_waiting(local_today, scope),
+                                    quickbooks=money.quickbooks_status())
