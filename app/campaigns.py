@@ -4,10 +4,10 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, event, exists, func, insert, inspect, literal, or_, select, text, update
+from sqlalchemy import and_, case, delete, event, exists, func, insert, inspect, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from app import audit, schedule
+from app import audit, bulk, schedule
 from app.extensions import db
 from app.models import (
     DEFAULT_TEMPLATE,
@@ -332,10 +332,8 @@ def plan_audience(campaign_id, now=None):
     campaign.planned_at, campaign.plan_error = utcnow(), None
     audit.record("plan", "campaigns", campaign.id, detail=str(exclusion_counts(campaign.id)))
     db.session.commit()
-    if db.engine.dialect.name == "postgresql":
-        # Fresh statistics, or the planner keeps believing the new rows are rare and skips the primary key.
-        db.session.execute(text("ANALYZE campaign_recipients"))
-        db.session.commit()
+    # Fresh statistics, or the planner keeps believing the new rows are rare and skips the primary key.
+    bulk.analyze(db.session, "campaign_recipients")
     return exclusion_counts(campaign.id)
 
 
@@ -422,8 +420,7 @@ def texts_sent_today(sending_number, now):
 
 def _lock_number(sending_number):
     """Serialise quota checks per sending number (PostgreSQL); SQLite serialises every writer."""
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": "send:" + sending_number})
+    bulk.lock(db.session, "send:" + sending_number)
 
 
 def _claim(campaign, now, room):

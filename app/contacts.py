@@ -1,10 +1,10 @@
 """Phone and email normalisation: the one place that decides what a phone number is."""
-import operator
 import re
-import zlib
 from functools import lru_cache
 
 import phonenumbers
+
+from app import bulk
 
 _NANP = re.compile(r"^\s*(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s.-]?([2-9]\d{2})[\s.-]?(\d{4})\s*$")
 
@@ -181,39 +181,21 @@ def contact_for_phone(phone, source="inbound"):
 # --- Matching and merging many people at once (imports) ---------------------------------
 
 CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip")
-_CHUNK = 900  # IN-list size that every database accepts
-
-
-def where_in(session, column, values):
-    """Conditions that together select column IN values: one = ANY(array) on PostgreSQL (a short
-    statement the server can prepare once), else IN lists of _CHUNK values."""
-    from sqlalchemy import any_, bindparam
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    values = list(values)
-    if not values:
-        return []
-    if session.get_bind().dialect.name == "postgresql":
-        return [column == any_(bindparam(f"any_{column.name}", values, type_=ARRAY(column.type)))]
-    return [column.in_(values[i:i + _CHUNK]) for i in range(0, len(values), _CHUNK)]
 
 
 def _fetch_contacts(session, people):
     """Existing contacts, as dicts, that share a phone or an email with the people given."""
-    from sqlalchemy import select, union_all
+    from sqlalchemy import select
 
     from app.models import Contact
 
     phones = sorted({p["phone"] for p in people if p.get("phone")})
     emails = sorted({p["email"] for p in people if p.get("email")})
     query = select(Contact.id, *(getattr(Contact, f) for f in CONTACT_FIELDS))
-    queries = [query.where(c) for c in where_in(session, Contact.phone, phones) + where_in(session, Contact.email, emails)]
-    if session.get_bind().dialect.name == "postgresql" and len(queries) > 1:
-        queries = [union_all(*queries)]  # one round trip; each branch still uses its own b-tree index
+    conditions = bulk.where_in(session, Contact.phone, phones) + bulk.where_in(session, Contact.email, emails)
     found = {}
-    for query in queries:
-        for row in session.execute(query).mappings():
-            found.setdefault(row["id"], dict(row))
+    for row in bulk.select_in(session, query, *conditions):
+        found.setdefault(row["id"], dict(row))
     return sorted(found.values(), key=lambda c: c["id"])
 
 
@@ -264,83 +246,26 @@ def match_contacts(session, people, overwrite=()):
     return new, changed, results
 
 
-def upsert(session, table, rows, conflict=None, returning=(), same=None):
-    """INSERT many rows (dicts with the same keys); ON CONFLICT (conflict) DO NOTHING when given.
-
-    `same`: {column: value} for every row (timestamps, the list): sent once, not once per row.
-    Returns the `returning` columns of the rows actually inserted, as tuples. PostgreSQL: COPY
-    into a temporary staging table (made once per connection, emptied at commit), then one
-    INSERT ... SELECT. SQLite: executemany, which runs in C."""
-    if not rows:
-        return []
-    same = same or {}
-    columns = list(rows[0])
-    on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        from sqlalchemy.dialects.sqlite import insert
-
-        rows = [{**row, **same} for row in rows] if same else rows
-        stmt = insert(table)
-        stmt = stmt.on_conflict_do_nothing(index_elements=conflict) if conflict else stmt
-        if returning:
-            return [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)), rows)]
-        session.execute(stmt, rows)
-        return []
-    names = ", ".join(columns)
-    staging = f"staging_{table.name}_{zlib.crc32(names.encode()):08x}"
-    values = operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-    with connection.connection.driver_connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
-                       f"SELECT {names} FROM {table.name} WITH NO DATA; DELETE FROM {staging}")
-        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(values(row))
-        back = f" RETURNING {', '.join(returning)}" if returning else ""
-        targets = ", ".join([*columns, *same])
-        selected = ", ".join([*columns, *(f"%({c})s" for c in same)])
-        cursor.execute(f"INSERT INTO {table.name} ({targets}) SELECT {selected} FROM {staging}{on_conflict}{back}",
-                       same or None)
-        return cursor.fetchall() if returning else []
-
-
-def update_many(session, table, rows):
-    """UPDATE rows by id; rows with the same set of columns go in one executemany."""
-    from sqlalchemy import bindparam, update
-
-    groups = {}
-    for row in rows:
-        groups.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
-    for columns, group in groups.items():
-        stmt = (update(table).where(table.c.id == bindparam("_id"))
-                .values({c: bindparam(c) for c in columns}))
-        session.connection().execute(stmt, [{"_id": r["id"], **{c: r[c] for c in columns}} for r in group])
-
-
 def save_contacts(session, new, changed, source):
     """Write matched contacts: insert the new ones (ids filled in), update the changed ones."""
-    from sqlalchemy import select
-
     from app.models import Contact, utcnow
 
     now = utcnow()
     table = Contact.__table__
-    inserted = upsert(session, table, [{f: c[f] for f in CONTACT_FIELDS} for c in new], conflict=["phone"],
-                      returning=("id", "phone", "email"), same={"source": source, "created_at": now, "updated_at": now})
+    inserted = bulk.insert_rows(session, table, [{f: c[f] for f in CONTACT_FIELDS} for c in new], conflict=["phone"],
+                                returning=("id", "phone", "email"),
+                                same={"source": source, "created_at": now, "updated_at": now})
     ids = {}
     for contact_id, phone, email in inserted:
         ids.setdefault(phone or email, contact_id)
     # Rows another transaction inserted first (ON CONFLICT DO NOTHING) come back only from a look-up.
     phones = [c["phone"] for c in new if c["phone"] and c["phone"] not in ids]
     emails = [c["email"] for c in new if not c["phone"] and c["email"] not in ids]
-    for column, values in ((table.c.phone, phones), (table.c.email, emails)):
-        for condition in where_in(session, column, values):
-            query = select(table.c.id, column).where(condition)
-            if column is table.c.email:
-                query = query.where(table.c.phone.is_(None))
-            for contact_id, value in session.execute(query.order_by(table.c.id)):
-                ids.setdefault(value, contact_id)
+    for value, contact_id in bulk.ids_by(session, table, table.c.phone, phones).items():
+        ids.setdefault(value, contact_id)
+    for value, contact_id in bulk.ids_by(session, table, table.c.email, emails, table.c.phone.is_(None)).items():
+        ids.setdefault(value, contact_id)
     for contact in new:
         contact["id"] = ids[contact["phone"] or contact["email"]]
-    update_many(session, table, [{"id": c["id"], "updated_at": now, **{f: c[f] for f in c["_changed"]}}
-                                 for c in changed])
+    bulk.update_many(session, table, [{"id": c["id"], "updated_at": now, **{f: c[f] for f in c["_changed"]}}
+                                      for c in changed])

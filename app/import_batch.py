@@ -5,16 +5,8 @@ from datetime import date
 
 from sqlalchemy import select
 
-from app.contacts import (
-    CONTACT_FIELDS,
-    match_contacts,
-    normalize_email,
-    normalize_phone,
-    save_contacts,
-    update_many,
-    where_in,
-)
-from app.contacts import upsert as insert_rows
+from app.bulk import ids_by, insert_rows, update_many, where_in
+from app.contacts import CONTACT_FIELDS, match_contacts, normalize_email, normalize_phone, save_contacts
 from app.models import Contact, ContactProperty, ListMember, OptOut, Property, utcnow
 from app.opt_outs import phone_hash
 
@@ -275,8 +267,7 @@ def _save_properties(session, batch):
                            same={"created_at": now, "updated_at": now}))
     update_many(session, table, list(changed.values()))
     missing = [key for key in new if key not in ids]  # inserted meanwhile by another import
-    for condition in where_in(session, table.c.key, missing):
-        ids.update(session.execute(select(table.c.key, table.c.id).where(condition)).all())
+    ids.update(ids_by(session, table, table.c.key, missing))
     return {line: ids[values["key"]] for line, values in batch.properties.items()}
 
 

@@ -16,10 +16,10 @@ from datetime import timedelta
 from itertools import islice
 
 from flask import current_app
-from sqlalchemy import func, or_, select, text, true, update
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy import func, or_, select, true, update
+from sqlalchemy.exc import DBAPIError
 
-from app import audit
+from app import audit, bulk
 from app.extensions import db
 from app.import_batch import FORMATS, PHONE_HEADER, PROPERTYRADAR_REQUIRED, Batch, is_footer
 from app.import_files import BadFile, check_encoding, count_records, inspect_file, records, store_upload
@@ -367,14 +367,6 @@ class ParseAhead:
         self.thread.join()
 
 
-def _refused(exc):
-    """Whether the database refused the values written, as opposed to failing (a lost connection,
-    a lock, a bug). COPY raises the driver's own errors; sqlite3 raises OverflowError for an
-    integer past 64 bits."""
-    dbapi = db.engine.dialect.dbapi
-    return isinstance(exc, (DataError, IntegrityError, OverflowError, dbapi.DataError, dbapi.IntegrityError))
-
-
 def _save_batch(ctx, batch, end, claim):
     """One transaction: the rows' effects, their outcomes and the checkpoint. A batch the database
     refuses is written again apart, so that only the rows it refuses fail.
@@ -387,7 +379,7 @@ def _save_batch(ctx, batch, end, claim):
             _write_outcomes(batch.outcome_rows())
             data_rows = batch.data_rows()
         except Exception as exc:
-            if not _refused(exc):
+            if not bulk.refused(db.session, exc):
                 raise
             db.session.rollback()
             log.warning("import %s: lines %s-%s refused (%s); writing them apart", ctx["import_id"],
@@ -401,11 +393,7 @@ def _save_batch(ctx, batch, end, claim):
 
 
 def _begin_batch():
-    if db.engine.dialect.name == "postgresql":
-        # The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap
-        # scans, and the planner picks them for the batch's equality look-ups, which then take
-        # seconds. Without bitmap scans the look-ups use the b-tree indexes, in milliseconds.
-        db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    bulk.prefer_btree_lookups(db.session)
 
 
 def _read_again(ctx, batch):
@@ -425,7 +413,7 @@ def _save_apart(ctx, rows):
             _write_outcomes(batch.outcome_rows())
         return batch.data_rows()
     except Exception as exc:
-        if not _refused(exc):
+        if not bulk.refused(db.session, exc):
             raise
         refusal = exc
     if len(rows) > 1:
@@ -441,24 +429,15 @@ def _save_apart(ctx, rows):
 
 def _analyze():
     """Fresh planner statistics while tables grow from empty (else PostgreSQL keeps seq-scanning)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("ANALYZE contacts, properties, contact_properties, list_members, opt_outs"))
-        db.session.commit()
+    bulk.analyze(db.session, "contacts", "properties", "contact_properties", "list_members", "opt_outs")
+
+
+OUTCOME_COLUMNS = ("import_id", "line", "person", "outcome", "reason", "contact_id", "raw")
 
 
 def _write_outcomes(rows):
-    columns = ("import_id", "line", "person", "outcome", "reason", "contact_id", "raw")
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY import_rows ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row[:6] + (None if row[6] is None else json.dumps(row[6]),))
-        return
-    from app.contacts import upsert
-
-    upsert(db.session, ImportRow.__table__, [dict(zip(columns, row, strict=True)) for row in rows],
-           conflict=["import_id", "line", "person"])
+    bulk.append_rows(db.session, ImportRow.__table__, OUTCOME_COLUMNS,
+                     [row[:6] + (None if row[6] is None else json.dumps(row[6]),) for row in rows])
 
 
 def _finish(claim, status, error):

@@ -10,6 +10,7 @@ from flask_login import logout_user, user_logged_in
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
+from app import bulk
 from app.extensions import db
 from app.models import UserSecurity, utcnow
 
@@ -33,12 +34,8 @@ def end_sessions(user_id):
 
 
 def _new_stamp(connection, user_id):
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     stamp, now = secrets.token_hex(16), utcnow()
-    statement = insert(UserSecurity.__table__).values(user_id=user_id, stamp=stamp, changed_at=now)
+    statement = bulk.insert(connection, UserSecurity.__table__).values(user_id=user_id, stamp=stamp, changed_at=now)
     connection.execute(statement.on_conflict_do_update(
         index_elements=[UserSecurity.__table__.c.user_id], set_={"stamp": stamp, "changed_at": now}))
     return stamp

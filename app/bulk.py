@@ -1,0 +1,161 @@
+"""Bulk reads and writes, and every PostgreSQL-only speed-up: the one module that asks which
+database it speaks to. PostgreSQL gets COPY, arrays, planner settings and advisory locks;
+SQLite (the embedded run) takes the plain path: IN lists, executemany, nothing to tune."""
+import operator
+import zlib
+
+from sqlalchemy import any_, bindparam, select, text, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
+
+CHUNK = 900  # IN-list size that every database accepts
+
+
+def is_postgresql(bind):
+    """bind: a session, a connection or an engine."""
+    dialect = bind.dialect if hasattr(bind, "dialect") else bind.get_bind().dialect
+    return dialect.name == "postgresql"
+
+
+def insert(bind, table):
+    """The database's own INSERT construct, the one that offers on_conflict_do_nothing/_do_update."""
+    return (postgresql if is_postgresql(bind) else sqlite).insert(table)
+
+
+def where_in(session, column, values):
+    """Conditions that together select column IN values: one = ANY(array) on PostgreSQL (a short
+    statement the server can prepare once), else IN lists of CHUNK values."""
+    values = list(values)
+    if not values:
+        return []
+    if is_postgresql(session):
+        return [column == any_(bindparam(f"any_{column.name}", values, type_=postgresql.ARRAY(column.type)))]
+    return [column.in_(values[i:i + CHUNK]) for i in range(0, len(values), CHUNK)]
+
+
+def select_in(session, query, *conditions):
+    """Rows of query matching any of the where_in conditions given, as mappings; on PostgreSQL in
+    one round trip (UNION ALL: each branch still uses its own index)."""
+    queries = [query.where(condition) for condition in conditions]
+    if is_postgresql(session) and len(queries) > 1:
+        queries = [union_all(*queries)]
+    for one in queries:
+        yield from session.execute(one).mappings()
+
+
+def insert_rows(session, table, rows, conflict=None, returning=(), same=None):
+    """INSERT many rows (dicts with the same keys); ON CONFLICT (conflict) DO NOTHING when given.
+
+    `same`: {column: value} for every row (timestamps, the list): sent once, not once per row.
+    Returns the `returning` columns of the rows actually inserted, as tuples. PostgreSQL: COPY
+    into a temporary staging table (made once per connection, emptied at commit), then one
+    INSERT ... SELECT. SQLite: executemany, which runs in C."""
+    if not rows:
+        return []
+    same = same or {}
+    connection = session.connection()
+    if not is_postgresql(connection):
+        rows = [{**row, **same} for row in rows] if same else rows
+        stmt = sqlite.insert(table)
+        stmt = stmt.on_conflict_do_nothing(index_elements=conflict) if conflict else stmt
+        if returning:
+            return [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)), rows)]
+        session.execute(stmt, rows)
+        return []
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    staging = f"staging_{table.name}_{zlib.crc32(names.encode()):08x}"
+    on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
+    with connection.connection.driver_connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+                       f"SELECT {names} FROM {table.name} WITH NO DATA; DELETE FROM {staging}")
+        _copy(cursor, staging, columns, map(_getter(columns), rows))
+        back = f" RETURNING {', '.join(returning)}" if returning else ""
+        targets = ", ".join([*columns, *same])
+        selected = ", ".join([*columns, *(f"%({c})s" for c in same)])
+        cursor.execute(f"INSERT INTO {table.name} ({targets}) SELECT {selected} FROM {staging}{on_conflict}{back}",
+                       same or None)
+        return cursor.fetchall() if returning else []
+
+
+def append_rows(session, table, columns, rows):
+    """Append rows (tuples in the order of columns) that cannot conflict: COPY on PostgreSQL,
+    executemany elsewhere. Values must already be what the column stores (JSON as text)."""
+    if not rows:
+        return
+    connection = session.connection()
+    if is_postgresql(connection):
+        with connection.connection.driver_connection.cursor() as cursor:
+            _copy(cursor, table.name, columns, rows)
+        return
+    names = ", ".join(columns)
+    marks = ", ".join("?" * len(columns))
+    connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", list(rows))
+
+
+def refused(session, exc):
+    """Whether the database refused the values written, as opposed to failing (a lost connection,
+    a lock, a bug). COPY raises the driver's own errors; sqlite3 raises OverflowError for an
+    integer past 64 bits."""
+    dbapi = session.get_bind().dialect.dbapi
+    return isinstance(exc, (DataError, IntegrityError, OverflowError, dbapi.DataError, dbapi.IntegrityError))
+
+
+def _getter(columns):
+    return operator.itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+
+
+def _copy(cursor, table_name, columns, rows):
+    with cursor.copy(f"COPY {table_name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def update_many(session, table, rows):
+    """UPDATE rows by id; rows with the same set of columns go in one executemany."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
+    for columns, group in groups.items():
+        stmt = (update(table).where(table.c.id == bindparam("_id"))
+                .values({c: bindparam(c) for c in columns}))
+        session.connection().execute(stmt, [{"_id": r["id"], **{c: r[c] for c in columns}} for r in group])
+
+
+def ids_by(session, table, column, values, extra=None):
+    """{value: id} of the rows whose column holds one of values (the first id for a repeated value)."""
+    found = {}
+    for condition in where_in(session, column, values):
+        query = select(table.c.id, column).where(condition)
+        if extra is not None:
+            query = query.where(extra)
+        for row_id, value in session.execute(query.order_by(table.c.id)):
+            found.setdefault(value, row_id)
+    return found
+
+
+# --- planner settings and locks (PostgreSQL only) --------------------------------------------
+
+def prefer_btree_lookups(session):
+    """For the rest of this transaction, equality look-ups use the b-tree indexes.
+
+    The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap scans,
+    and the planner picks them for a batch's equality look-ups, which then take seconds.
+    Without bitmap scans the look-ups use the b-tree indexes, in milliseconds."""
+    if is_postgresql(session):
+        session.execute(text("SET LOCAL enable_bitmapscan = off"))
+
+
+def analyze(session, *tables):
+    """Fresh planner statistics for tables that just grew (else PostgreSQL keeps believing
+    they are empty and scans them). Commits."""
+    if is_postgresql(session):
+        session.execute(text(f"ANALYZE {', '.join(tables)}"))
+        session.commit()
+
+
+def lock(session, key):
+    """Serialise on key until the transaction ends (PostgreSQL advisory lock); SQLite
+    serialises every writer already."""
+    if is_postgresql(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
