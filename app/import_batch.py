@@ -1,6 +1,9 @@
 """One batch of an import: turn file rows into contacts, properties, opt-outs and outcomes,
 with a handful of set-based statements per batch (never one ORM object per row)."""
+import dataclasses
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -107,67 +110,102 @@ def _split_name(name):
     return (parts[0], " ".join(parts[1:]) or None) if parts else (None, None)
 
 
+@dataclass(frozen=True)
+class ImportSettings:
+    """What every batch of one import needs to know, fixed when the import starts."""
+    import_id: int
+    format: str
+    header: list | None  # None: a do-not-contact list without a header
+    path: str
+    encoding: str
+    delimiter: str
+    region: str
+    mapping: dict = dataclasses.field(default_factory=dict)
+    overwrite: frozenset = frozenset()
+    list_id: int | None = None
+    user_id: int | None = None
+    filename: str = ""
+    phone_column: int = 0  # do-not-contact lists
+
+    @property
+    def source(self):
+        """Contact.source of the contacts this import creates."""
+        return self.format
+
+    @property
+    def opt_out_reason(self):
+        return f"do-not-contact list {self.filename}"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one data row (person 0) or one person in it; outcome None until saved."""
+    outcome: str | None
+    reason: str | None = None
+    contact: dict | int | None = None  # the matched contact (a dict while saving), or its id
+
+
 class Batch:
     """Rows of one batch and their outcomes: parsed by the format's parse(), written in one
     transaction by its save()."""
 
-    def __init__(self, ctx, rows):
-        self.ctx, self.rows = ctx, rows  # rows: [(line, cells)]
-        self.outcomes = {}  # (line, person) -> [outcome, reason, contact dict or id]
+    def __init__(self, settings, rows):
+        self.settings, self.rows = settings, rows  # rows: [(line, cells)]
+        self.outcomes = {}  # (line, person) -> Outcome
         self.people = []  # (line, person number, person dict)
         self.properties = {}  # line -> property values
         self.rejected = {}  # line -> cells
         self.phones = {}  # line -> phone (do-not-contact lists)
 
     def row(self, line, outcome, reason=None, cells=None):
-        self.outcomes[(line, 0)] = [outcome, reason, None]
+        self.outcomes[(line, 0)] = Outcome(outcome, reason)
         if cells is not None and outcome in ("skipped", "error"):
             self.rejected[line] = cells
 
     def person(self, line, number, person, cells):
         """Queue a person for matching, or skip one with neither a valid phone nor an email."""
         raw_phone = (person.pop("raw_phone", None) or "").strip()
-        person["phone"] = normalize_phone(raw_phone, self.ctx["region"]) if raw_phone else None
+        person["phone"] = normalize_phone(raw_phone, self.settings.region) if raw_phone else None
         person["email"] = normalize_email(person.get("email"))
         note = f"invalid phone number {raw_phone!r}" if raw_phone and not person["phone"] else None
         if not person["phone"] and not person["email"]:
             reason = f"{note}; no email" if note else "no phone or email"
-            self.outcomes[(line, number)] = ["skipped", _whose(number, person) + reason, None]
+            self.outcomes[(line, number)] = Outcome("skipped", _whose(number, person) + reason)
             self.rejected[line] = cells
             return
         note = note and _whose(number, person) + note
-        self.outcomes[(line, number)] = [None, f"{note}; matched by email" if note else None, None]
+        self.outcomes[(line, number)] = Outcome(None, f"{note}; matched by email" if note else None)
         self.people.append((line, number, person))
 
     def data_rows(self):
         """Rows of this batch that count as data (PropertyRadar's licence footer does not)."""
-        return sum(1 for (_line, number), slot in self.outcomes.items() if number == 0 and slot[0] != "footer")
+        return sum(1 for (_line, number), o in self.outcomes.items() if number == 0 and o.outcome != "footer")
 
     def match(self, session):
         people = [p for _line, _number, p in self.people]
-        new, changed, results = match_contacts(session, people, self.ctx["overwrite"])
-        save_contacts(session, new, changed, self.ctx["source"])
+        new, changed, results = match_contacts(session, people, self.settings.overwrite)
+        save_contacts(session, new, changed, self.settings.source)
         for (line, number, _person), (outcome, contact) in zip(self.people, results, strict=True):
-            slot = self.outcomes[(line, number)]
-            slot[0], slot[2] = outcome, contact
+            mine = self.outcomes[(line, number)]
+            mine.outcome, mine.contact = outcome, contact
             other = self.outcomes.get((line, 3 - number))
-            if number == 2 and other and other[2] is contact:
+            if number == 2 and other and other.contact is contact:
                 how = "phone" if contact["phone"] else "email"
-                slot[1] = f"same {how} as the primary owner: one contact for both"
+                mine.reason = f"same {how} as the primary owner: one contact for both"
         return {c["id"] for _o, c in results}
 
     def save_list_members(self, session, contact_ids):
-        if self.ctx["list_id"] and contact_ids:
+        if self.settings.list_id and contact_ids:
             now = utcnow()
             insert_rows(session, ListMember.__table__, [{"contact_id": cid} for cid in sorted(contact_ids)],
-                        conflict=["list_id", "contact_id"], same={"list_id": self.ctx["list_id"], "added_at": now})
+                        conflict=["list_id", "contact_id"], same={"list_id": self.settings.list_id, "added_at": now})
 
     def outcome_rows(self):
         rows = []
-        for (line, number), (outcome, reason, contact) in sorted(self.outcomes.items()):
-            contact_id = contact["id"] if isinstance(contact, dict) else contact
+        for (line, number), o in sorted(self.outcomes.items()):
+            contact_id = o.contact["id"] if isinstance(o.contact, dict) else o.contact
             raw = self.rejected[line] if number == 0 and line in self.rejected else None
-            rows.append((self.ctx["import_id"], line, number, outcome, reason, contact_id, raw))
+            rows.append((self.settings.import_id, line, number, o.outcome, o.reason, contact_id, raw))
         return rows
 
 
@@ -190,7 +228,7 @@ def _common_row_checks(batch, line, cells, header):
 
 
 def parse_propertyradar(batch):
-    header = batch.ctx["header"]
+    header = batch.settings.header
     index = {name: i for i, name in enumerate(header)}
     plan = [(field, index[col], parse) for col, (field, parse) in PROPERTY_COLUMNS.items() if col in index]
     # Cells are at most MAX_CELL long by the time these are checked: only shorter limits matter.
@@ -232,9 +270,9 @@ def save_propertyradar(session, batch):
     contact_ids = batch.match(session)
     property_ids = _save_properties(session, batch)
     links = {}
-    for (line, number), (_outcome, _reason, contact) in batch.outcomes.items():
-        if number and isinstance(contact, dict):
-            links.setdefault((contact["id"], property_ids[line]), PEOPLE[number - 1][2])
+    for (line, number), o in batch.outcomes.items():
+        if number and isinstance(o.contact, dict):
+            links.setdefault((o.contact["id"], property_ids[line]), PEOPLE[number - 1][2])
     insert_rows(session, ContactProperty.__table__, [
         {"contact_id": c, "property_id": p, "role": role} for (c, p), role in sorted(links.items())
     ], conflict=["contact_id", "property_id"])
@@ -261,7 +299,7 @@ def _save_properties(session, batch):
             if diff and "id" in current:
                 changed.setdefault(current["id"], {"id": current["id"], "updated_at": now}).update(diff)
             outcome = "updated" if diff else "unchanged"
-        batch.outcomes[(line, 0)][0] = outcome
+        batch.outcomes[(line, 0)].outcome = outcome
     ids = {key: row["id"] for key, row in existing.items()}
     ids.update(insert_rows(session, table, list(new.values()), conflict=["key"], returning=("key", "id"),
                            same={"created_at": now, "updated_at": now}))
@@ -274,7 +312,7 @@ def _save_properties(session, batch):
 
 
 def parse_contacts_file(batch):
-    header, mapping = batch.ctx["header"], batch.ctx["mapping"]
+    header, mapping = batch.settings.header, batch.settings.mapping
     index = {field: header.index(column) for column, field in mapping.items() if field and column in header}
     for line, cells in batch.rows:
         if not _common_row_checks(batch, line, cells, header):
@@ -298,14 +336,14 @@ def save_contacts_file(session, batch):
 
 
 def parse_dnc(batch):
-    header = batch.ctx["header"]
-    column = batch.ctx["phone_column"]
+    header = batch.settings.header
+    column = batch.settings.phone_column
     for line, cells in batch.rows:
         if header and cells == header:
             batch.row(line, "skipped", "repeated header row", cells)
             continue
         raw = cells[column].strip() if column < len(cells) else ""
-        phone = normalize_phone(raw, batch.ctx["region"]) if raw else None
+        phone = normalize_phone(raw, batch.settings.region) if raw else None
         if not phone:
             batch.row(line, "skipped", f"invalid phone number {raw!r}" if raw else "no phone number", cells)
             continue
@@ -326,7 +364,7 @@ def save_dnc(session, batch):
         hashed = hashes[phone]
         if hashed not in existing and phone not in fresh:
             fresh[phone] = {"phone": phone, "phone_hash": hashed, "active": True, "source": "dnc",
-                            "reason": batch.ctx["reason"], "created_by_id": batch.ctx["user_id"], "created_at": utcnow()}
+                            "reason": batch.settings.opt_out_reason, "created_by_id": batch.settings.user_id, "created_at": utcnow()}
             batch.row(line, "created")
         elif existing.get(hashed) is False and hashed not in revived:
             revived.add(hashed)
@@ -339,7 +377,16 @@ def save_dnc(session, batch):
                         .values(active=True, revoked_at=None, source="dnc"))
 
 
-# format -> (parse: file rows to values, pure Python; save: those values to the database)
-FORMATS = {"propertyradar": (parse_propertyradar, save_propertyradar),
-           "contacts": (parse_contacts_file, save_contacts_file), "dnc": (parse_dnc, save_dnc)}
+@dataclass(frozen=True)
+class Format:
+    """A kind of import file: parse turns a batch's file rows into values (pure Python, can run
+    ahead in the reader); save writes those values to the database in the batch's transaction."""
+    name: str
+    parse: Callable[[Batch], None]
+    save: Callable[[object, Batch], None]
+
+
+FORMATS = {f.name: f for f in (Format("propertyradar", parse_propertyradar, save_propertyradar),
+                               Format("contacts", parse_contacts_file, save_contacts_file),
+                               Format("dnc", parse_dnc, save_dnc))}
 PHONE_HEADER = re.compile(r"phone|mobile|cell|number|tel", re.I)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import audit, bulk
 from app.extensions import db
-from app.import_batch import FORMATS, PHONE_HEADER, PROPERTYRADAR_REQUIRED, Batch, is_footer
+from app.import_batch import FORMATS, PHONE_HEADER, PROPERTYRADAR_REQUIRED, Batch, ImportSettings, is_footer
 from app.import_files import BadFile, check_encoding, count_records, inspect_file, records, store_upload
 from app.models import ContactList, Import, ImportRow, utcnow
 
@@ -230,15 +230,13 @@ def _stopped_by(what):
             "has details. Upload the file again to import the rest: rows already imported stay unchanged.")
 
 
-def _context(imp, header):
-    ctx = {"import_id": imp.id, "format": imp.format, "header": header, "mapping": imp.mapping or {},
-           "path": imp.stored_path, "encoding": imp.encoding, "delimiter": imp.delimiter,
-           "overwrite": set(imp.overwrite or []), "list_id": imp.list_id, "user_id": imp.created_by_id,
-           "region": current_app.config.get("DEFAULT_REGION", "US"), "source": imp.format,
-           "reason": f"do-not-contact list {imp.filename}"}
-    if imp.format == "dnc":
-        ctx["phone_column"] = next((i for i, c in enumerate(header or []) if PHONE_HEADER.search(c)), 0)
-    return ctx
+def _settings(imp, header):
+    phone_column = next((i for i, c in enumerate(header or []) if PHONE_HEADER.search(c)), 0)
+    return ImportSettings(import_id=imp.id, format=imp.format, header=header, path=imp.stored_path,
+                          encoding=imp.encoding, delimiter=imp.delimiter,
+                          region=current_app.config.get("DEFAULT_REGION", "US"), mapping=imp.mapping or {},
+                          overwrite=frozenset(imp.overwrite or []), list_id=imp.list_id, user_id=imp.created_by_id,
+                          filename=imp.filename, phone_column=phone_column if imp.format == "dnc" else 0)
 
 
 def _header(f, imp):
@@ -274,15 +272,15 @@ def _run(claim, progress):
             claim.checkpoint(encoding=imp.encoding, total_rows=total)
             claim.commit()
         total = imp.total_rows
-        ctx = _context(imp, header)
-        ahead = ParseAhead(_parsed(f, ctx, imp.encoding, imp.delimiter, max(start, imp.byte_offset),
+        settings = _settings(imp, header)
+        ahead = ParseAhead(_parsed(f, settings, max(start, imp.byte_offset),
                                    _last_line(import_id), batch_size))
         cancel = False
         try:
             for number, (batch, _line, end) in enumerate(ahead, 1):
                 if cancel:  # requested while the previous batch was written: stop at this boundary
                     return _finish(claim, "cancelled", None)
-                cancel, done = _save_batch(ctx, batch, end, claim)
+                cancel, done = _save_batch(settings, batch, end, claim)
                 if number == 1:
                     _analyze()
                 if progress:
@@ -298,28 +296,28 @@ def _last_line(import_id):
                              .where(ImportRow.import_id == import_id))
 
 
-def _parsed(f, ctx, encoding, delimiter, offset, line, batch_size):
+def _parsed(f, settings, offset, line, batch_size):
     """(parsed batch, its last line, byte offset after it) from the file, batch by batch."""
     rows, start = [], offset
-    for cells, end in records(f, encoding, delimiter, offset):
+    for cells, end in records(f, settings.encoding, settings.delimiter, offset):
         line += 1
         rows.append((line, cells))
         if len(rows) >= batch_size:
-            yield _parse(ctx, rows, start), line, end
+            yield _parse(settings, rows, start), line, end
             rows, start = [], end
     if rows:
-        yield _parse(ctx, rows, start), line, end
+        yield _parse(settings, rows, start), line, end
 
 
 NUL_REASON = "a cell holds a NUL byte (\\x00), which no text field can store; remove it and import the row again"
 
 
-def _parse(ctx, rows, start=None):
+def _parse(settings, rows, start=None):
     """A parsed Batch; start (the byte offset of its first row) lets it be read again."""
     # PostgreSQL text cannot hold a NUL byte: such a row is an error on every database.
     nul = {line: cells for line, cells in rows if "\x00" in "".join(cells)}
-    batch = Batch(ctx, [row for row in rows if row[0] not in nul] if nul else rows)
-    FORMATS[ctx["format"]][0](batch)
+    batch = Batch(settings, [row for row in rows if row[0] not in nul] if nul else rows)
+    FORMATS[settings.format].parse(batch)
     for line, cells in nul.items():
         batch.row(line, "error", NUL_REASON, [c.replace("\x00", "") for c in cells])
     batch.rows = None  # parsed: the cells of rejected rows stay in batch.rejected, the rest can go
@@ -367,7 +365,7 @@ class ParseAhead:
         self.thread.join()
 
 
-def _save_batch(ctx, batch, end, claim):
+def _save_batch(settings, batch, end, claim):
     """One transaction: the rows' effects, their outcomes and the checkpoint. A batch the database
     refuses is written again apart, so that only the rows it refuses fail.
 
@@ -375,18 +373,18 @@ def _save_batch(ctx, batch, end, claim):
     with audit.bulk():
         try:
             _begin_batch()
-            FORMATS[ctx["format"]][1](db.session, batch)
+            FORMATS[settings.format].save(db.session, batch)
             _write_outcomes(batch.outcome_rows())
             data_rows = batch.data_rows()
         except Exception as exc:
             if not bulk.refused(db.session, exc):
                 raise
             db.session.rollback()
-            log.warning("import %s: lines %s-%s refused (%s); writing them apart", ctx["import_id"],
+            log.warning("import %s: lines %s-%s refused (%s); writing them apart", settings.import_id,
                         batch.first_line, batch.first_line + batch.size - 1, exc)
             _begin_batch()
             claim.checkpoint()  # still ours? (and on SQLite the write that opens the transaction)
-            data_rows = _save_apart(ctx, _read_again(ctx, batch))
+            data_rows = _save_apart(settings, _read_again(settings, batch))
         checkpoint = claim.checkpoint(rows_done=Import.rows_done + data_rows, byte_offset=end)
         claim.commit()
     return checkpoint
@@ -396,20 +394,20 @@ def _begin_batch():
     bulk.prefer_btree_lookups(db.session)
 
 
-def _read_again(ctx, batch):
+def _read_again(settings, batch):
     """The (line, cells) of a batch, read from the file again (a parsed batch keeps no cells)."""
-    with open(ctx["path"], "rb") as f:
-        found = islice(records(f, ctx["encoding"], ctx["delimiter"], batch.start), batch.size)
+    with open(settings.path, "rb") as f:
+        found = islice(records(f, settings.encoding, settings.delimiter, batch.start), batch.size)
         return [(batch.first_line + i, cells) for i, (cells, _end) in enumerate(found)]
 
 
-def _save_apart(ctx, rows):
+def _save_apart(settings, rows):
     """Write rows in halves, each under a savepoint, down to single rows: a row the database
     refuses becomes that row's error and the others are written. Returns the data rows done."""
     try:
         with db.session.begin_nested():
-            batch = _parse(ctx, rows)
-            FORMATS[ctx["format"]][1](db.session, batch)
+            batch = _parse(settings, rows)
+            FORMATS[settings.format].save(db.session, batch)
             _write_outcomes(batch.outcome_rows())
         return batch.data_rows()
     except Exception as exc:
@@ -418,10 +416,10 @@ def _save_apart(ctx, rows):
         refusal = exc
     if len(rows) > 1:
         half = len(rows) // 2
-        return _save_apart(ctx, rows[:half]) + _save_apart(ctx, rows[half:])
+        return _save_apart(settings, rows[:half]) + _save_apart(settings, rows[half:])
     (line, cells), = rows
     reason = str(getattr(refusal, "orig", refusal)).strip().splitlines()[0][:300]
-    refused = Batch(ctx, [])
+    refused = Batch(settings, [])
     refused.row(line, "error", f"the database refused this row: {reason}", [c.replace("\x00", "") for c in cells])
     _write_outcomes(refused.outcome_rows())
     return 1

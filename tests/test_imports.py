@@ -357,20 +357,22 @@ def test_a_rejected_persons_reason_names_the_owner_it_means(db, tmp_path):
 # --- errors while importing: the import ends at once, or only the row in question fails ---------
 
 def test_an_unexpected_error_after_the_first_batch_fails_the_import_at_once(app, db, tmp_path, monkeypatch):
+    from dataclasses import replace
+
     from app.import_batch import FORMATS
 
     path, _truth = make_sample(tmp_path, 300, 15)
     monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 100)
-    parse, save = FORMATS["propertyradar"]
+    propertyradar = FORMATS["propertyradar"]
     batches = []
 
     def save_then_break(session, batch):
         batches.append(batch)
         if len(batches) == 2:
             raise RuntimeError("disk full while writing the second batch")
-        save(session, batch)
+        propertyradar.save(session, batch)
 
-    monkeypatch.setitem(FORMATS, "propertyradar", (parse, save_then_break))
+    monkeypatch.setitem(FORMATS, "propertyradar", replace(propertyradar, save=save_then_break))
     imp = import_file(path)
     assert imp.status == "failed" and imp.finished_at is not None
     assert "RuntimeError: disk full while writing the second batch" in imp.error
