@@ -7,7 +7,7 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
-from app.contacts import update_many, upsert
+from app.bulk import insert_rows, update_many
 from app.extensions import db
 from app.models import Contact, Estimate, Invoice, Job, Message, Payment, PaymentInvoice, QuickbooksSync, Todo, utcnow
 from app.quickbooks_sync import (
@@ -104,7 +104,7 @@ def update_jobs(now=None):
         or_(Estimate.status == "Accepted", and_(Estimate.status == "Closed", invoiced)))).all()
     rows = [{"estimate_id": e, "contact_id": c, "property_id": p, "status": "Accepted", "created_at": now}
             for e, c, p in new]
-    upsert(db.session, Job.__table__, rows, conflict=["estimate_id"])
+    insert_rows(db.session, Job.__table__, rows, conflict=["estimate_id"])
     for column in ("contact_id", "property_id"):
         value = select(getattr(Estimate, column)).where(Estimate.id == Job.estimate_id).scalar_subquery()
         db.session.execute(update(Job).where(getattr(Job, column).is_(None)).values({column: value})

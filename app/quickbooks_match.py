@@ -7,7 +7,8 @@ import phonenumbers
 from flask import current_app
 from sqlalchemy import func, insert, select
 
-from app.contacts import ContactError, clean_contact, normalize_email, normalize_phone, where_in
+from app.bulk import where_in
+from app.contacts import ContactError, clean_contact, normalize_email, normalize_phone
 from app.extensions import db
 from app.models import Contact, ContactProperty, Property
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, select, update
 
-from app.contacts import update_many, upsert, where_in
+from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
 from app.models import (
     Estimate,
@@ -103,7 +103,7 @@ def upsert_records(entity, records, now=None):
             continue
         if not row["deleted"]:
             counts["changed"].append(qb_id)
-    upsert(db.session, table, inserts, conflict=["qb_id"])
+    insert_rows(db.session, table, inserts, conflict=["qb_id"])
     update_many(db.session, table, updates + marks)
     if model is Payment:
         _write_applied(table, {qb_id: rows[qb_id]["_applied"] for qb_id in counts["changed"]})
@@ -124,7 +124,7 @@ def _write_applied(table, applied):
         db.session.execute(delete(link).where(clause))
     rows = [{"payment_id": ids[qb_id], "invoice_qb_id": invoice, "amount": amount, "invoice_id": None}
             for qb_id, lines in applied.items() for invoice, amount in lines.items()]
-    upsert(db.session, link, rows)
+    insert_rows(db.session, link, rows)
 
 
 def _match(qb_ids, rows):
