@@ -229,3 +229,14 @@ def money_waiting(today, user_id=None):
                      "oldest_days": (today - invoices[2]).days if invoices[2] else None},
         "payments": {"this_month": this_month, "last_month": last_month},
     }
+
+
+def todays_todos(today, user_id=None, limit=20):
+    """Open to-dos due today or before (automatic ones included), oldest first; Staff see theirs."""
+    from app.models import Todo
+    from app.security import scope_clause
+
+    query = select(Todo).where(Todo.done.is_(False), or_(Todo.due_date.is_(None), Todo.due_date <= today))
+    if user_id is not None:
+        query = query.where(or_(scope_clause(Todo, user_id), Todo.assigned_user_id == user_id))
+    return db.session.scalars(query.order_by(Todo.due_date, Todo.id).limit(limit)).all()

@@ -1,7 +1,7 @@
 """Money: running a QuickBooks sync, the jobs accepted estimates become, and the automatic
 to-dos (schedule the job, follow up the estimate, chase the invoice, call back)."""
 import logging
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -133,10 +133,20 @@ def _names(contact_ids):
                    r.assigned_user_id) for r in rows}
 
 
+def business_day(now):
+    """The business's date (CAMPAIGN_TIMEZONE) at a naive UTC moment: what "today" means on screens."""
+    from zoneinfo import ZoneInfo
+
+    from flask import current_app
+
+    zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
+    return now.replace(tzinfo=timezone.utc).astimezone(zone).date()
+
+
 def due_todos(now=None):
     """{(kind, key): (title, contact_id, fallback name)} of every automatic to-do whose condition holds now."""
     now = now or utcnow()
-    today = now.date()
+    today = business_day(now)
     wanted = {}
     for job_id, contact_id, name in db.session.execute(
             select(Job.id, Job.contact_id, Estimate.customer_name).join(Estimate, Estimate.id == Job.estimate_id)
@@ -181,7 +191,7 @@ def refresh_todos(now=None):
             continue
         name, assigned = names.get(contact_id, (None, None))
         rows.append({"kind": kind, "key": key, "title": title.format(name or fallback or "customer")[:255],
-                     "contact_id": contact_id, "assigned_user_id": assigned, "due_date": now.date(),
+                     "contact_id": contact_id, "assigned_user_id": assigned, "due_date": business_day(now),
                      "done": False, "created_at": now})
     closed = [todo_id for pair, (todo_id, done) in existing.items() if not done and pair not in wanted]
     if rows:

@@ -74,6 +74,8 @@ def _cell(html, element_id):
 def test_money_waiting_shows_the_numbers_worked_out_by_hand(app, books, client_for):
     html = _text(client_for("admin").get("/"))
     assert html.index("Money waiting") < html.index("Texts sent today")
+    # To-dos: Minnie's three, follow-ups of T20 and T21; T22's closed when it was deleted.
+    assert _cell(html, "todos-today-count") == "5" and "#T22" not in html
     assert _cell(html, "money-unscheduled-count") == "2"
     rows = html[html.index('id="money-unscheduled"'):html.index("</table>", html.index('id="money-unscheduled"'))]
     assert "Minnie Mine" in rows and "$1,500.00" in rows and "3 days since accepted" in rows
@@ -89,6 +91,11 @@ def test_money_waiting_shows_the_numbers_worked_out_by_hand(app, books, client_f
 
 def test_staff_see_only_their_contacts_money_on_the_home_page(app, books, client_for):
     html = _text(client_for("staff").get("/"))
+    # Minnie's automatic to-dos: schedule the job accepted 3 days ago, follow up the 10-day-old
+    # estimate, chase the invoice 9 days late; Theodora's are not shown.
+    assert _cell(html, "todos-today-count") == "3"
+    assert "Schedule Minnie Mine" in html and "Follow up on estimate #M12" in html and "Chase Minnie Mine" in html
+    assert "#T20" not in html
     assert _cell(html, "money-unscheduled-count") == "2"
     assert _cell(html, "money-open-estimates") == "1 for $800.00, oldest 10 days"
     assert _cell(html, "money-past-due") == "1 owing $300.00, oldest 9 days late"

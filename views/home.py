@@ -27,4 +27,5 @@ class HomeView(IndexView):
         local_today = now.astimezone(ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])).date()
         return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board,
                                     scoped=scope is not None, money=analytics.money_waiting(local_today, scope),
-                                    quickbooks=money.quickbooks_status())
+                                    quickbooks=money.quickbooks_status(),
+                                    todos=analytics.todays_todos(local_today, scope))
