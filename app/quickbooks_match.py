@@ -144,8 +144,7 @@ def match_customers(customers):
         customer["_email"] = normalize_email(customer.get("email"))
         customer["_names"] = names_of(customer)
     known = _Known(customers)
-    outcomes, created = {}, []
-    table = Contact.__table__
+    outcomes, new_rows = {}, []
     for customer in customers:
         match, contact_id, detail, candidates = _decide(customer, known)
         if match is None and not (customer["_phones"] or customer["_email"]):
@@ -156,11 +155,27 @@ def match_customers(customers):
             except ContactError as exc:
                 match, detail = "error", str(exc)
             else:
-                contact_id = db.session.execute(insert(table).values(**values, source="quickbooks")
-                                                .returning(table.c.id)).scalar_one()
+                new_rows.append({**values, "source": "quickbooks"})
+                contact_id = -len(new_rows)  # stands for the contact until the batch is inserted
                 known.add({"id": contact_id, **values})
-                created.append(contact_id)
                 match, detail = "created", "new contact from QuickBooks"
         outcomes[customer["qb_id"]] = {"contact_id": contact_id, "match": match, "match_detail": detail,
                                        "candidates": candidates}
+    created = _insert_contacts(new_rows)
+    real = {-(i + 1): contact_id for i, contact_id in enumerate(created)}
+    for outcome in outcomes.values():
+        outcome["contact_id"] = real.get(outcome["contact_id"], outcome["contact_id"])
+        if outcome["candidates"]:
+            outcome["candidates"] = [real.get(c, c) for c in outcome["candidates"]]
     return outcomes, created
+
+
+def _insert_contacts(rows):
+    """Insert new contacts in one statement; their ids, in order."""
+    if not rows:
+        return []
+    table = Contact.__table__
+    columns = sorted({key for row in rows for key in row})
+    rows = [{c: row.get(c) for c in columns} for row in rows]
+    result = db.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return [row_id for (row_id,) in result]
