@@ -60,11 +60,12 @@ OPENPHONE_BASE_URL = os.environ.get("OPENPHONE_BASE_URL", "https://api.openphone
 OPENPHONE_WEBHOOK_SECRET = os.environ.get("OPENPHONE_WEBHOOK_SECRET", "")
 OPENPHONE_RATE_PER_SECOND = int(os.environ.get("OPENPHONE_RATE_PER_SECOND", "10"))
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "5055"))
+# How often every worker runs the recovery tick (re-enqueues what the database says is unfinished).
+WORKER_TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
 # Campaigns: the business's time zone (send windows, "today" for daily limits), and whether
-# the day's quota is spread across the window. CAMPAIGN_NOW fixes the sender's clock (tests only).
+# the day's quota is spread across the window.
 CAMPAIGN_TIMEZONE = os.environ.get("CAMPAIGN_TIMEZONE", "America/New_York")
 CAMPAIGN_SPREAD = os.environ.get("CAMPAIGN_SPREAD", "1") == "1"
-CAMPAIGN_NOW = os.environ.get("CAMPAIGN_NOW", "")
 OPENPHONE_TIMEOUT_SECONDS = float(os.environ.get("OPENPHONE_TIMEOUT_SECONDS", "15"))
 # A send that got no clear answer is looked up in OpenPhone's message list after this delay.
 OPENPHONE_RECONCILE_AFTER_SECONDS = int(os.environ.get("OPENPHONE_RECONCILE_AFTER_SECONDS", "60"))

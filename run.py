@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+import config
 from app import create_app
 
 
@@ -195,6 +196,10 @@ def demo_command():
     click.echo(load_demo())
 
 
+# How `crm run` starts each worker process.
+WORKER_COMMAND = [sys.executable, "-m", "run", "worker"]
+
+
 @cli.command("run")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
@@ -218,7 +223,7 @@ def run_command(host, port, workers):
         sandbox = [subprocess.Popen(command, env=env)]
         click.echo(f"Sandbox mode: no OPENPHONE_API_KEY, texts go to the fake OpenPhone on port "
                    f"{current_app.config['SANDBOX_PORT']}")
-    children = sandbox + [subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env) for _ in range(workers)]
+    children = sandbox + [subprocess.Popen(WORKER_COMMAND, env=env) for _ in range(workers)]
     children.append(subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
          "--access-logfile", "-", "run:create_wsgi()"], env=env))
@@ -247,7 +252,7 @@ def stop_processes(processes, timeout):
 
 
 @cli.command("fake-openphone", with_appcontext=False)
-@click.option("--port", default=lambda: int(os.environ.get("SANDBOX_PORT", "5055")), type=int)
+@click.option("--port", default=lambda: config.SANDBOX_PORT, type=int)
 @click.option("--webhook-url", default="http://127.0.0.1:5000/webhooks/openphone")
 @click.option("--api-key", default="sandbox", help="The Authorization header it accepts.")
 def fake_openphone_command(port, webhook_url, api_key):
@@ -257,7 +262,7 @@ def fake_openphone_command(port, webhook_url, api_key):
     from app.fake_openphone import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve(port, webhook_url, api_key=api_key, webhook_secret=os.environ.get("OPENPHONE_WEBHOOK_SECRET"))
+    serve(port, webhook_url, api_key=api_key, webhook_secret=config.OPENPHONE_WEBHOOK_SECRET)
 
 
 @cli.group("quickbooks")

@@ -353,13 +353,8 @@ def planned_variant(campaign, position):
 # --- sending -------------------------------------------------------------------------
 
 def sender_now(now=None):
-    """The sender's clock: the given time, CAMPAIGN_NOW (fixed, for tests), else the wall clock."""
-    if now is not None:
-        return schedule.utc(now)
-    fixed = current_app.config.get("CAMPAIGN_NOW")
-    if fixed:
-        return schedule.utc(datetime.fromisoformat(fixed))
-    return datetime.now(timezone.utc)
+    """The sender's clock: the given time, else the wall clock."""
+    return datetime.now(timezone.utc) if now is None else schedule.utc(now)
 
 
 def send_due_messages(campaign_id, now=None, max_messages=None, max_seconds=None):

@@ -31,7 +31,7 @@ def make_app(database_url, redis_url, instance):
     from app import create_app
 
     return create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "INSTANCE_DIR": instance,
-                       "OPENPHONE_API_KEY": "bench-key", "CAMPAIGN_SPREAD": False, "CAMPAIGN_NOW": TUESDAY_10AM})
+                       "OPENPHONE_API_KEY": "bench-key", "CAMPAIGN_SPREAD": False})
 
 
 def seed(db, contacts):
@@ -109,7 +109,7 @@ def bench_dispatch(app, db, campaign_id, count):
 
     campaigns.claim_due = timed_claim
     started = time.perf_counter()
-    sent = campaigns.send_due_messages(campaign_id, max_messages=count)
+    sent = campaigns.send_due_messages(campaign_id, now=datetime.fromisoformat(TUESDAY_10AM), max_messages=count)
     seconds = time.perf_counter() - started
     campaigns.claim_due = claim_due
     fake.stop()
@@ -133,9 +133,9 @@ def bench_rate_limit(app, db, database_url, redis_url, instance, seconds, worker
     fake.configure(delivery=None)
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, INSTANCE_DIR=instance,
                OPENPHONE_API_KEY="bench-key", OPENPHONE_BASE_URL=fake.url, OPENPHONE_RATE_PER_SECOND="10",
-               CAMPAIGN_NOW=TUESDAY_10AM, CAMPAIGN_SPREAD="0", WORKER_TICK_SECONDS="1")
+               CAMPAIGN_SPREAD="0", WORKER_TICK_SECONDS="1")
     log = open(Path(instance) / "workers.log", "w")
-    procs = [subprocess.Popen([sys.executable, "-m", "run", "worker"], env=env, cwd=str(app.config["BASE_DIR"]),
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.clocked", TUESDAY_10AM, "worker"], env=env, cwd=str(app.config["BASE_DIR"]),
                               stdout=subprocess.DEVNULL, stderr=log) for _ in range(workers)]
     run(db, campaign_id)
     for _ in range(workers):  # one sender job per worker; claims keep them apart

@@ -1,25 +1,36 @@
-"""The worker process: drains the queue and, every few seconds, re-enqueues what the
-database says is unfinished (so a lost Redis or a killed worker never loses work)."""
+"""The worker process: RQ's own work loop, whose maintenance step also re-enqueues what the
+database says is unfinished, so a lost Redis or a killed worker never loses work."""
 import logging
 import os
-import signal
 import socket
 import time
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from flask import current_app
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
 from app.extensions import db
 from app.queue import clear_heartbeat, get_queue, get_redis, write_heartbeat
+from jobs.maintenance import recover_unfinished
 
 log = logging.getLogger(__name__)
-TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
+# RQ waits this much longer than its dequeue timeout before it calls a silent worker dead.
+RQ_TTL_MARGIN_SECONDS = 15
 
 
 class CrmWorker(SimpleWorker):
-    """Runs jobs in this process; each job starts with a fresh database session."""
+    """Runs jobs in this process, each with a fresh database session. With `tick_seconds`, RQ's
+    maintenance step runs that often and also runs the recovery tick (jobs/maintenance.py);
+    RQ's blocking wait for a job is cut to the same length so the tick is never late."""
+
+    def __init__(self, queues, *, tick_seconds=None, **kwargs):
+        if tick_seconds:
+            kwargs.update(maintenance_interval=tick_seconds,
+                          worker_ttl=max(1, round(tick_seconds)) + RQ_TTL_MARGIN_SECONDS)
+        super().__init__(queues, **kwargs)
+        self.recovers = bool(tick_seconds)
+        self.stopping = self.ticking = False
 
     def perform_job(self, job, queue, *args, **kwargs):
         try:
@@ -27,68 +38,73 @@ class CrmWorker(SimpleWorker):
         finally:
             db.session.remove()
 
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        if not self.recovers:
+            return
+        write_heartbeat(self.name)
+        self.ticking = True
+        try:
+            recover_unfinished()
+        except Exception:  # noqa: BLE001 - a failed tick is logged and runs again next time
+            log.exception("worker %s: recovery tick failed", self.name)
+        finally:
+            self.ticking = False
+            db.session.remove()
+        if self.stopping:  # a stop signal arrived during the tick
+            raise StopRequested()
 
-def tick():
-    """Re-enqueue unfinished work recorded in the database. Safe to run anywhere, any time."""
-    from jobs import maintenance
-
-    maintenance.recover_unfinished()
-    db.session.remove()
+    def request_stop(self, signum, frame):
+        """SIGTERM/SIGINT: RQ's warm shutdown (the job in hand finishes first). During the
+        recovery tick the stop waits for the tick's end (an exception raised inside it could
+        be swallowed by a step's own error handling). When Redis is gone there is nothing to
+        record there; stop at once instead of failing in the handler."""
+        self.stopping = True
+        if self.ticking:
+            return
+        try:
+            super().request_stop(signum, frame)
+        except RedisError as exc:
+            raise StopRequested() from exc
 
 
 def run_worker(burst=False):
-    """Work until SIGTERM/SIGINT (or until the queue is empty with burst=True)."""
-    name = f"{socket.gethostname()}.{os.getpid()}"
-    stopping = []
-
-    def stop(*_):
-        stopping.append(1)
-
-    signal.signal(signal.SIGTERM, stop)
-    redis = get_redis()
-    last_tick = 0.0
-    log.info("worker %s started", name)
+    """Work until SIGTERM/SIGINT (or until the queue is empty with burst=True). RQ's loop ends
+    when Redis goes away mid-step; the database still holds every piece of work, so start the
+    loop again, recovery tick first, once Redis answers."""
+    worker = CrmWorker([get_queue()], connection=get_redis(), name=f"{socket.gethostname()}.{os.getpid()}",
+                       tick_seconds=current_app.config["WORKER_TICK_SECONDS"])
+    log.info("worker %s started", worker.name)
     try:
-        while not stopping:
+        while True:
             try:
-                last_tick = _work_once(name, redis, last_tick, stopping, stop)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                # Redis restarted or unreachable: the database still holds every piece of work,
-                # so wait and carry on; the next tick re-enqueues what Redis lost.
-                log.warning("worker %s: Redis unavailable (%s); retrying", name, exc)
-                db.session.remove()
-                time.sleep(1)
-            if burst:
+                worker.work(burst=burst, logging_level="WARNING")
+            except RedisError as exc:
+                if not worker.stopping:
+                    log.warning("worker %s: Redis unavailable (%s); starting again", worker.name, exc)
+            except StopRequested:  # a stop signal that landed between two of RQ's steps
+                worker.stopping = True
+            if burst or worker.stopping:
                 break
-    finally:  # RQ's own SIGTERM handler may end the process from inside work()
+            try:
+                _pause_before_restart(worker)
+            except StopRequested:
+                break
+    finally:
         try:
-            clear_heartbeat(name)
-        except (RedisConnectionError, RedisTimeoutError):
+            clear_heartbeat(worker.name)
+        except RedisError:
             pass
-        log.info("worker %s stopped", name)
+        log.info("worker %s stopped", worker.name)
 
 
-def _work_once(name, redis, last_tick, stopping, stop):
-    """One tick (when due) and one burst of jobs; returns when the tick last ran."""
-    now = time.monotonic()
-    if now - last_tick >= TICK_SECONDS:
-        write_heartbeat(name)
-        try:
-            tick()
-        except Exception:  # noqa: BLE001 - a failed tick is logged and retried next time
-            log.exception("worker tick failed")
-            db.session.remove()
-        last_tick = now
-    worker = CrmWorker([get_queue()], connection=redis)
+def _pause_before_restart(worker):
+    """A second of rest, then mark the old registration dead (RQ refuses to register a name
+    that is still alive) and run the recovery tick first in the next loop."""
+    db.session.remove()
+    time.sleep(1)
     try:
-        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
-    except StopRequested:  # a stop signal that landed in RQ's teardown
-        stopping.append(1)
-    # work() installs RQ's own SIGTERM/SIGINT handlers: take the stop request over and
-    # put ours back for the time between bursts.
-    if worker._stop_requested:
-        stopping.append(1)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    time.sleep(0.2)
-    return last_tick
+        worker.register_death()
+    except RedisError:
+        pass  # still down: work() fails again and we come back here
+    worker.last_cleaned_at = None

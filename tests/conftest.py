@@ -151,7 +151,7 @@ def post_form(app):
 
 @pytest.fixture
 def run_jobs(app, redis):
-    """Run every queued job in this process, as a worker would."""
+    """Run every queued job in this process, as a worker would (without the recovery tick)."""
     from jobs.worker import CrmWorker
 
     def run():
@@ -204,8 +204,18 @@ def send_queued(message_id):
     return _db.session.get(Message, message_id, populate_existing=True)
 
 
-def start_worker(app, log_path=None, **env):
-    """A real `crm worker` process on the test's database and Redis (for kill -9 tests).
+@pytest.fixture
+def sender_clock(monkeypatch):
+    """sender_clock(when): the campaign sender in this process takes `when` as now."""
+    from app import campaigns
+    from tests.clocked import fixed_sender_clock
+
+    return lambda when: monkeypatch.setattr(campaigns, "sender_now", fixed_sender_clock(when))
+
+
+def start_worker(app, log_path=None, now=None, **env):
+    """A real `crm worker` process on the test's database and Redis (for kill -9 tests), with the
+    campaign sender's clock fixed at `now` when given.
 
     Keyword arguments are extra environment settings (strings); output goes to log_path."""
     import subprocess
@@ -217,7 +227,8 @@ def start_worker(app, log_path=None, **env):
                     WORKER_TICK_SECONDS="0.5")
     settings.update(env)
     output = open(log_path, "a") if log_path else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "run", "worker"], env=settings, stdout=output,
+    command = ["-m", "run", "worker"] if now is None else ["-m", "tests.clocked", now.isoformat(), "worker"]
+    return subprocess.Popen([sys.executable, *command], env=settings, stdout=output,
                             stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
                             cwd=str(app.config["BASE_DIR"]))
 

@@ -30,7 +30,7 @@ TUESDAY_10AM = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("America/New_York"))
 def fake(app, fake_openphone):
     """The fake OpenPhone with no rate limit and immediate webhooks; campaigns send unspread."""
     fake_openphone.rate, fake_openphone.webhook_delay = 100_000, 0
-    saved = {k: app.config[k] for k in ("OPENPHONE_RATE_PER_SECOND", "CAMPAIGN_SPREAD", "CAMPAIGN_NOW")}
+    saved = {k: app.config[k] for k in ("OPENPHONE_RATE_PER_SECOND", "CAMPAIGN_SPREAD")}
     app.config.update(OPENPHONE_RATE_PER_SECOND=100_000, CAMPAIGN_SPREAD=False)
     fake_openphone.configure(delivery=None)
     yield fake_openphone
@@ -357,8 +357,8 @@ def test_declare_winner_sends_the_winner_to_the_rest(db, fake):
     assert sorted(m["text"].split("\n")[0] for m in fake.sent) == ["Alpha"] + ["Bravo"] * 5
 
 
-def test_recovery_requeues_running_campaigns_and_unsent_messages(app, db, fake, redis, run_jobs):
-    app.config["CAMPAIGN_NOW"] = "2026-12-01T22:30:00+00:00"  # 17:30 in Boston: the campaign window is closed
+def test_recovery_requeues_running_campaigns_and_unsent_messages(app, db, fake, redis, run_jobs, sender_clock):
+    sender_clock("2026-12-01T22:30:00+00:00")  # 17:30 in Boston: the campaign window is closed
     lst = ContactList(name="L")
     for phone in phones(2):
         add_contact(db, phone, lists=[lst])
@@ -373,7 +373,7 @@ def test_recovery_requeues_running_campaigns_and_unsent_messages(app, db, fake, 
     campaigns.recover_campaigns()
     run_jobs()
     assert not fake.sent  # not outside the window, even for a text claimed inside it
-    app.config["CAMPAIGN_NOW"] = "2026-12-02T15:00:00+00:00"  # Wednesday 10:00 in Boston
+    sender_clock("2026-12-02T15:00:00+00:00")  # Wednesday 10:00 in Boston
     redis.flushdb()  # and Redis lost every job
     assert campaigns.recover_campaigns() == 2  # the unsent message, and a sender for the campaign
     assert campaigns.recover_campaigns() == 0  # idempotent while the jobs are queued
@@ -454,7 +454,7 @@ def test_staff_cannot_open_campaigns(db, client_for):
 def start_sender(app, fake):
     return start_worker(app, OPENPHONE_API_KEY="test-key", OPENPHONE_BASE_URL=fake.url,
                         OPENPHONE_RATE_PER_SECOND="1000", OPENPHONE_RECONCILE_AFTER_SECONDS="1",
-                        CAMPAIGN_NOW=TUESDAY_10AM.isoformat(), CAMPAIGN_SPREAD="0")
+                        CAMPAIGN_SPREAD="0", now=TUESDAY_10AM)
 
 
 def finished(db, campaign_id):
@@ -682,7 +682,7 @@ def page_variant_rows(html):
 
 
 def test_ab_numbers_count_each_person_once_on_the_page_in_the_csv_and_the_api(app, db, fake, client_for,
-                                                                              run_jobs):
+                                                                              run_jobs, sender_clock):
     """Twelve people, A and B alternating by position (A: 1st, 3rd, ...; B: 2nd, 4th, ...).
     By hand:
       A (people 0, 2, 4, 6, 8, 10): 4 refused by OpenPhone, 8 reported undelivered -> failed 2, sent 4;
@@ -694,7 +694,7 @@ def test_ab_numbers_count_each_person_once_on_the_page_in_the_csv_and_the_api(ap
       Test: expected counts under 5 -> Fisher's exact on [[1, 3], [3, 3]]: hypergeometric
         P(x) = C(4,x) C(6,4-x) / C(10,4) = 15, 80, 90, 24, 1 (/210) for x = 0..4; two-sided sums
         every P <= P(1) = 80: (15 + 80 + 24 + 1) / 210 = 4/7 = 0.5714."""
-    app.config["CAMPAIGN_NOW"] = TUESDAY_10AM.isoformat()
+    sender_clock(TUESDAY_10AM.isoformat())
     lst = ContactList(name="L")
     people = phones(12)
     for i, phone in enumerate(people):
@@ -766,8 +766,8 @@ def campaign_form(campaign, **changes):
 
 
 def test_a_scheduled_campaigns_audience_is_fixed_until_unscheduled_and_start_texts_the_new_list(
-        app, db, fake, client_for, post_form, run_jobs):
-    app.config["CAMPAIGN_NOW"] = TUESDAY_10AM.isoformat()
+        app, db, fake, client_for, post_form, run_jobs, sender_clock):
+    sender_clock(TUESDAY_10AM.isoformat())
     old, new = ContactList(name="Old list"), ContactList(name="New list")
     for phone in phones(2):
         add_contact(db, phone, lists=[old])
@@ -915,7 +915,7 @@ def test_a_variant_cannot_be_moved_out_of_or_into_a_running_campaign(db, client_
 
 
 def test_a_running_campaign_cannot_be_deleted_and_its_claimed_text_never_goes_out_later(
-        app, db, fake, client_for, post_form, run_jobs):
+        app, db, fake, client_for, post_form, run_jobs, sender_clock):
     from app import messages
     from app.models import AuditLog
 
@@ -954,7 +954,7 @@ def test_a_running_campaign_cannot_be_deleted_and_its_claimed_text_never_goes_ou
     assert db.session.scalars(select(AuditLog).filter_by(action="delete", object_type="campaigns")).one()
 
     # 23:30 in Boston: every recovery path runs; the claimed text is not a one-off and stays unsent.
-    app.config["CAMPAIGN_NOW"] = "2026-11-25T04:30:00+00:00"
+    sender_clock("2026-11-25T04:30:00+00:00")
     messages.recover_sending(older_than=0)
     campaigns.recover_campaigns()
     run_jobs()
@@ -979,14 +979,14 @@ def test_pause_stops_texts_the_sender_had_already_claimed(app, db, fake):
 # --- Declare winner: a confirmation that shows what it will do, does exactly that, and undoes -----
 
 def test_declare_winner_confirms_the_numbers_moves_what_it_showed_is_audited_and_undoes(
-        app, db, fake, client_for, post_form, run_jobs):
+        app, db, fake, client_for, post_form, run_jobs, sender_clock):
     import html
     import re
 
     from app.models import AuditLog
 
     # The worker's own sender finds the window closed (20:00); the test sends at 10:00 by hand.
-    app.config["CAMPAIGN_NOW"] = TUESDAY_10AM.replace(hour=20).isoformat()
+    sender_clock(TUESDAY_10AM.replace(hour=20).isoformat())
     lst = ContactList(name="L")
     people = phones(20)
     for i, phone in enumerate(people):

@@ -65,8 +65,6 @@ def live(tmp_path_factory):
         "WORKER_TICK_SECONDS": "1",
         "MAX_UPLOAD_MB": "2",
         "API_EXPORT_AUDIT_ROWS": "50",
-        # The sender's clock: a Tuesday, 14:00 in Boston, so campaign texts are lawful whenever CI runs.
-        "CAMPAIGN_NOW": "2026-11-24T19:00:00+00:00",
         "PYTHONUNBUFFERED": "1",
     })
     if env["REDIS_URL"]:
@@ -74,7 +72,9 @@ def live(tmp_path_factory):
 
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     log = open(tmp / "crm-run.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "run", "run", "--port", str(port)], cwd=ROOT, env=env,
+    # The sender's clock: a Tuesday, 14:00 in Boston, so campaign texts are lawful whenever CI runs.
+    proc = subprocess.Popen([sys.executable, "-m", "tests.clocked", "2026-11-24T19:00:00+00:00", "run", "--port",
+                             str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300  # a busy 2-core machine takes a while to boot gunicorn and a worker
