@@ -188,9 +188,9 @@ def money_filters(today):
     }
 
 
-def money_waiting(today, user_id=None):
-    """Accepted estimates not yet scheduled (name, amount, days since acceptance, late after
-    24 h), open estimates (count, total, oldest age in days), invoices past due (count, balance,
+def money_waiting(today, user_id=None, shown=10):
+    """Accepted estimates not yet scheduled (count, amount, how many late after 24 h, and the
+    `shown` oldest with name, amount, days since acceptance), open estimates (count, total, oldest age in days), invoices past due (count, balance,
     oldest days past due), payments this month to date against the same days of last month.
     user_id limits every number to one user's contacts (Staff)."""
     from app.models import Estimate, Invoice, Job, Payment
@@ -206,14 +206,19 @@ def money_waiting(today, user_id=None):
         select(Job.id, Estimate.total, Estimate.accepted_date, Estimate.customer_name, Job.created_at,
                Contact.first_name, Contact.last_name, Contact.phone)
         .join(Estimate, Estimate.id == Job.estimate_id).outerjoin(Contact, Contact.id == Job.contact_id)
-        .where(*where("unscheduled")).order_by(Estimate.accepted_date, Job.id)).all()
-    unscheduled = []
+        .where(*where("unscheduled")).order_by(Estimate.accepted_date, Job.id).limit(shown)).all()
+    rows = []
     for job_id, total, accepted, customer, created, first, last, phone in jobs:
         accepted = accepted or created.date()
         days = (today - accepted).days
-        unscheduled.append({"job_id": job_id, "amount": total or 0, "accepted": accepted, "days": days,
-                            "late": days >= 1,
-                            "name": " ".join(p for p in (first, last) if p) or customer or phone or f"Job {job_id}"})
+        rows.append({"job_id": job_id, "amount": total or 0, "accepted": accepted, "days": days, "late": days >= 1,
+                     "name": " ".join(p for p in (first, last) if p) or customer or phone or f"Job {job_id}"})
+    count, amount, late = db.session.execute(
+        select(func.count(Job.id), func.coalesce(func.sum(Estimate.total), 0),
+               func.count(Job.id).filter(func.coalesce(Estimate.accepted_date, func.date(Job.created_at))
+                                         <= today - timedelta(days=1)))
+        .join(Estimate, Estimate.id == Job.estimate_id).where(*where("unscheduled"))).one()
+    unscheduled = {"count": count, "total": amount, "late": late, "rows": rows}
     estimates = db.session.execute(select(func.count(Estimate.id), func.coalesce(func.sum(Estimate.total), 0),
                                           func.min(Estimate.txn_date)).where(*where("open_estimates"))).one()
     invoices = db.session.execute(select(func.count(Invoice.id), func.coalesce(func.sum(Invoice.balance), 0),

@@ -77,6 +77,8 @@ def test_money_waiting_shows_the_numbers_worked_out_by_hand(app, books, client_f
     # To-dos: Minnie's three, follow-ups of T20 and T21; T22's closed when it was deleted.
     assert _cell(html, "todos-today-count") == "5" and "#T22" not in html
     assert _cell(html, "money-unscheduled-count") == "2"
+    summary = html[html.index('id="money-unscheduled-summary"'):html.index("</p>", html.index('id="money-unscheduled-summary"'))]
+    assert "$1,750.50 of work" in summary and "1 accepted over 24 h ago" in summary
     rows = html[html.index('id="money-unscheduled"'):html.index("</table>", html.index('id="money-unscheduled"'))]
     assert "Minnie Mine" in rows and "$1,500.00" in rows and "3 days since accepted" in rows
     assert "$250.50" in rows and "0 days since accepted" in rows
