@@ -7,11 +7,14 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 
 from flask import has_request_context, request
+from flask_jwt_extended import current_user as jwt_user
+from flask_login import current_user
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import AuditLog
+from app.queue import get_redis
 
 # Tables whose rows are bookkeeping, not business data.
 SKIPPED_TABLES = {
@@ -47,11 +50,8 @@ def current_actor():
     if actor:
         return actor
     if has_request_context():
-        from flask_login import current_user
-
         if getattr(current_user, "is_authenticated", False):
             return current_user.id, current_user.username
-        from flask_jwt_extended import current_user as jwt_user
 
         try:  # the REST API signs in with a JWT, not the session
             if jwt_user:
@@ -128,8 +128,6 @@ REJECTION_NAMES_PER_ROW = 20
 def count_rejection(kind, source, subject="", now=None):
     """Count one rejected request of `kind` (e.g. "login_failed") from `source` (a client
     address), naming what it tried (`subject`, e.g. the user name), without writing a row."""
-    from app.queue import get_redis
-
     redis = get_redis()
     minute = int((now if now is not None else clock.time()) // 60)
     key = f"{REJECTIONS}{minute}"
@@ -147,8 +145,6 @@ def count_rejection(kind, source, subject="", now=None):
 
 def rejections_last_hour(now=None):
     """{kind: count} of rejections counted in the last 60 minutes (written or not yet)."""
-    from app.queue import get_redis
-
     minute = int((now if now is not None else clock.time()) // 60)
     pipe = get_redis().pipeline()
     for m in range(minute - 59, minute + 1):
@@ -164,8 +160,6 @@ def flush_rejections(now=None):
     """Write one audit row per kind, source and closed minute with its count; returns the rows
     written. Called by every worker's tick; a lock lets one worker at a time do it, and a
     minute's counts are moved aside before they are written, so nothing counted is lost."""
-    from app.queue import get_redis
-
     redis = get_redis()
     lock, token = REJECTIONS + "lock", uuid.uuid4().hex
     if not redis.set(lock, token, nx=True, ex=60):

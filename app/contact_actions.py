@@ -1,13 +1,19 @@
 """Bulk actions on contacts: add to or remove from a list, assign, opt out, export, text."""
 import io
+import re
 
+from flask import current_app
+from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import delete, select, update
 
 from app import audit
 from app.campaigns import add_draft_variant
+from app.contacts import ContactError
+from app.exports import export_contacts
 from app.extensions import db
 from app.models import Campaign, Contact, ContactList, ListMember, utcnow
 from app.opt_outs import opt_out
+from app.security import ASSIGN_REFUSED, scope_clause, user_scope
 
 CHUNK = 1000
 
@@ -42,8 +48,6 @@ def opt_out_contacts(contact_ids, user_id=None):
 
 def export_csv(contact_ids):
     """The selected contacts as CSV, through the one exporter (formula cells neutralised)."""
-    from app.exports import export_contacts
-
     out = io.StringIO()
     export_contacts(out, contact_ids=contact_ids)
     return out.getvalue()
@@ -51,8 +55,6 @@ def export_csv(contact_ids):
 
 def text_selected(contact_ids, user_id=None, sending_number=None):
     """A draft campaign whose audience is a new list holding exactly these contacts."""
-
-    from flask import current_app
 
     stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S")
     lst = ContactList(name=f"Selected contacts {stamp}", description=f"{len(contact_ids)} contacts picked by hand",
@@ -70,9 +72,6 @@ def apply(action, contact_ids, argument=None, user_id=None):
     """Run one bulk action on contact ids; the caller commits. Returns a count or a result.
 
     ContactError when user_id (the acting user) may not assign contacts."""
-    from app.contacts import ContactError
-    from app.security import ASSIGN_REFUSED, user_scope
-
     contact_ids = list(contact_ids)
     if action == "assign" and user_scope(user_id) is not None:
         raise ContactError({"assigned_user": ASSIGN_REFUSED})
@@ -90,12 +89,6 @@ def apply(action, contact_ids, argument=None, user_id=None):
 def matching_contact_ids(search_args, user_id=None):
     """Ids of every contact matching the contact list's filter arguments ({"_flt_0_first_name": ["Ann"]}),
     among those the acting user may see."""
-    import re
-
-    from flask_appbuilder.models.sqla.interface import SQLAInterface
-
-    from app.security import scope_clause, user_scope
-
     filters = SQLAInterface(Contact, db.session).get_filters()
     for arg, values in (search_args or {}).items():
         match = re.fullmatch(r"_flt_(\d+)_(.+)", arg)

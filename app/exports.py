@@ -4,11 +4,13 @@ import csv
 import io
 import re
 
+from flask import current_app
 from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
 from app.models import Contact, ListMember
+from app.queue import get_redis
 
 COLUMNS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip",
            "source", "assigned_user_id", "created_at"]
@@ -89,10 +91,6 @@ def record_api_read(what, rows, detail=None):
     API_EXPORT_AUDIT_WINDOW_SECONDS the reading is an export: the page that crosses the threshold is
     audited with every row read so far in the window, each later page with its own rows, so the audit
     rows add up to everything that left. The running total lives in Redis, shared by every worker."""
-    from flask import current_app
-
-    from app.queue import get_redis
-
     if not rows:
         return
     user_id, username = audit.current_actor()

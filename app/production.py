@@ -2,6 +2,9 @@
 and any of them, and says which setting to fix."""
 import os
 
+from app.extensions import db
+from app.openphone import api_key, webhook_secret
+
 # Values found in tutorials, examples and FAB's own config template.
 DEFAULT_SECRET_KEYS = {"", "changeme", "change-me", "change_me", "secret", "secret-key", "dev", "development",
                        "test", "\2\1thisismyscretkey\1\2\\e\\y\\y\\h"}
@@ -33,9 +36,6 @@ def production_problems(app):
 
 def _openphone_settings(app):
     """The OpenPhone key and webhook secret in force: stored on screen, else the environment's."""
-    from app.extensions import db
-    from app.openphone import api_key, webhook_secret
-
     with app.app_context():
         try:
             return api_key(app.config), webhook_secret(app.config)

@@ -6,6 +6,8 @@ from pathlib import Path
 from flask import current_app
 from redis import Redis
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 _connections = {}
 # Each worker writes time.time() under this prefix plus its name every tick; /health lists them.
@@ -63,9 +65,6 @@ def job_alive(job_id):
     behind such a row a started job means its worker died between taking the job and claiming
     the row (RQ keeps a SIGKILLed worker's job "started" until its timeout lapses, minutes
     later). Enqueueing it again is harmless: the claim lets only one run do the work."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-
     try:
         status = Job.fetch(job_id, connection=get_redis()).get_status()
     except NoSuchJobError:

@@ -4,7 +4,9 @@ per-response script nonce) and redirects that never leave the site."""
 import re
 import secrets
 
-from flask import current_app, request
+from flask import current_app, jsonify, request, session
+from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.security import csrf
 
@@ -15,8 +17,6 @@ def trust_proxies(app):
     ignored). With 0 the headers are ignored: a client cannot pick its own address."""
     hops = int(app.config.get("TRUSTED_PROXIES") or 0)
     if hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
@@ -50,9 +50,6 @@ def require_csrf_on_cookie_api(app):
     that also accepts the browser session (protect(allow_browser_login=True)) would then take
     a forged cross-site POST. A state change under /api/ that carries a signed-in session and
     no bearer token needs the CSRF token too (X-CSRFToken header, as the pages render it)."""
-    from flask import jsonify, session
-    from flask_wtf.csrf import CSRFError
-
     @app.before_request
     def _csrf_on_cookie_api():
         if request.method in SAFE_METHODS or not request.path.startswith("/api/") or request.path in CSRF_FREE_API:

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from app.audit import rejections_last_hour
 from app.extensions import db
 from app.queue import get_redis, list_heartbeats
 
@@ -29,8 +30,6 @@ def _worker_heartbeats():
 
 
 def health():
-    from app.audit import rejections_last_hour
-
     state = {"database": "ok", "redis": "ok", "workers": []}
     code = 200
     try:

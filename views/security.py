@@ -11,6 +11,7 @@ from werkzeug.security import check_password_hash
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, EqualTo, ValidationError
 
+from app.extensions import appbuilder
 from app.users import MIN_PASSWORD_LENGTH, check_password, password_problem
 
 POLICY = (f"At least {MIN_PASSWORD_LENGTH} characters; not one of the most common passwords and not the "
@@ -52,8 +53,6 @@ class ResetMyPasswordForm(DynamicForm):
 
 
 def _user_being_reset():
-    from app.extensions import appbuilder
-
     pk = request.args.get("pk", "")
     user = appbuilder.sm.get_user_by_id(int(pk)) if pk.isdigit() else None
     if user is None:
