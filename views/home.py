@@ -8,6 +8,8 @@ from flask import current_app
 from flask_appbuilder import IndexView, expose
 
 from app import analytics, money, schedule
+from app.extensions import db
+from app.models import QuickbooksSync
 from app.security import current_user_scope
 
 
@@ -28,4 +30,5 @@ class HomeView(IndexView):
         return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board,
                                     scoped=scope is not None, money=analytics.money_waiting(local_today, scope),
                                     quickbooks=money.quickbooks_status(),
-                                    todos=analytics.todays_todos(local_today, scope))
+                                    todos=analytics.todays_todos(local_today, scope),
+                                    sync=db.session.get(QuickbooksSync, 1))
