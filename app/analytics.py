@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, case, exists, func, or_, select
 
+from app.campaigns import STATUS_ORDER, TRANSITIONS, edit_notice, exclusion_counts
 from app.exports import csv_lines
 from app.extensions import db
 from app.models import (
@@ -12,11 +13,13 @@ from app.models import (
     CampaignVariant,
     Contact,
     Import,
+    ListMember,
     Message,
     OptOut,
     utcnow,
 )
 from app.stats import compare_variants, wilson_interval
+from app.texts import TemplateError, estimate_cost, render_template, segment_info, token_values, validate_template
 
 R = CampaignRecipient
 SENT = ("sent", "review")  # 'review': OpenPhone may have it; counted as sent until a person checks
@@ -85,6 +88,54 @@ def texts_per_day(campaign_id):
 def status_counts(campaign_id):
     rows = db.session.execute(select(R.status, func.count()).where(R.campaign_id == campaign_id).group_by(R.status))
     return dict(rows.all())
+
+
+def campaign_page(campaign_id, preview_count=3):
+    """Everything the campaign page shows, or None when there is no such campaign."""
+    campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is None:
+        return None
+    # The plan only with the planned_at read above: a plan committed meanwhile would otherwise
+    # show next to a "planning..." status and a disabled Start button.
+    plan = exclusion_counts(campaign.id) if campaign.planned_at else {}
+    results = campaign_results(campaign.id)
+    variants = results["variants"]
+    statuses = status_counts(campaign.id)
+    return {"campaign": campaign, "plan": plan, "variants": variants, "test": results, "statuses": statuses,
+            "days": texts_per_day(campaign.id), "funnel": funnel(results),
+            "previews": variant_previews(campaign, statuses.get("queued", 0), preview_count),
+            "reply_rows": [(f"Variant {v['label']}", v["replied"]) for v in variants],
+            "next_statuses": sorted(TRANSITIONS.get(campaign.status, ()), key=STATUS_ORDER.index),
+            "edit_notice": edit_notice(campaign)}
+
+
+def variant_previews(campaign, audience, limit=3):
+    """Each variant rendered for a few real recipients (planned ones, else list members), with its
+    segments and, for a planned audience, the estimated cost of its share."""
+    contact_ids = db.session.scalars(select(R.contact_id).where(R.campaign_id == campaign.id, R.status == "queued")
+                                     .order_by(R.position).limit(limit)).all()
+    if not contact_ids and campaign.lists:
+        contact_ids = db.session.scalars(select(ListMember.contact_id).where(
+            ListMember.list_id.in_([lst.id for lst in campaign.lists])).limit(limit)).all()
+    contacts = [db.session.get(Contact, cid) for cid in contact_ids if cid]
+    previews = []
+    for variant in campaign.variants:
+        try:
+            validate_template(variant.template)
+        except TemplateError as exc:
+            previews.append({"variant": variant, "error": str(exc), "samples": []})
+            continue
+        samples = []
+        for contact in contacts or [None]:
+            prop = contact.properties[0].property if contact is not None and contact.properties else None
+            body = render_template(variant.template, token_values(contact, prop),
+                                   opt_out_line=campaign.append_opt_out_line)
+            samples.append({"contact": contact, "body": body, **segment_info(body)})
+        per_text = max(s["segments"] for s in samples)
+        share = audience / max(1, len(campaign.variants))
+        previews.append({"variant": variant, "samples": samples, "segments": per_text,
+                         "cost": estimate_cost(per_text * share) if audience else None})
+    return previews
 
 
 RECIPIENT_FIELDS = ["position", "phone", "first_name", "last_name", "state", "variant", "status",

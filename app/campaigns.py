@@ -53,6 +53,10 @@ class CampaignError(ValueError):
     """A campaign change the user asked for is not allowed; the message says why."""
 
 
+class NoSuchCampaign(CampaignError):
+    """The campaign asked for does not exist (or no longer does)."""
+
+
 def check_transition(campaign, new_status):
     if new_status not in TRANSITIONS.get(campaign.status, ()):
         allowed = ", ".join(sorted(TRANSITIONS.get(campaign.status, ()))) or "nothing"
@@ -64,6 +68,8 @@ def change_status(campaign_id, new_status, now=None):
     scheduled -> draft (Unschedule) drops the plan."""
     now = now or utcnow()
     campaign = db.session.get(Campaign, campaign_id, populate_existing=True, with_for_update=True)
+    if campaign is None:
+        raise NoSuchCampaign(f"There is no campaign {campaign_id}.")
     check_transition(campaign, new_status)
     if new_status == "scheduled":
         check_ready(campaign)

@@ -4,6 +4,7 @@ import re
 
 from flask import current_app
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import delete, select, update
 
 from app import audit
@@ -13,6 +14,7 @@ from app.exports import export_contacts
 from app.extensions import db
 from app.models import Campaign, Contact, ContactList, ListMember, utcnow
 from app.opt_outs import opt_out
+from app.queue import enqueue
 from app.security import ASSIGN_REFUSED, scope_clause, user_scope
 
 CHUNK = 1000
@@ -109,3 +111,18 @@ def apply_to_matching(action, search_args, argument=None, user_id=None):
             apply(action, ids[start:start + CHUNK], argument, user_id)
             db.session.commit()
     return len(ids)
+
+
+def enqueue_apply_to_matching(action, search_args, argument, user_id):
+    """Queue apply_to_matching as a job (a filter can match more contacts than a request should touch)."""
+    return enqueue("jobs.contact_actions.apply_to_matching_contacts", action, search_args, argument, user_id)
+
+
+def choices(kind):
+    """(id, name) rows a bulk action's form offers: every list ("list") or every active user ("user")."""
+    if kind == "list":
+        return db.session.execute(select(ContactList.id, ContactList.name).order_by(ContactList.name)).all()
+    if kind == "user":
+        return db.session.execute(select(User.id, User.username).where(User.active.is_(True))
+                                  .order_by(User.username)).all()
+    return []

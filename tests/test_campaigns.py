@@ -430,6 +430,12 @@ def test_illegal_transitions_are_refused_in_the_ui_and_the_api(app, db, client_f
     assert "cannot become completed" in api.get_json()["message"]
     db.session.expire_all()
     assert db.session.get(Campaign, campaign.id).status == "draft"
+    missing = campaign.id + 1000
+    assert marketer.post(f"/api/v1/campaign_status/{missing}", json={"status": "scheduled"},
+                         headers=headers).status_code == 404
+    assert marketer.get(f"/api/v1/campaign/{missing}/results", headers=headers).status_code == 404
+    page = post_form(marketer, f"/campaignview/transition/{missing}/scheduled", follow_redirects=True)
+    assert page.status_code == 404 and db.session.query(Campaign).count() == 1
 
 
 def test_running_campaign_messages_cannot_be_edited_in_the_ui(db, client_for, post_form):

@@ -5,7 +5,6 @@ from flask_appbuilder.api import expose, protect
 
 from app import analytics
 from app.exports import record_api_read
-from app.extensions import db
 from app.models import Campaign, Contact, ContactList, Estimate, Import, Invoice, Job, Message, Payment, Property
 from app.security import ScopedInterface
 from views.contact_forms import ContactApiRulesMixin
@@ -68,7 +67,7 @@ class CampaignApi(ModelRestApi):
               description: per variant sent, delivered, failed, replied, opted_out, reply_rate, ci_low,
                 ci_high; the test between variants and its p-value
         """
-        if db.session.get(Campaign, pk) is None:
+        if self.datamodel.get(pk) is None:
             return self.response_404()
         results = analytics.campaign_results(pk)
         variants = [{key: v[key] for key in ("label", *analytics.OUTCOMES, "reply_rate", "ci_low", "ci_high")}

@@ -5,15 +5,14 @@ from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.api import BaseApi, protect
 from flask_appbuilder.api import expose as api_expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import select
 from wtforms import BooleanField, IntegerField, StringField, TimeField
 from wtforms.validators import DataRequired, Optional, ValidationError
 
 from app import analytics, campaigns, winners
-from app.campaigns import CampaignError
+from app.campaigns import CampaignError, NoSuchCampaign
 from app.extensions import db
-from app.models import DEFAULT_WINDOW, Campaign, CampaignRecipient, CampaignVariant, Contact, ListMember
-from app.texts import TemplateError, estimate_cost, render_template, segment_info, token_values, validate_template
+from app.models import DEFAULT_WINDOW, Campaign, CampaignRecipient, CampaignVariant
+from app.texts import TemplateError, validate_template
 
 FILTER_FIELDS = {
     "property_types": StringField("Property types", [Optional()], description="Comma separated, e.g. SFR, MFR"),
@@ -124,7 +123,7 @@ class CampaignView(ModelView):
     @has_access
     def edit(self, pk):
         """The form says up front what its campaign's state allows (the rule refuses the rest)."""
-        campaign = db.session.get(Campaign, pk)
+        campaign = self.datamodel.get(pk)
         if request.method == "GET" and campaign is not None and campaign.status != "draft":
             flash(campaigns.edit_notice(campaign), "warning")
         return super().edit(pk)
@@ -132,24 +131,12 @@ class CampaignView(ModelView):
     @expose("/show/<pk>", methods=["GET"])
     @has_access
     def show(self, pk):
-        campaign = db.session.get(Campaign, pk, populate_existing=True)
-        if campaign is None:
+        page = analytics.campaign_page(pk)
+        if page is None:
             flash("No such campaign.", "danger")
             return redirect(url_for(".list"))
-        widgets = self._show(pk)
-        # The plan only with the planned_at read above: a plan committed during this request
-        # would otherwise show next to a "planning..." status and a disabled Start button.
-        plan = campaigns.exclusion_counts(campaign.id) if campaign.planned_at else {}
-        results = analytics.campaign_results(campaign.id)
-        variants = results["variants"]
-        return self.render_template(
-            self.show_template, pk=pk, title=self.show_title, widgets=widgets, related_views=self._related_views,
-            campaign=campaign, plan=plan, variants=variants, test=results,
-            statuses=analytics.status_counts(campaign.id), days=analytics.texts_per_day(campaign.id),
-            funnel=analytics.funnel(results), previews=_previews(campaign),
-            reply_rows=[(f"Variant {v['label']}", v["replied"]) for v in variants],
-            next_statuses=sorted(campaigns.TRANSITIONS.get(campaign.status, ()), key=campaigns.STATUS_ORDER.index),
-            edit_notice=campaigns.edit_notice(campaign))
+        return self.render_template(self.show_template, pk=pk, title=self.show_title, widgets=self._show(pk),
+                                    related_views=self._related_views, **page)
 
     @expose("/transition/<int:pk>/<status>", methods=["POST"])
     @has_access
@@ -223,36 +210,6 @@ def _filters_from(item):
     return filters
 
 
-def _previews(campaign, limit=3):
-    """Each variant rendered for a few real recipients (planned ones, else list members)."""
-    contact_ids = db.session.scalars(select(CampaignRecipient.contact_id).where(
-        CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.status == "queued")
-        .order_by(CampaignRecipient.position).limit(limit)).all()
-    if not contact_ids and campaign.lists:
-        contact_ids = db.session.scalars(select(ListMember.contact_id).where(
-            ListMember.list_id.in_([lst.id for lst in campaign.lists])).limit(limit)).all()
-    contacts = [db.session.get(Contact, cid) for cid in contact_ids if cid]
-    audience = analytics.status_counts(campaign.id).get("queued", 0)
-    previews = []
-    for variant in campaign.variants:
-        try:
-            validate_template(variant.template)
-        except TemplateError as exc:
-            previews.append({"variant": variant, "error": str(exc), "samples": []})
-            continue
-        samples = []
-        for contact in contacts or [None]:
-            prop = contact.properties[0].property if contact is not None and contact.properties else None
-            body = render_template(variant.template, token_values(contact, prop),
-                                   opt_out_line=campaign.append_opt_out_line)
-            samples.append({"contact": contact, "body": body, **segment_info(body)})
-        per_text = max(s["segments"] for s in samples)
-        share = (audience or 0) / max(1, len(campaign.variants))
-        previews.append({"variant": variant, "samples": samples, "segments": per_text,
-                         "cost": estimate_cost(per_text * share) if audience else None})
-    return previews
-
-
 class CampaignStatusApi(BaseApi):
     """POST /api/v1/campaign_status/<id> {"status": "running"}: the same rules as the buttons."""
 
@@ -268,11 +225,12 @@ class CampaignStatusApi(BaseApi):
             200:
               description: the campaign's new status
         """
-        if db.session.get(Campaign, pk) is None:
-            return self.response_404()
         status = (request.get_json(silent=True) or {}).get("status", "")
         try:
             campaign = campaigns.change_status(pk, status)
+        except NoSuchCampaign:
+            db.session.rollback()
+            return self.response_404()
         except CampaignError as exc:
             db.session.rollback()
             return self.response(409, message=str(exc))

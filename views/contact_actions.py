@@ -4,13 +4,9 @@ from urllib.parse import parse_qs, urlparse
 from flask import Response, flash, g, redirect, request, url_for
 from flask_appbuilder import expose, has_access
 from flask_appbuilder.actions import action
-from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import select
 
 from app import contact_actions
 from app.extensions import db
-from app.models import ContactList
-from app.queue import enqueue
 
 NEEDS_ARGUMENT = {"add_to_list": "list", "remove_from_list": "list", "assign": "user"}
 TITLES = {"add_to_list": "Add to list", "remove_from_list": "Remove from list", "assign": "Assign to user",
@@ -68,12 +64,7 @@ class ContactActionsMixin:
         search = {k: v for k, v in parse_qs(request.values.get("search") or "").items() if k.startswith("_flt_")}
         if request.method == "POST":
             return self._bulk_apply(name, ids, search)
-        choices = []
-        if NEEDS_ARGUMENT.get(name) == "list":
-            choices = db.session.execute(select(ContactList.id, ContactList.name).order_by(ContactList.name)).all()
-        elif NEEDS_ARGUMENT.get(name) == "user":
-            choices = db.session.execute(select(User.id, User.username).where(User.active.is_(True))
-                                         .order_by(User.username)).all()
+        choices = contact_actions.choices(NEEDS_ARGUMENT.get(name))
         return self.render_template("contact_bulk.html", name=name, title=TITLES[name], ids=ids,
                                     search=request.values.get("search") or "", has_filter=bool(search),
                                     choices=choices, argument_kind=NEEDS_ARGUMENT.get(name))
@@ -84,7 +75,7 @@ class ContactActionsMixin:
             flash("Choose a list.", "danger")
             return redirect(request.url)
         if request.form.get("scope") == "matching":
-            enqueue("jobs.contact_actions.apply_to_matching_contacts", name, search, argument, g.user.id)
+            contact_actions.enqueue_apply_to_matching(name, search, argument, g.user.id)
             flash(f"{TITLES[name]}: every contact matching the filter is being processed in the background.", "info")
         else:
             count = contact_actions.apply(name, ids, argument, g.user.id)

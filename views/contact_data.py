@@ -7,7 +7,6 @@ from flask_appbuilder import expose, has_access
 
 from app import contact_data
 from app.extensions import db
-from app.models import Contact
 
 
 class ContactDataMixin:
@@ -23,7 +22,7 @@ class ContactDataMixin:
     @expose("/erase/<int:pk>", methods=["GET", "POST"])
     @has_access
     def erase(self, pk):
-        contact = db.session.get(Contact, pk) or abort(404)
+        contact = self.datamodel.get(pk, self._base_filters) or abort(404)
         if request.method == "GET":
             return self.render_template("contact_erase.html", contact=contact, pk=pk,
                                         messages=len(contact_data.messages_of(contact)), title=f"Erase {contact}")

@@ -2,13 +2,11 @@
 from flask import Response, abort, current_app, flash, g, jsonify, redirect, request, stream_with_context, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app import imports
-from app.extensions import db
+from app import contact_actions, imports
 from app.import_files import BadFile, inspect_file
-from app.models import ContactList, Import
+from app.models import Import
 
 
 class ImportView(ModelView):
@@ -22,15 +20,14 @@ class ImportView(ModelView):
     list_template = "import_list.html"
 
     def _load(self, pk):
-        return db.session.get(Import, pk) or abort(404)
+        return self.datamodel.get(pk) or abort(404)
 
     @expose("/upload", methods=["GET", "POST"])
     @has_access
     def upload(self):
         limit = current_app.config["MAX_UPLOAD_MB"]
         if request.method == "GET":
-            lists = db.session.scalars(select(ContactList).order_by(ContactList.name)).all()
-            return self.render_template("import_upload.html", lists=lists, limit=limit)
+            return self.render_template("import_upload.html", lists=contact_actions.choices("list"), limit=limit)
         try:
             upload = request.files.get("file")
         except RequestEntityTooLarge:
