@@ -82,6 +82,27 @@ WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(256 * 1024)))
 API_EXPORT_AUDIT_ROWS = int(os.environ.get("API_EXPORT_AUDIT_ROWS", "1000"))
 API_EXPORT_AUDIT_WINDOW_SECONDS = int(os.environ.get("API_EXPORT_AUDIT_WINDOW_SECONDS", "3600"))
 
+# QuickBooks Online (read-only mirror). Without a client id the CRM connects to the built-in fake
+# QuickBooks (sandbox mode) on QUICKBOOKS_SANDBOX_PORT.
+QUICKBOOKS_CLIENT_ID = os.environ.get("QUICKBOOKS_CLIENT_ID", "")
+QUICKBOOKS_CLIENT_SECRET = os.environ.get("QUICKBOOKS_CLIENT_SECRET", "")
+# Empty: the callback URL of the running app (Settings -> Integrations -> Connect QuickBooks).
+QUICKBOOKS_REDIRECT_URI = os.environ.get("QUICKBOOKS_REDIRECT_URI", "")
+QUICKBOOKS_BASE_URL = os.environ.get("QUICKBOOKS_BASE_URL", "https://quickbooks.api.intuit.com")
+QUICKBOOKS_AUTH_URL = os.environ.get("QUICKBOOKS_AUTH_URL", "https://appcenter.intuit.com/connect/oauth2")
+QUICKBOOKS_TOKEN_URL = os.environ.get("QUICKBOOKS_TOKEN_URL",
+                                     "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer")
+QUICKBOOKS_REVOKE_URL = os.environ.get("QUICKBOOKS_REVOKE_URL",
+                                      "https://developer.api.intuit.com/v2/oauth2/tokens/revoke")
+QUICKBOOKS_WEBHOOK_VERIFIER = os.environ.get("QUICKBOOKS_WEBHOOK_VERIFIER", "")
+QUICKBOOKS_SYNC_MINUTES = int(os.environ.get("QUICKBOOKS_SYNC_MINUTES", "15"))
+QUICKBOOKS_SANDBOX_PORT = int(os.environ.get("QUICKBOOKS_SANDBOX_PORT", "5056"))
+# Intuit's limits per company, kept by every process together (through Redis).
+QUICKBOOKS_RATE_PER_MINUTE = int(os.environ.get("QUICKBOOKS_RATE_PER_MINUTE", "500"))
+QUICKBOOKS_RATE_PER_SECOND = int(os.environ.get("QUICKBOOKS_RATE_PER_SECOND", "10"))
+QUICKBOOKS_CONCURRENT = int(os.environ.get("QUICKBOOKS_CONCURRENT", "10"))
+QUICKBOOKS_TIMEOUT_SECONDS = float(os.environ.get("QUICKBOOKS_TIMEOUT_SECONDS", "30"))
+
 # Flask-AppBuilder
 APP_NAME = "Attack A Crack CRM"
 AUTH_TYPE = 1  # AUTH_DB

@@ -223,6 +223,7 @@ def run_command(host, port, workers):
         sandbox = [subprocess.Popen(command, env=env)]
         click.echo(f"Sandbox mode: no OPENPHONE_API_KEY, texts go to the fake OpenPhone on port "
                    f"{current_app.config['SANDBOX_PORT']}")
+    sandbox += start_quickbooks_sandbox(env, port)
     children = sandbox + [subprocess.Popen(WORKER_COMMAND, env=env) for _ in range(workers)]
     children.append(subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
@@ -236,6 +237,34 @@ def run_command(host, port, workers):
     except KeyboardInterrupt:
         pass
     stop_processes(children, timeout=10)
+
+
+def start_quickbooks_sandbox(env, port):
+    """Without QUICKBOOKS_CLIENT_ID: start the seeded fake QuickBooks and connect to it, so a
+    fresh install's morning screen has money on it. Returns the started process (or none)."""
+    from app.quickbooks import settings
+
+    if not settings(current_app.config)["sandbox"]:
+        return []
+    from app.fake_quickbooks import SANDBOX_REALM_ID, sandbox_child, wait_until_up
+
+    command, extra, token = sandbox_child(current_app.config, port)
+    env["QUICKBOOKS_WEBHOOK_VERIFIER"] = extra["QUICKBOOKS_WEBHOOK_VERIFIER"]
+    child = subprocess.Popen(command, env=dict(env, **extra))
+    if not wait_until_up(settings(current_app.config)["base_url"], timeout=20):
+        click.echo("The fake QuickBooks did not start; QuickBooks stays disconnected.")
+        return [child]
+    from app.audit import acting_as
+    from app.quickbooks import QuickBooksError, connect
+
+    try:
+        with acting_as(None, "sandbox"):
+            connect(SANDBOX_REALM_ID, token)
+    except QuickBooksError as exc:
+        click.echo(f"Could not connect to the fake QuickBooks: {exc}")
+    click.echo(f"Sandbox mode: no QUICKBOOKS_CLIENT_ID, connected to the fake QuickBooks on port "
+               f"{current_app.config['QUICKBOOKS_SANDBOX_PORT']}")
+    return [child]
 
 
 def stop_processes(processes, timeout):
@@ -263,6 +292,24 @@ def fake_openphone_command(port, webhook_url, api_key):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     serve(port, webhook_url, api_key=api_key, webhook_secret=config.OPENPHONE_WEBHOOK_SECRET)
+
+
+@cli.command("fake-quickbooks", with_appcontext=False)
+@click.option("--port", default=lambda: int(os.environ.get("QUICKBOOKS_SANDBOX_PORT", "5056")), type=int)
+@click.option("--webhook-url", default=None, help="Where to send signed webhooks (none: kept).")
+@click.option("--seed/--no-seed", default=True, help="A small realistic company.")
+@click.option("--volume", is_flag=True, help="The benchmark's volume (10,000 customers, 20,000 estimates, ...).")
+@click.option("--rate", default=500, type=int, help="Requests per minute before 429 (0: no limit).")
+def fake_quickbooks_command(port, webhook_url, seed, volume, rate):
+    """Run the fake QuickBooks (sandbox mode, tests, benchmark); signs webhooks with
+    QUICKBOOKS_WEBHOOK_VERIFIER and accepts QUICKBOOKS_SANDBOX_REFRESH_TOKEN as a refresh token."""
+    import logging
+
+    from app.fake_quickbooks import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve(port, webhook_url, verifier=os.environ.get("QUICKBOOKS_WEBHOOK_VERIFIER") or "sandbox-verifier",
+          seed=seed, volume=volume, refresh_token=os.environ.get("QUICKBOOKS_SANDBOX_REFRESH_TOKEN"), rate=rate)
 
 
 @cli.group("quickbooks")
@@ -297,6 +344,24 @@ def quickbooks_sync_command(full):
     click.echo(f"Contacts created: {counts.get('contacts_created', 0)}. Jobs: {counts['jobs']['created']} new, "
                f"{counts['jobs']['paid']} paid. To-dos: {counts['todos']['created']} new, "
                f"{counts['todos']['closed']} closed. ({counts['how']} sync)")
+
+
+@quickbooks_group.command("connect")
+@click.option("--realm-id", required=True, help="The QuickBooks company id (realmId).")
+@click.option("--refresh-token", required=True, help="A refresh token for that company (e.g. from Intuit's "
+                                                     "OAuth Playground); it is rotated at once and stored encrypted.")
+@with_appcontext
+def quickbooks_connect_command(realm_id, refresh_token):
+    """Connect a headless server to QuickBooks with a refresh token."""
+    from app.audit import acting_as
+    from app.quickbooks import QuickBooksError, connect
+
+    try:
+        with acting_as(None, "cli"):
+            connect(realm_id, refresh_token)
+    except QuickBooksError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Connected to QuickBooks company {realm_id}.")
 
 
 def create_wsgi():

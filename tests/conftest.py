@@ -6,6 +6,7 @@ import secrets
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,35 @@ def start_worker(app, log_path=None, now=None, **env):
 def find_csrf(html):
     match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
     return match.group(1) if match else None
+
+
+@contextmanager
+def quickbooks_app(app, fake):
+    """Point the app's QuickBooks settings at a fake QuickBooks for the duration."""
+    overrides = {"QUICKBOOKS_CLIENT_ID": fake.client_id, "QUICKBOOKS_CLIENT_SECRET": fake.client_secret,
+                 "QUICKBOOKS_BASE_URL": fake.url, "QUICKBOOKS_AUTH_URL": fake.url + "/connect/oauth2",
+                 "QUICKBOOKS_TOKEN_URL": fake.url + "/oauth2/v1/tokens/bearer",
+                 "QUICKBOOKS_REVOKE_URL": fake.url + "/v2/oauth2/tokens/revoke",
+                 "QUICKBOOKS_WEBHOOK_VERIFIER": fake.verifier,
+                 "QUICKBOOKS_REDIRECT_URI": "http://localhost/quickbooks/callback"}
+    saved = {key: app.config.get(key) for key in overrides}
+    app.config.update(overrides)
+    try:
+        yield fake
+    finally:
+        app.config.update(saved)
+
+
+@pytest.fixture
+def fake_quickbooks(app):
+    """The project's fake QuickBooks on a free loopback port with the small seeded company; the
+    app's QuickBooks settings point at it (not yet connected: quickbooks.connect(fake.realm_id,
+    fake.issue_refresh_token()) connects)."""
+    from app.fake_quickbooks import FakeQuickBooks
+    from app.fake_quickbooks_data import seed_company
+
+    fake = FakeQuickBooks(client_id="test-client", client_secret="test-secret", verifier="test-verifier").start()
+    seed_company(fake)
+    with quickbooks_app(app, fake):
+        yield fake
+    fake.stop()
