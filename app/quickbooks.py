@@ -450,18 +450,21 @@ def authorize_url(user_id=None, redirect_uri=None):
 
     s = settings()
     state = secrets.token_urlsafe(24)
-    get_redis().set(STATE_KEY + state, json.dumps({"user_id": user_id}), ex=600)
+    redirect_uri = s["redirect_uri"] or redirect_uri
+    get_redis().set(STATE_KEY + state, json.dumps({"user_id": user_id, "redirect_uri": redirect_uri}), ex=600)
     query = {"client_id": s["client_id"], "response_type": "code", "scope": SCOPE,
-             "redirect_uri": redirect_uri or s["redirect_uri"], "state": state}
+             "redirect_uri": redirect_uri, "state": state}
     return f"{s['auth_url']}?{urlencode(query)}"
 
 
-def complete_authorization(code, state, realm, redirect_uri=None, user_id=None):
-    """The OAuth callback: check `state` (once, same user), exchange the code, store the tokens."""
+def complete_authorization(code, state, realm, user_id=None):
+    """The OAuth callback: check `state` (once, same user), exchange the code with the redirect
+    URI the authorization was started with, store the tokens."""
     from app.queue import get_redis
 
-    saved = get_redis().getdel(STATE_KEY + (state or "")) if state else None
-    if saved is None or json.loads(saved).get("user_id") != user_id:
+    saved = get_redis().getdel(STATE_KEY + state) if state else None
+    saved = json.loads(saved) if saved else None
+    if saved is None or saved.get("user_id") != user_id:
         audit.record_now("quickbooks_oauth_refused", object_type="integration_secrets", object_id=SECRET_NAME,
                          detail="QuickBooks OAuth callback with an unknown or reused state")
         raise OAuthStateMismatch("This QuickBooks authorization was not started here (or was already used): "
@@ -470,7 +473,7 @@ def complete_authorization(code, state, realm, redirect_uri=None, user_id=None):
         raise QuickBooksError("QuickBooks did not send an authorization code and company (realmId)")
     qb = client()
     tokens = qb._token_request({"grant_type": "authorization_code", "code": code,
-                                "redirect_uri": redirect_uri or qb.settings["redirect_uri"]})
+                                "redirect_uri": saved["redirect_uri"]})
     return qb.store_tokens(realm, tokens, "quickbooks_connected", f"QuickBooks company {realm} connected")
 
 

@@ -4,7 +4,7 @@ per-response script nonce) and redirects that never leave the site."""
 import re
 import secrets
 
-from flask import current_app, jsonify, request, session
+from flask import current_app, g, jsonify, request, session
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -79,6 +79,12 @@ def csp_nonce():
     return request.csp_nonce
 
 
+def allow_offsite_redirect(location):
+    """Let this response redirect to `location` off the site (an OAuth provider's consent page)."""
+    g.offsite_redirect = location
+    return location
+
+
 def install_headers(app):
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
@@ -90,7 +96,7 @@ def install_headers(app):
         if app.config.get("PRODUCTION"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         location = response.headers.get("Location")
-        if location and not is_onsite(location):
+        if location and not is_onsite(location) and g.get("offsite_redirect") != location:
             current_app.logger.warning("refused an off-site redirect to %r", location[:200])
             response.headers["Location"] = "/"
         return response

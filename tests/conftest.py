@@ -246,8 +246,7 @@ def quickbooks_app(app, fake):
                  "QUICKBOOKS_BASE_URL": fake.url, "QUICKBOOKS_AUTH_URL": fake.url + "/connect/oauth2",
                  "QUICKBOOKS_TOKEN_URL": fake.url + "/oauth2/v1/tokens/bearer",
                  "QUICKBOOKS_REVOKE_URL": fake.url + "/v2/oauth2/tokens/revoke",
-                 "QUICKBOOKS_WEBHOOK_VERIFIER": fake.verifier,
-                 "QUICKBOOKS_REDIRECT_URI": "http://localhost/quickbooks/callback"}
+                 "QUICKBOOKS_WEBHOOK_VERIFIER": fake.verifier}
     saved = {key: app.config.get(key) for key in overrides}
     app.config.update(overrides)
     try:

@@ -286,7 +286,7 @@ def test_webhook_signature_is_checked_against_the_raw_body(app, fake_quickbooks)
 
 def authorize(app, fake, user_id):
     with app.app_context():
-        url = httpx.URL(quickbooks.authorize_url(user_id=user_id))
+        url = httpx.URL(quickbooks.authorize_url(user_id=user_id, redirect_uri="http://localhost/qb/callback"))
     assert url.params["scope"] == "com.intuit.quickbooks.accounting" and url.params["response_type"] == "code"
     page = httpx.get(str(url))
     link = page.text.split("href='")[1].split("'")[0].replace("&amp;", "&")

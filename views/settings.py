@@ -3,8 +3,9 @@ never shown back."""
 from flask import flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, expose, has_access
 
-from app import integration_secrets
+from app import integration_secrets, quickbooks
 from app.extensions import db
+from app.web import allow_offsite_redirect
 
 
 class IntegrationsView(BaseView):
@@ -16,7 +17,45 @@ class IntegrationsView(BaseView):
     def index(self):
         secrets = [{"name": name, "label": label, "status": integration_secrets.describe(name)}
                    for name, label in integration_secrets.KNOWN.items()]
-        return self.render_template("settings_integrations.html", secrets=secrets, title="Integrations")
+        return self.render_template("settings_integrations.html", secrets=secrets, title="Integrations",
+                                    qb=quickbooks.connection_details(), qb_sandbox=quickbooks.settings()["sandbox"])
+
+    @expose("/quickbooks/connect")
+    @has_access
+    def connect_quickbooks(self):
+        """Off to Intuit's consent page, with a state this user must bring back. A link, not a
+        form: the page's CSP (form-action 'self') would stop a form's redirect to Intuit."""
+        callback = url_for(".quickbooks_callback", _external=True)
+        return redirect(allow_offsite_redirect(quickbooks.authorize_url(user_id=g.user.id, redirect_uri=callback)))
+
+    @expose("/quickbooks/callback")
+    @has_access
+    def quickbooks_callback(self):
+        """Intuit sends the person back here with code, state and realmId (or error)."""
+        if request.args.get("error"):
+            flash(f"QuickBooks was not connected: {request.args['error']}.", "warning")
+            return redirect(url_for(".index"))
+        try:
+            quickbooks.complete_authorization(request.args.get("code"), request.args.get("state"),
+                                              request.args.get("realmId"), user_id=g.user.id)
+        except quickbooks.QuickBooksError as exc:
+            db.session.rollback()
+            flash(f"QuickBooks was not connected: {exc}", "danger")
+            return redirect(url_for(".index"))
+        flash(f"Connected to QuickBooks company {quickbooks.realm_id()}.", "success")
+        return redirect(url_for(".index"))
+
+    @expose("/quickbooks/disconnect", methods=["POST"])
+    @has_access
+    def disconnect_quickbooks(self):
+        if quickbooks.connection_status() == quickbooks.NOT_CONNECTED:
+            flash("QuickBooks is not connected.", "info")
+        elif quickbooks.disconnect():
+            flash("QuickBooks disconnected: the tokens are revoked at Intuit and deleted here.", "success")
+        else:
+            flash("QuickBooks disconnected here; Intuit did not confirm the revocation (remove the app under "
+                  "QuickBooks -> Apps if it is still listed).", "warning")
+        return redirect(url_for(".index"))
 
     @expose("/save", methods=["POST"])
     @has_access
