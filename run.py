@@ -246,14 +246,20 @@ def start_quickbooks_sandbox(env, port):
 
     if not settings(current_app.config)["sandbox"]:
         return []
-    from app.fake_quickbooks import SANDBOX_REALM_ID, sandbox_child, wait_until_up
+    from app.fake_quickbooks import SANDBOX_REALM_ID, port_free, sandbox_child, wait_until_up
 
+    sandbox_port = current_app.config["QUICKBOOKS_SANDBOX_PORT"]
+    if not port_free(sandbox_port):
+        click.echo(f"QUICKBOOKS_SANDBOX_PORT {sandbox_port} is in use: the fake QuickBooks is not started "
+                   "(set QUICKBOOKS_SANDBOX_PORT to a free port).")
+        return []
     command, extra, token = sandbox_child(current_app.config, port)
     env["QUICKBOOKS_WEBHOOK_VERIFIER"] = extra["QUICKBOOKS_WEBHOOK_VERIFIER"]
     child = subprocess.Popen(command, env=dict(env, **extra))
-    if not wait_until_up(settings(current_app.config)["base_url"], timeout=20):
+    if not wait_until_up(settings(current_app.config)["base_url"], timeout=60) or child.poll() is not None:
         click.echo("The fake QuickBooks did not start; QuickBooks stays disconnected.")
-        return [child]
+        stop_processes([child], timeout=5)
+        return []
     from app.audit import acting_as
     from app.quickbooks import QuickBooksError, connect
 

@@ -454,6 +454,19 @@ def sandbox_child(config, app_port):
     return command, {"QUICKBOOKS_WEBHOOK_VERIFIER": verifier, "QUICKBOOKS_SANDBOX_REFRESH_TOKEN": token}, token
 
 
+def port_free(port, host="127.0.0.1"):
+    """Whether nothing listens on this loopback port (a second sandbox must not answer for ours)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_until_up(url, timeout=20.0):
     """Whether the fake at `url` answers within `timeout` seconds (polled)."""
     deadline = time.monotonic() + timeout

@@ -62,6 +62,7 @@ def live(tmp_path_factory):
         "ADMIN_USERNAME": "admin",
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "SANDBOX_PORT": str(sandbox_port),
+        "QUICKBOOKS_SANDBOX_PORT": str(free_port()),
         "WORKER_TICK_SECONDS": "1",
         "MAX_UPLOAD_MB": "2",
         "API_EXPORT_AUDIT_ROWS": "50",
