@@ -34,6 +34,7 @@ CDC_MAX_DAYS = 30
 CDC_MAX_OBJECTS = 1000
 SCOPE = "com.intuit.quickbooks.accounting"
 SECRET_NAME = "quickbooks_connection"
+AUDIT_TYPE = "quickbooks"  # audit rows about the connection: object id = the company's realm id
 CONNECTED, NEEDS_RECONNECT, NOT_CONNECTED = "connected", "needs_reconnect", "not_connected"
 STATE_KEY = "crm:quickbooks:oauth-state:"
 REFRESH_LOCK_KEY = "crm:quickbooks:refresh-lock"
@@ -142,7 +143,7 @@ def _token_fields(tokens, now):
 def _mark_needs_reconnect(data, reason):
     data.update(needs_reconnect=reason, needs_reconnect_at=utcnow().isoformat(timespec="seconds"))
     _save(data)
-    audit.record("quickbooks_needs_reconnect", "integration_secrets", SECRET_NAME,
+    audit.record("quickbooks_needs_reconnect", AUDIT_TYPE, data.get("realm_id"),
                  detail=f"QuickBooks connection to realm {data.get('realm_id')} needs reconnecting: {reason}")
     db.session.commit()
 
@@ -279,7 +280,7 @@ class QuickBooks:
         data = {"realm_id": str(realm), "connected_at": utcnow().isoformat(timespec="seconds"),
                 **_token_fields(tokens, self.clock())}
         _save(data)
-        audit.record(action, "integration_secrets", SECRET_NAME, detail=detail)
+        audit.record(action, AUDIT_TYPE, str(realm), detail=detail)
         db.session.commit()
         return data
 
@@ -465,7 +466,7 @@ def complete_authorization(code, state, realm, user_id=None):
     saved = get_redis().getdel(STATE_KEY + state) if state else None
     saved = json.loads(saved) if saved else None
     if saved is None or saved.get("user_id") != user_id:
-        audit.record_now("quickbooks_oauth_refused", object_type="integration_secrets", object_id=SECRET_NAME,
+        audit.record_now("quickbooks_oauth_refused", object_type=AUDIT_TYPE,
                          detail="QuickBooks OAuth callback with an unknown or reused state")
         raise OAuthStateMismatch("This QuickBooks authorization was not started here (or was already used): "
                                  "start again with Connect QuickBooks.")
@@ -504,7 +505,7 @@ def disconnect():
     row = db.session.get(IntegrationSecret, SECRET_NAME)
     if row is not None:
         db.session.delete(row)
-        audit.record("quickbooks_disconnected", "integration_secrets", SECRET_NAME,
+        audit.record("quickbooks_disconnected", AUDIT_TYPE, (data or {}).get("realm_id"),
                      detail=f"QuickBooks company {(data or {}).get('realm_id')} disconnected"
                             f"{'' if revoked else ' (Intuit did not confirm the revocation)'}")
     db.session.commit()

@@ -316,3 +316,38 @@ def test_disconnect_revokes_at_intuit_and_deletes_the_tokens(db, fake_quickbooks
     assert quickbooks.connection_status() == NOT_CONNECTED
     assert db.session.get(IntegrationSecret, quickbooks.SECRET_NAME) is None
     assert audit_actions(db) == ["quickbooks_connected", "quickbooks_disconnected"]
+
+
+def test_a_full_then_incremental_mirror_sync_over_http_writes_nothing_to_quickbooks(db, fake_quickbooks):
+    from app.models import Estimate, Invoice, Payment, QbCustomer
+    from app.money import run_sync
+
+    quickbooks.connect(fake_quickbooks.realm_id, fake_quickbooks.issue_refresh_token())
+    run_sync(full=True)
+    mirrored = {model.__name__: db.session.scalar(select(func.count()).select_from(model))
+                for model in (QbCustomer, Estimate, Invoice, Payment)}
+    assert mirrored == {"QbCustomer": 12, "Estimate": 12, "Invoice": 6, "Payment": 4}  # the inactive customer too
+    fake_quickbooks.clock = Clock(start=fake_quickbooks.clock() + 5)
+    fake_quickbooks.change("Estimate", "Update", "15", {"TxnStatus": "Accepted", "AcceptedDate": "2026-11-30"})
+    fake_quickbooks.change("Invoice", "Delete", "30")
+    fake_quickbooks.expire_access_tokens()
+    run_sync()
+    assert db.session.scalar(select(Estimate.status).where(Estimate.qb_id == "15")) == "Accepted"
+    assert db.session.scalar(select(Invoice.deleted).where(Invoice.qb_id == "30")) is True
+    assert any(r[1].endswith("/cdc") for r in fake_quickbooks.requests)
+    assert fake_quickbooks.stats["writes"] == 0
+    assert {r[1] for r in fake_quickbooks.requests if r[0] != "GET"} == {"/oauth2/v1/tokens/bearer"}
+
+
+def test_invalid_grant_during_a_sync_pauses_it_and_keeps_the_mirror(db, fake_quickbooks):
+    from app.models import Estimate
+    from app.money import Disconnected, run_sync
+
+    quickbooks.connect(fake_quickbooks.realm_id, fake_quickbooks.issue_refresh_token())
+    run_sync(full=True)
+    fake_quickbooks.refresh_tokens.clear()
+    fake_quickbooks.expire_access_tokens()
+    with pytest.raises(Disconnected):
+        run_sync(full=True)
+    assert quickbooks.connection_status() == NEEDS_RECONNECT
+    assert db.session.scalar(select(func.count()).select_from(Estimate).where(Estimate.deleted.is_(False))) == 12
