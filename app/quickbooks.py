@@ -74,10 +74,16 @@ def settings(config=None):
                 "redirect_uri": config.get("QUICKBOOKS_REDIRECT_URI", "")}
     return {"sandbox": False, "client_id": config["QUICKBOOKS_CLIENT_ID"],
             "client_secret": config.get("QUICKBOOKS_CLIENT_SECRET", ""),
-            "base_url": config["QUICKBOOKS_BASE_URL"].rstrip("/"), "auth_url": config["QUICKBOOKS_AUTH_URL"],
+            "base_url": _api_base(config["QUICKBOOKS_BASE_URL"]), "auth_url": config["QUICKBOOKS_AUTH_URL"],
             "token_url": config["QUICKBOOKS_TOKEN_URL"], "revoke_url": config["QUICKBOOKS_REVOKE_URL"],
             "verifier": config.get("QUICKBOOKS_WEBHOOK_VERIFIER", ""),
             "redirect_uri": config.get("QUICKBOOKS_REDIRECT_URI", "")}
+
+
+def _api_base(url):
+    """The API host without a trailing /v3 (Intuit writes the base both ways; paths add /v3)."""
+    url = url.rstrip("/")
+    return url[:-3].rstrip("/") if url.endswith("/v3") else url
 
 
 # --- the stored connection -------------------------------------------------------------

@@ -351,3 +351,10 @@ def test_invalid_grant_during_a_sync_pauses_it_and_keeps_the_mirror(db, fake_qui
         run_sync(full=True)
     assert quickbooks.connection_status() == NEEDS_RECONNECT
     assert db.session.scalar(select(func.count()).select_from(Estimate).where(Estimate.deleted.is_(False))) == 12
+
+
+@pytest.mark.parametrize("base", ["https://quickbooks.api.intuit.com", "https://quickbooks.api.intuit.com/v3",
+                                  "https://quickbooks.api.intuit.com/v3/"])
+def test_the_api_base_may_be_configured_with_or_without_v3(app, base):
+    config = dict(app.config, QUICKBOOKS_CLIENT_ID="id", QUICKBOOKS_BASE_URL=base)
+    assert quickbooks.settings(config)["base_url"] == "https://quickbooks.api.intuit.com"
