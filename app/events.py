@@ -1,4 +1,4 @@
-"""Webhook events from OpenPhone: stored once by event id, processed by a job with retries and
+"""Webhook events from OpenPhone (and QuickBooks, applied by app.quickbooks_webhooks): stored once by event id, processed by a job with retries and
 backoff, recovered when a job is lost, and applied to the CRM (replies, opt-outs, delivery, calls)."""
 import functools
 import json
@@ -115,6 +115,10 @@ def recover_events():
 
 def apply_event(event):
     """Apply one event in the current transaction. Returns (event status, message ids to send)."""
+    if event.type.startswith("qbo."):  # QuickBooks: fetch the changed record into the mirror
+        from app.quickbooks_webhooks import apply_quickbooks_event
+
+        return apply_quickbooks_event(event), []
     payload = json.loads(event.body)
     obj = ((payload.get("data") or {}).get("object")) or {}
     if event.type == "message.received":

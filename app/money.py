@@ -95,16 +95,22 @@ def _finish(**values):
 
 
 def update_jobs(now=None):
-    """Accepted estimates (and estimates closed into an invoice) become one job each; a job whose
-    invoices are paid in full by payments becomes Paid. Returns {"created": ids, "paid": ids}."""
+    """Accepted estimates (and estimates closed into an invoice) become one job each; a job never
+    scheduled whose estimate is invoiced is Done; a job whose invoices are paid in full by payments
+    becomes Paid. Returns {"created": n, "done": n, "paid": n}."""
     now = now or utcnow()
     invoiced = exists().where(Invoice.estimate_id == Estimate.id, Invoice.deleted.is_(False))
-    new = db.session.execute(select(Estimate.id, Estimate.contact_id, Estimate.property_id).where(
+    new = db.session.execute(select(Estimate.id, Estimate.contact_id, Estimate.property_id, invoiced).where(
         Estimate.deleted.is_(False), ~exists().where(Job.estimate_id == Estimate.id),
         or_(Estimate.status == "Accepted", and_(Estimate.status == "Closed", invoiced)))).all()
-    rows = [{"estimate_id": e, "contact_id": c, "property_id": p, "status": "Accepted", "created_at": now}
-            for e, c, p in new]
+    # An estimate already invoiced was done: its job starts Done, not waiting to be scheduled.
+    rows = [{"estimate_id": e, "contact_id": c, "property_id": p, "status": "Done" if billed else "Accepted",
+             "created_at": now} for e, c, p, billed in new]
     insert_rows(db.session, Job.__table__, rows, conflict=["estimate_id"])
+    done = db.session.execute(update(Job).where(
+        Job.status == "Accepted", Job.scheduled_for.is_(None),
+        exists().where(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False)))
+        .values(status="Done").execution_options(synchronize_session=False)).rowcount
     for column in ("contact_id", "property_id"):
         value = select(getattr(Estimate, column)).where(Estimate.id == Job.estimate_id).scalar_subquery()
         db.session.execute(update(Job).where(getattr(Job, column).is_(None)).values({column: value})
@@ -123,7 +129,7 @@ def update_jobs(now=None):
         if count and (balance or 0) == 0 and (paid_amount or 0) >= (total or 0):
             paid.append(job_id)
     update_many(db.session, Job.__table__, [{"id": i, "status": "Paid", "paid_at": now} for i in paid])
-    return {"created": len(rows), "paid": len(paid)}
+    return {"created": len(rows), "done": done, "paid": len(paid)}
 
 
 def _names(contact_ids):
@@ -204,9 +210,6 @@ def refresh_todos(now=None):
     return {"created": len(rows), "closed": len(closed)}
 
 
-SYNC_JOB = "quickbooks-sync"
-
-
 def quickbooks_status():
     """"connected", "needs_reconnect" (the home page says "Reconnect QuickBooks") or "not_connected"."""
     try:
@@ -238,12 +241,16 @@ def enqueue_sync_if_due(now=None):
             return 0
         if state.last_finished_at is not None and state.last_finished_at > now - timedelta(minutes=minutes):
             return 0
-    if job_alive(SYNC_JOB) or not get_redis().set("crm:quickbooks:sync-due", 1, nx=True, ex=max(int(minutes * 60), 1)):
+    # Its own key per kind: connecting QuickBooks does not wait for the to-do refresh's turn to pass.
+    kind = "sync" if quickbooks_configured() else "todos"
+    job_id = f"quickbooks-{kind}"
+    if job_alive(job_id) or not get_redis().set(f"crm:quickbooks:{kind}-due", 1, nx=True,
+                                                ex=max(int(minutes * 60), 1)):
         return 0
-    if quickbooks_configured():
-        enqueue("jobs.quickbooks.sync_quickbooks", False, job_id=SYNC_JOB, job_timeout=3600)
+    if kind == "sync":
+        enqueue("jobs.quickbooks.sync_quickbooks", False, job_id=job_id, job_timeout=3600)
     else:
-        enqueue("jobs.quickbooks.refresh_todos", job_id=SYNC_JOB)
+        enqueue("jobs.quickbooks.refresh_todos", job_id=job_id)
     return 1
 
 

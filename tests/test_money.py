@@ -188,17 +188,23 @@ def test_accepted_estimate_becomes_one_job_which_is_paid_when_payments_clear_its
     job = db.session.scalar(select(Job))
     assert db.session.scalar(select(func.count(Job.id))) == 1
     assert job.status == "Accepted" and job.contact.phone == "+16175550111"
+    job.status, job.scheduled_for = "Scheduled", datetime(2026, 11, 10).date()
+    db.session.commit()
     source.put("Estimate", estimate(10, 1, 1000, status="Closed", accepted="2026-11-02"))
     source.put("Invoice", invoice(20, 1, 1000, 400, "2026-12-01", estimate_id=10))
     source.put("Payment", payment(30, 1, "2026-11-20", [(20, 600)]))
+    # An estimate first seen already closed into an invoice was done: its job starts Done.
+    source.put("Estimate", estimate(11, 1, 300, status="Closed", accepted="2026-10-02"))
+    source.put("Invoice", invoice(21, 1, 300, 300, "2026-11-01", estimate_id=11))
     run_sync(source=source)
-    assert db.session.scalar(select(Job.status)) == "Accepted"
+    statuses = dict(db.session.execute(select(Estimate.qb_id, Job.status).join(Job, Job.estimate_id == Estimate.id)).all())
+    assert statuses == {"10": "Scheduled", "11": "Done"}  # a person's schedule is kept
     source.put("Invoice", invoice(20, 1, 1000, 0, "2026-12-01", estimate_id=10))
     source.put("Payment", payment(31, 1, "2026-11-25", [(20, 400)]))
     run_sync(source=source)
-    job = db.session.scalar(select(Job))
+    job = db.session.scalar(select(Job).join(Estimate).where(Estimate.qb_id == "10"))
     assert job.status == "Paid" and job.paid_at is not None
-    assert db.session.scalar(select(func.count(Job.id))) == 1
+    assert db.session.scalar(select(func.count(Job.id))) == 2
 
 
 def test_automatic_todos_are_created_once_and_closed_when_their_condition_ends(db):
