@@ -2,7 +2,8 @@
 
 Starts the fake QuickBooks (`crm fake-quickbooks --volume`: 10,000 customers, 20,000 estimates,
 15,000 invoices, 12,000 payments) enforcing Intuit's 500 requests/minute, connects the CRM to
-it over loopback HTTP, and times the mirror's sync (app.money.run_sync). Prints wall time,
+it over loopback HTTP, and times the mirror's sync (app.money.run_sync; --read-only: the client's
+reads alone). Prints wall time,
 requests made, 429s, rows/s, and the incremental sync's time and requests.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1/crm_bench REDIS_URL=redis://127.0.0.1:6379/5 \
@@ -49,31 +50,23 @@ def make_changes(url, count):
             answer.raise_for_status()
 
 
-def sync(full):
-    """The mirror's sync when it exists; else read every entity through the client (the API's bound)."""
-    try:
+ENTITIES = ("Customer", "Estimate", "Invoice", "Payment")
+
+
+def sync(full, read_only=False):
+    """The mirror's sync (app.money.run_sync); with read_only, only the client reading every entity."""
+    if not read_only:
         from app.money import run_sync
-    except ImportError:
-        run_sync = None
-    if run_sync is not None:
+
         return run_sync(full=full)
     from app import quickbooks
 
-    return {entity: sum(1 for _ in quickbooks.query_all(entity))
-            for entity in ("Customer", "Estimate", "Invoice", "Payment")}
+    return {entity: {"read": sum(1 for _ in quickbooks.query_all(entity))} for entity in ENTITIES}
 
 
-def rows_in(result):
-    """Rows the sync reports (the mirror's counts, or the plain read's)."""
-    counts = result.get("counts", result) if isinstance(result, dict) else {}
-    total = 0
-    for value in counts.values():
-        if isinstance(value, int):
-            total += value
-        elif isinstance(value, dict):
-            total += sum(v for k, v in value.items() if isinstance(v, int) and k != "unchanged") \
-                + value.get("unchanged", 0)
-    return total
+def rows_in(counts):
+    """QuickBooks records the sync handled (created, updated, deleted, unchanged or read)."""
+    return sum(sum(v for v in (counts.get(entity) or {}).values() if isinstance(v, int)) for entity in ENTITIES)
 
 
 def main():
@@ -81,6 +74,7 @@ def main():
     parser.add_argument("--port", type=int, default=5096)
     parser.add_argument("--rate", type=int, default=500, help="the fake's requests per minute")
     parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--read-only", action="store_true", help="time the client's reads alone, not the mirror")
     args = parser.parse_args()
 
     instance = Path(tempfile.mkdtemp(prefix="qb-bench-"))
@@ -108,13 +102,15 @@ def main():
             connect(SANDBOX_REALM_ID, token)
             before = stats(url)
             started = time.perf_counter()
-            result = sync(full=True)
+            result = sync(full=True, read_only=args.read_only)
             wall = time.perf_counter() - started
             after = stats(url)
             requests = after.get("requests", 0) - before.get("requests", 0)
             rows = rows_in(result)
             print(f"first sync: {wall:.1f}s wall, {requests} requests, {after.get('limited', 0)} answered 429, "
                   f"{rows} rows, {rows / wall:.0f} rows/s")
+            if args.read_only:
+                return
             make_changes(url, args.changes)
             before = stats(url)
             started = time.perf_counter()
