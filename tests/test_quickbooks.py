@@ -358,3 +358,27 @@ def test_invalid_grant_during_a_sync_pauses_it_and_keeps_the_mirror(db, fake_qui
 def test_the_api_base_may_be_configured_with_or_without_v3(app, base):
     config = dict(app.config, QUICKBOOKS_CLIENT_ID="id", QUICKBOOKS_BASE_URL=base)
     assert quickbooks.settings(config)["base_url"] == "https://quickbooks.api.intuit.com"
+
+
+def test_without_a_verifier_token_no_webhook_is_accepted(app):
+    body = b'[{"id": "1"}]'
+    assert not app.config.get("QUICKBOOKS_CLIENT_ID") and not app.config.get("QUICKBOOKS_WEBHOOK_VERIFIER")
+    with app.app_context():
+        assert quickbooks.verify_webhook(body, sign_webhook("sandbox-verifier", body)) is False
+        assert quickbooks.verify_webhook(body, sign_webhook("", body)) is False
+
+
+def test_crm_quickbooks_connect_stores_the_rotated_token_and_refuses_a_bad_one(app, db, fake_quickbooks):
+    from run import quickbooks_connect_command
+
+    runner = app.test_cli_runner()
+    bad = runner.invoke(quickbooks_connect_command, ["--realm-id", fake_quickbooks.realm_id,
+                                                     "--refresh-token", "RT1-wrong"])
+    assert bad.exit_code != 0 and "invalid_grant" in bad.output
+    assert quickbooks.connection_status() == NOT_CONNECTED
+    given = fake_quickbooks.issue_refresh_token()
+    ok = runner.invoke(quickbooks_connect_command, ["--realm-id", fake_quickbooks.realm_id, "--refresh-token", given])
+    assert ok.exit_code == 0 and f"Connected to QuickBooks company {fake_quickbooks.realm_id}" in ok.output
+    assert given not in ok.output
+    db.session.remove()
+    assert quickbooks.connection_status() == CONNECTED and stored(db)["refresh_token"] != given
