@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -38,6 +39,7 @@ AUDIT_TYPE = "quickbooks"  # audit rows about the connection: object id = the co
 CONNECTED, NEEDS_RECONNECT, NOT_CONNECTED = "connected", "needs_reconnect", "not_connected"
 STATE_KEY = "crm:quickbooks:oauth-state:"
 REFRESH_LOCK_KEY = "crm:quickbooks:refresh-lock"
+NAMES_ACTIVE = re.compile(r"\bActive\s*(=|\bIN\b)", re.I)  # a customer query that already says which
 MAX_ATTEMPTS = 6  # per request: 429s waited out and 5xx / timeouts retried, then QuickBooksError
 
 
@@ -237,7 +239,7 @@ class QuickBooks:
         except httpx.HTTPError as exc:
             raise QuickBooksError(f"QuickBooks token endpoint unreachable: {exc.__class__.__name__}") from exc
         body = _json_or_none(response)
-        if response.status_code == 400 and (body or {}).get("error") == "invalid_grant":
+        if 400 <= response.status_code < 500 and (body or {}).get("error") == "invalid_grant":
             raise QuickBooksDisconnected("QuickBooks refused the refresh token (invalid_grant): reconnect QuickBooks")
         if response.status_code in (400, 401):
             raise QuickBooksError(f"QuickBooks token endpoint refused ({response.status_code}): "
@@ -338,7 +340,7 @@ class QuickBooks:
     def query_all(self, entity, where=None):
         """Every row of one entity, 1,000 a page (STARTPOSITION is 1-based) until a short page.
         Customers include inactive ones unless `where` names Active."""
-        if entity == "Customer" and "active" not in (where or "").lower():
+        if entity == "Customer" and not NAMES_ACTIVE.search(where or ""):
             where = f"{where} AND Active IN (true, false)" if where else "Active IN (true, false)"
         start = 1
         while True:

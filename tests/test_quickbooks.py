@@ -382,3 +382,11 @@ def test_crm_quickbooks_connect_stores_the_rotated_token_and_refuses_a_bad_one(a
     assert given not in ok.output
     db.session.remove()
     assert quickbooks.connection_status() == CONNECTED and stored(db)["refresh_token"] != given
+
+
+def test_a_customer_query_names_active_only_where_the_caller_did_not(db, fake_quickbooks):
+    quickbooks.connect(fake_quickbooks.realm_id, fake_quickbooks.issue_refresh_token())
+    inactive = fake_quickbooks.add("Customer", {"DisplayName": "Inactive Concrete Co", "Active": False})
+    names = [c["DisplayName"] for c in quickbooks.query_all("Customer", "DisplayName = 'Inactive Concrete Co'")]
+    assert names == ["Inactive Concrete Co"] and inactive["Active"] is False
+    assert [c["Id"] for c in quickbooks.query_all("Customer", "Active = true AND Id = '12'")] == []
