@@ -330,6 +330,7 @@ def quickbooks_sync_command(full):
     """Run one QuickBooks sync now; exits 0 when it finished."""
     from app.audit import acting_as
     from app.money import Disconnected, quickbooks_configured, run_sync
+    from app.quickbooks import QuickBooksError
     from app.quickbooks_sync import SyncBusy
 
     if not quickbooks_configured():
@@ -343,6 +344,9 @@ def quickbooks_sync_command(full):
                                    "Integrations, then sync again. Nothing was deleted.") from exc
     except SyncBusy as exc:
         raise click.ClickException(f"{exc} Try again when it has finished.") from exc
+    except QuickBooksError as exc:  # 5xx, timeouts or 429s past the retries: what was read is kept
+        raise click.ClickException(f"QuickBooks did not answer ({exc}); what was read so far is kept and the "
+                                   "next sync starts from the last finished one.") from exc
     for entity in ("Customer", "Estimate", "Invoice", "Payment"):
         numbers = counts.get(entity) or {}
         click.echo(f"{entity}: " + ", ".join(f"{numbers.get(k, 0)} {k}" for k in

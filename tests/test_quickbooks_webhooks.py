@@ -6,7 +6,7 @@ import time
 from sqlalchemy import func, select
 
 from app import audit, quickbooks
-from app.models import AuditLog, Estimate, Invoice, Job, QbCustomer, WebhookEvent
+from app.models import AuditLog, Estimate, Invoice, Job, QbCustomer, QuickbooksSync, WebhookEvent
 from app.money import run_sync
 from run import quickbooks_sync_command
 
@@ -147,3 +147,21 @@ def test_once_connected_the_tick_enqueues_a_sync_the_worker_runs(app, db, fake_q
     assert count(db, Estimate) == 12
     assert enqueue_sync_if_due() == 0  # the next one is QUICKBOOKS_SYNC_MINUTES away
     assert "Last QuickBooks sync" in client_for("admin").get("/").get_data(as_text=True)
+
+
+def test_crm_quickbooks_sync_explains_quickbooks_not_answering_and_keeps_what_it_has(app, db, fake_quickbooks):
+    connect(fake_quickbooks)
+    runner = app.test_cli_runner()
+    assert runner.invoke(quickbooks_sync_command, ["--full"]).exit_code == 0
+    saved = app.config["QUICKBOOKS_BASE_URL"]
+    app.config["QUICKBOOKS_BASE_URL"] = "http://127.0.0.1:9"  # QuickBooks' API stops answering
+    try:
+        quickbooks.client().sleep = lambda seconds: None  # the retries' waits, without waiting
+        down = runner.invoke(quickbooks_sync_command, [])
+    finally:
+        app.config["QUICKBOOKS_BASE_URL"] = saved
+    assert down.exit_code != 0 and "did not answer" in down.output
+    assert count(db, Estimate) == 12
+    state = db.session.get(QuickbooksSync, 1, populate_existing=True)
+    assert state.running_since is None and state.last_error
+    assert quickbooks.connection_status() == "connected"  # a timeout is not a disconnection
