@@ -12,12 +12,18 @@ from app.models import (
     CampaignRecipient,
     CampaignVariant,
     Contact,
+    Estimate,
     Import,
+    Invoice,
+    Job,
     ListMember,
     Message,
     OptOut,
+    Payment,
+    Todo,
     utcnow,
 )
+from app.security import scope_clause
 from app.stats import compare_variants, wilson_interval
 from app.texts import TemplateError, estimate_cost, render_template, segment_info, token_values, validate_template
 
@@ -184,8 +190,6 @@ def dashboard(now_day_bounds, default_limit=DEFAULT_DAILY_LIMIT, user_id=None):
     waiting for a reply, running imports, opt-outs this week. For a user_id limited to their own
     contacts (Staff, app.security.scope_clause) every part counts only theirs: texts to their
     contacts, campaigns that text them, their conversations and opt-outs, no imports."""
-    from app.security import scope_clause
-
     def theirs(query, model):
         return query if user_id is None else query.where(scope_clause(model, user_id))
 
@@ -222,8 +226,6 @@ def _month_start(day):
 def money_filters(today):
     """The WHERE clauses behind each number of Money waiting, by name. The home page counts them
     and the list each number links to shows the same rows (views/money.py)."""
-    from app.models import Estimate, Invoice, Job, Payment
-
     last_month_end = _month_start(today) - timedelta(days=1)
     last_month_day = last_month_end.replace(day=min(today.day, last_month_end.day))
     return {
@@ -244,9 +246,6 @@ def money_waiting(today, user_id=None, shown=10):
     `shown` oldest with name, amount, days since acceptance), open estimates (count, total, oldest age in days), invoices past due (count, balance,
     oldest days past due), payments this month to date against the same days of last month.
     user_id limits every number to one user's contacts (Staff)."""
-    from app.models import Estimate, Invoice, Job, Payment
-    from app.security import scope_clause
-
     filters = money_filters(today)
 
     def where(name):
@@ -289,9 +288,6 @@ def money_waiting(today, user_id=None, shown=10):
 
 def todays_todos(today, user_id=None, limit=20):
     """Open to-dos due today or before (automatic ones included), oldest first; Staff see theirs."""
-    from app.models import Todo
-    from app.security import scope_clause
-
     query = select(Todo).where(Todo.done.is_(False), or_(Todo.due_date.is_(None), Todo.due_date <= today))
     if user_id is not None:
         query = query.where(or_(scope_clause(Todo, user_id), Todo.assigned_user_id == user_id))

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app import audit, bulk, schedule
 from app.extensions import db
+from app.messages import enqueue_send, queue_text, send_message
 from app.models import (
     DEFAULT_TEMPLATE,
     Campaign,
@@ -22,8 +23,8 @@ from app.models import (
     QbCustomer,
     utcnow,
 )
-from app.opt_outs import opted_out_clause
-from app.queue import job_alive
+from app.opt_outs import opted_out_clause, opted_out_phones
+from app.queue import enqueue, get_redis, job_alive
 from app.texts import TemplateError, render_template, token_values, validate_template
 
 log = logging.getLogger(__name__)
@@ -366,8 +367,6 @@ def sender_now(now=None):
 def send_due_messages(campaign_id, now=None, max_messages=None, max_seconds=None):
     """The one sender loop: claim due recipients, queue their text, send it. Returns texts sent.
     With max_seconds it stops after that long; the recovery tick enqueues the next round."""
-    from app.messages import send_message
-
     done, deadline = 0, None if max_seconds is None else time.monotonic() + max_seconds
     while (max_messages is None or done < max_messages) and (deadline is None or time.monotonic() < deadline):
         message_ids = claim_due(campaign_id, sender_now(now), limit=None if max_messages is None else
@@ -458,9 +457,6 @@ def _state_allows(row, now):
 
 def _queue_messages(campaign, recipient_ids, now):
     """Queue a message per claimed recipient; one that opted out or hit the cap meanwhile is skipped."""
-    from app.messages import queue_text
-    from app.opt_outs import opted_out_phones
-
     recipients = db.session.scalars(select(R).where(R.id.in_(recipient_ids)).order_by(R.position)).all()
     templates = {v.id: v.template for v in campaign.variants}
     properties = _first_properties([r.contact_id for r in recipients])
@@ -525,8 +521,6 @@ def _complete_if_done(campaign):
 
 def enqueue_sender(campaign_id, force=False):
     """One sender job per campaign per few seconds; more are harmless (claims are conditional)."""
-    from app.queue import get_redis
-
     if not force and not get_redis().set(f"crm:campaign-sender:{campaign_id}", "1", nx=True, ex=5):
         return None
     return _enqueue("jobs.campaigns.send_due_messages", campaign_id)
@@ -534,8 +528,6 @@ def enqueue_sender(campaign_id, force=False):
 
 def recover_campaigns():
     """What the database says is unfinished goes back on the queue. Idempotent."""
-    from app.messages import enqueue_send
-
     count = 0
     lost_plans = db.session.scalars(select(Campaign.id).where(
         Campaign.status == "scheduled", Campaign.planned_at.is_(None), Campaign.plan_error.is_(None))).all()
@@ -566,6 +558,4 @@ def recover_campaigns():
 
 
 def _enqueue(func_path, *args, job_id=None):
-    from app.queue import enqueue
-
     return enqueue(func_path, *args, job_id=job_id)

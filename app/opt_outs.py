@@ -8,6 +8,7 @@ import hashlib
 import re
 import unicodedata
 
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
@@ -152,8 +153,6 @@ def describe(row):
 
 
 def _username(user_id):
-    from flask_appbuilder.security.sqla.models import User
-
     return db.session.scalar(select(User.username).where(User.id == user_id)) or f"user {user_id}"
 
 

@@ -4,12 +4,20 @@ What every request and response passes through (proxies, headers, redirects) is 
 from flask import abort, current_app, g, has_request_context, request
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_appbuilder.security.api import SecurityApi
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.sqla.models import User, assoc_permissionview_role
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import inspect
+from limits import parse
+from sqlalchemy import false, inspect
+from werkzeug.utils import import_string
 
-from app.extensions import db
-from app.models import Contact
+from app import audit, sessions
+from app.contacts import ContactError
+from app.extensions import appbuilder, db
+from app.models import Contact, ContactProperty, Property
+from app.users import check_password
 
 # Every POST needs a CSRF token (FAB exempts its JWT-only APIs; signed webhooks exempt
 # themselves). Without it FAB would also allow deletes and actions by plain GET links.
@@ -92,9 +100,6 @@ def user_scope(user_id):
     """scope_of() for a user id (jobs act for the user who asked); None for no user (the system)."""
     if user_id is None:
         return None
-    from flask_appbuilder.security.sqla.models import User
-
-    from app.extensions import db
 
     user = db.session.get(User, user_id)
     return -1 if user is None else scope_of(user)
@@ -105,11 +110,6 @@ def scope_clause(model, user_id):
     to user_id may see. Contacts assigned to them; rows that hang off a contact (messages,
     todos, recipients, list memberships, property links) through it; properties one of their
     contacts is linked to; of the users, themselves. Anything else is business-wide: nothing."""
-    from flask_appbuilder.security.sqla.models import User
-    from sqlalchemy import false
-
-    from app.models import Contact, ContactProperty, Property
-
     mine = Contact.assigned_user_id == user_id
     if model is Contact:
         return mine
@@ -151,8 +151,6 @@ def check_assignment(contact, user_id):
     """Staff cannot change who a contact is assigned to: their contact stays theirs (the form,
     the REST API and the bulk action all ask here). user_id is the acting user's scope; None
     (Admin, Marketer, the system) may assign anyone."""
-    from app.contacts import ContactError
-
     if user_id is None:
         return
     user = inspect(contact).attrs.assigned_user
@@ -173,8 +171,6 @@ class CrmSecurityManager(SecurityManager):
     userstatschartview = None
 
     def auth_user_db(self, username, password):
-        from app import audit
-
         user = super().auth_user_db(username, password)
         if user is None:  # counted, not one row each: a guessing run cannot flood the audit log
             audit.count_rejection("login_failed", request.remote_addr, subject=str(username or ""))
@@ -186,8 +182,6 @@ class CrmSecurityManager(SecurityManager):
 
     def add_user(self, username, first_name, last_name, email, role=None, password="", hashed_password="",
                  **kwargs):
-        from app.users import check_password
-
         if not hashed_password:
             check_password(password, username)
         return super().add_user(username, first_name, last_name, email, role, password, hashed_password, **kwargs)
@@ -195,8 +189,6 @@ class CrmSecurityManager(SecurityManager):
     def reset_password(self, userid, password):
         """Every password change (own, by an admin, by the CLI) passes the policy; the user's
         other sessions and tokens end with it (app/sessions.py)."""
-        from app.users import check_password
-
         user = self.get_user_by_id(userid)
         check_password(password, user.username if user else "")
         super().reset_password(userid, password)
@@ -213,14 +205,11 @@ class CrmSecurityManager(SecurityManager):
         address gets only AUTH_ACCOUNT_SLOW_LIMIT attempts at it, so a guessing run spread
         over many addresses is slowed while the owner still gets attempts from theirs. A user
         who signs in successfully many times a day is never locked out."""
-        from werkzeug.utils import import_string
-
         for attribute, path in current_app.config.get("SECURITY_VIEWS", {}).items():
             setattr(self, attribute, import_string(path))  # the password policy's screens (views/security.py)
         super().register_views()
         if not current_app.config["AUTH_RATE_LIMITED"]:
             return
-        from flask_appbuilder.security.api import SecurityApi
 
         limit = self.limiter.limit(self.auth_rate_limit, methods=["POST"], deduct_when=_login_failed)
         slow = self.limiter.limit(lambda: current_app.config["AUTH_ACCOUNT_SLOW_LIMIT"], methods=["POST"],
@@ -243,26 +232,20 @@ class CrmSecurityManager(SecurityManager):
             request.role_permissions = {}
         cache = request.role_permissions
         if key not in cache:
-            from flask_appbuilder.security.sqla.models import assoc_permissionview_role as link
-
             pv, perm, view = self.permissionview_model, self.permission_model, self.viewmenu_model
             rows = (self.session.query(view.name, perm.name).select_from(pv)
-                    .join(link, pv.id == link.c.permission_view_id)
+                    .join(assoc_permissionview_role, pv.id == assoc_permissionview_role.c.permission_view_id)
                     .join(perm, pv.permission_id == perm.id).join(view, pv.view_menu_id == view.id)
-                    .filter(link.c.role_id.in_(key)).all())
+                    .filter(assoc_permissionview_role.c.role_id.in_(key)).all())
             cache[key] = {tuple(row) for row in rows}
         return (view_name, permission_name) in cache[key]
 
     def create_jwt_manager(self, app):
-        from app import sessions
-
         jwt_manager = super().create_jwt_manager(app)
         sessions.install_jwt(jwt_manager)
         return jwt_manager
 
     def on_user_logout(self, user):
-        from app import audit, sessions
-
         if getattr(user, "id", None) is not None:
             sessions.end_sessions(user.id)  # a copy of the cookie (or a token) stops working too
         with audit.acting_as(getattr(user, "id", None), getattr(user, "username", "anonymous")):
@@ -287,14 +270,10 @@ def login_throttle_key():
     """Throttle logins per client address (the real one behind TRUSTED_PROXIES) and account name:
     guessing one account's password is stopped without locking everyone behind the same office
     address out, or the account's owner out from another address."""
-    from flask_limiter.util import get_remote_address
-
     return f"{get_remote_address()}|{login_account()}"
 
 
 def _account_ceiling():
-    from limits import parse
-
     return parse(current_app.config["AUTH_ACCOUNT_CEILING"])
 
 
@@ -305,8 +284,6 @@ def count_account_failure(limiter, username):
 def account_below_ceiling():
     """True while the account has had fewer failed logins, from all addresses together, than
     AUTH_ACCOUNT_CEILING; above it every address gets the slower AUTH_ACCOUNT_SLOW_LIMIT."""
-    from app.extensions import appbuilder
-
     return appbuilder.sm.limiter.limiter.test(_account_ceiling(), "login-account", login_account())
 
 
@@ -387,7 +364,6 @@ def _guard_action(appbuilder, view, method):
         pk = _parse_pk(view, raw)
         if pk is None or view.datamodel.get(view._deserialize_pk_if_composite(pk), view._base_filters) is None:
             abort(404)
-    from app import audit
 
     audit.record_now("action", object_type=view.datamodel.obj.__tablename__,
                      changes={"action": name, "count": len(pks), "ids": pks[:1000]})
