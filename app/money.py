@@ -7,7 +7,7 @@ from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
-from app.bulk import insert_rows, update_many
+from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
 from app.models import Contact, Estimate, Invoice, Job, Message, Payment, PaymentInvoice, QuickbooksSync, Todo, utcnow
 from app.quickbooks_sync import (
@@ -64,7 +64,7 @@ def run_sync(full=False, source=None, now=None):
             else:
                 counts, how = pull_changes(source, since - OVERLAP)
             fetched = fetch_missing_customers(source)
-            link_records()
+            link_records(None if how == "full" else started)
             jobs = update_jobs(now)
         todos = refresh_todos(now)
     except disconnected as exc:
@@ -113,21 +113,23 @@ def update_jobs(now=None):
         .values(status="Done").execution_options(synchronize_session=False)).rowcount
     for column in ("contact_id", "property_id"):
         value = select(getattr(Estimate, column)).where(Estimate.id == Job.estimate_id).scalar_subquery()
-        db.session.execute(update(Job).where(getattr(Job, column).is_(None)).values({column: value})
+        db.session.execute(update(Job).where(getattr(Job, column).is_(None), value.is_not(None)).values({column: value})
                            .execution_options(synchronize_session=False))
-    paid = []
-    applied = (select(PaymentInvoice.invoice_id, func.sum(PaymentInvoice.amount).label("paid"))
-               .join(Payment, Payment.id == PaymentInvoice.payment_id).where(Payment.deleted.is_(False))
-               .group_by(PaymentInvoice.invoice_id).subquery())
-    totals = db.session.execute(
-        select(Job.id, func.count(Invoice.id), func.sum(Invoice.balance), func.sum(Invoice.total),
-               func.sum(func.coalesce(applied.c.paid, 0)))
+    # Jobs whose invoices QuickBooks shows paid off (balance 0), then what payments paid on them.
+    cleared = dict(db.session.execute(
+        select(Job.id, func.sum(Invoice.total))
         .join(Invoice, and_(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False)))
-        .outerjoin(applied, applied.c.invoice_id == Invoice.id)
-        .where(Job.status != "Paid").group_by(Job.id)).all()
-    for job_id, count, balance, total, paid_amount in totals:
-        if count and (balance or 0) == 0 and (paid_amount or 0) >= (total or 0):
-            paid.append(job_id)
+        .where(Job.status != "Paid").group_by(Job.id)
+        .having(func.coalesce(func.sum(Invoice.balance), 0) == 0)).all())
+    paid_amounts = {}
+    for clause in where_in(db.session, Job.id, sorted(cleared)):
+        paid_amounts.update(db.session.execute(
+            select(Job.id, func.sum(PaymentInvoice.amount))
+            .join(Invoice, and_(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False)))
+            .join(PaymentInvoice, PaymentInvoice.invoice_id == Invoice.id)
+            .join(Payment, and_(Payment.id == PaymentInvoice.payment_id, Payment.deleted.is_(False)))
+            .where(clause).group_by(Job.id)).all())
+    paid = [job_id for job_id, total in cleared.items() if (paid_amounts.get(job_id) or 0) >= (total or 0)]
     update_many(db.session, Job.__table__, [{"id": i, "status": "Paid", "paid_at": now} for i in paid])
     return {"created": len(rows), "done": done, "paid": len(paid)}
 
@@ -190,11 +192,10 @@ def refresh_todos(now=None):
     wanted = due_todos(now)
     existing = {(kind, key): (todo_id, done) for todo_id, kind, key, done in db.session.execute(
         select(Todo.id, Todo.kind, Todo.key, Todo.done).where(Todo.kind.is_not(None)))}
-    names = _names({contact_id for _, contact_id, _ in wanted.values() if contact_id})
+    missing = {pair: due for pair, due in wanted.items() if pair not in existing}
+    names = _names({contact_id for _, contact_id, _ in missing.values() if contact_id})
     rows = []
-    for (kind, key), (title, contact_id, fallback) in wanted.items():
-        if (kind, key) in existing:
-            continue
+    for (kind, key), (title, contact_id, fallback) in missing.items():
         name, assigned = names.get(contact_id, (None, None))
         rows.append({"kind": kind, "key": key, "title": title.format(name or fallback or "customer")[:255],
                      "contact_id": contact_id, "assigned_user_id": assigned, "due_date": business_day(now),

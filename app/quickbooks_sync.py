@@ -7,7 +7,7 @@ webhooks are harmless. A record deleted in QuickBooks is marked deleted."""
 import logging
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
@@ -146,36 +146,48 @@ def _match(qb_ids, rows):
     return created
 
 
-def link_records():
+def link_records(since=None):
     """Tie mirrored rows together by QuickBooks ids, whatever order they arrived in: each
     estimate, invoice and payment to its customer's contact, invoices to their estimate,
-    payment lines to their invoice, estimates to the property at their address."""
+    payment lines to their invoice, estimates to the property at their address.
+
+    since: only rows written since then and rows still unlinked (an incremental sync, a webhook);
+    None: every row (a full sync, a person choosing a customer's contact)."""
     customer = QbCustomer.__table__
+
+    def scope(table, column):
+        return [] if since is None else [or_(table.c[column].is_(None), table.c.synced_at >= since)]
+
     for model in (Estimate, Invoice, Payment):
         table = model.__table__
         contact = (select(customer.c.contact_id).where(customer.c.qb_id == table.c.customer_qb_id)
                    .scalar_subquery())
-        db.session.execute(update(table).where(table.c.contact_id.is_distinct_from(contact))
+        db.session.execute(update(table).where(*scope(table, "contact_id"), table.c.contact_id.is_distinct_from(contact))
                            .values(contact_id=contact).execution_options(synchronize_session=False))
     estimates, invoices = Estimate.__table__, Invoice.__table__
     customer_id = select(customer.c.id).where(customer.c.qb_id == estimates.c.customer_qb_id).scalar_subquery()
-    db.session.execute(update(estimates).where(estimates.c.qb_customer_id.is_distinct_from(customer_id))
+    db.session.execute(update(estimates).where(*scope(estimates, "qb_customer_id"),
+                                               estimates.c.qb_customer_id.is_distinct_from(customer_id))
                        .values(qb_customer_id=customer_id).execution_options(synchronize_session=False))
     estimate_id = select(estimates.c.id).where(estimates.c.qb_id == invoices.c.estimate_qb_id).scalar_subquery()
-    db.session.execute(update(invoices).where(invoices.c.estimate_qb_id.is_not(None),
+    db.session.execute(update(invoices).where(*scope(invoices, "estimate_id"), invoices.c.estimate_qb_id.is_not(None),
                                               invoices.c.estimate_id.is_distinct_from(estimate_id))
                        .values(estimate_id=estimate_id).execution_options(synchronize_session=False))
     link = PaymentInvoice.__table__
     invoice_id = select(invoices.c.id).where(invoices.c.qb_id == link.c.invoice_qb_id).scalar_subquery()
     db.session.execute(update(link).where(link.c.invoice_id.is_(None)).values(invoice_id=invoice_id)
                        .execution_options(synchronize_session=False))
-    _link_properties()
+    _link_properties(since)
 
 
-def _link_properties():
-    """An estimate's ship (else bill) street and ZIP that match one property link it to it."""
-    pending = db.session.execute(select(Estimate.id, Estimate.address_line1, Estimate.address_zip).where(
-        Estimate.property_id.is_(None), Estimate.address_line1.is_not(None))).all()
+def _link_properties(since=None):
+    """An estimate's ship (else bill) street and ZIP that match one property link it to it (of the
+    estimates written since `since`, or all)."""
+    query = select(Estimate.id, Estimate.address_line1, Estimate.address_zip).where(
+        Estimate.property_id.is_(None), Estimate.address_line1.is_not(None))
+    if since is not None:
+        query = query.where(Estimate.synced_at >= since)
+    pending = db.session.execute(query).all()
     if not pending:
         return
     zips = sorted({(z or "")[:5] for _, _, z in pending if z})

@@ -5,6 +5,7 @@ import json
 import logging
 
 from app import audit
+from app.models import utcnow
 from app.quickbooks_records import ENTITIES
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,10 @@ def apply_quickbooks_event(event, source=None):
         record = source.get_entity(entity, qb_id)
         if record is None:
             return "ignored"
-    counts = upsert_records(entity, [record])
+    started = utcnow()
+    counts = upsert_records(entity, [record], now=started)
     fetch_missing_customers(source)
-    link_records()
+    link_records(since=started)
     jobs = update_jobs()
     audit.record("sync", "quickbooks_sync", 1, detail=f"QuickBooks webhook {event.provider_event_id}: {entity} {qb_id}",
                  changes={k: v for k, v in counts.items() if k != "changed"} | {"jobs": jobs})
