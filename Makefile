@@ -5,7 +5,7 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 DEV_STAMP = $(VENV)/.installed-dev
 
-.PHONY: run test lint check-migrations demo worker clean
+.PHONY: run test lint check-migrations check-layout demo worker clean
 
 # uv (a PyPI package) installs the dependencies in seconds where pip takes over a minute.
 $(BIN)/python:
@@ -48,6 +48,10 @@ lint: $(DEV_STAMP)
 
 check-migrations: $(STAMP)
 	$(BIN)/python -m run db check
+
+# import circles in app/, jobs/ reached from app/ or views/, views/ querying the database
+check-layout: $(BIN)/python
+	$(BIN)/python tests/check_layout.py
 
 clean:
 	rm -rf $(VENV) instance/*.db* instance/redis*

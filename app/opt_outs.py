@@ -15,6 +15,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
+from app import audit
 from app.contacts import normalize_phone
 from app.extensions import db
 from app.models import OptOut, utcnow
@@ -137,6 +138,14 @@ def review_reply(message, confirmed, user_id=None):
             message.campaign_recipient.opted_out_at = message.campaign_recipient.opted_out_at or utcnow()
     message.opt_out_reviewed_at = utcnow()
     return message
+
+
+def mark_do_not_text(contact, reason, user_id):
+    """"Do not text" on a contact: a manual opt-out of its phone, with an audit row naming the contact.
+    The caller commits."""
+    row = opt_out(contact.phone, "manual", reason=reason, user_id=user_id)
+    audit.record("do_not_text", "contacts", contact.id, detail=f"{contact.phone}: {reason}")
+    return row
 
 
 def describe(row):

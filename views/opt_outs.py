@@ -12,7 +12,7 @@ from app import audit
 from app.contacts import normalize_phone
 from app.extensions import db
 from app.models import Message, OptOut
-from app.opt_outs import InvalidPhone, opt_out, review_reply
+from app.opt_outs import InvalidPhone, mark_do_not_text, opt_out, review_reply
 from app.security import AssignedToCurrentUser, ScopedInterface
 
 API_SOURCES = ("api", "manual", "dnc")
@@ -91,8 +91,7 @@ class DoNotTextMixin:
             flash("This contact has no phone number to opt out.", "warning")
             return redirect(url_for(f"{self.endpoint}.show", pk=contact.id))
         reason = (request.form.get("reason") or "").strip()[:500] or "Marked do not text on the contact page"
-        opt_out(contact.phone, "manual", reason=reason, user_id=g.user.id)
-        audit.record("do_not_text", "contacts", contact.id, detail=f"{contact.phone}: {reason}")
+        mark_do_not_text(contact, reason, g.user.id)
         db.session.commit()
         flash(f"{contact.phone} is marked do not text: no text will be sent to it.", "success")
         return redirect(url_for(f"{self.endpoint}.show", pk=contact.id))
