@@ -5,7 +5,7 @@ from datetime import datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from app.area_codes import AREA_CODES
+from app.area_codes import ALL_ZONES, AREA_CODES, STATE_ZONES
 
 FEDERAL = ((time(8), time(21)),) * 7  # Monday=0 .. Sunday=6
 _EARLY = ((time(8), time(20)),) * 7
@@ -17,33 +17,6 @@ STATE_RULES = {
 }
 # Texts per person per rolling 24 hours, where a state limits it.
 DAILY_PER_PERSON = {"FL": 3}
-
-_E, _C, _M, _P = "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"
-STATE_ZONES = {
-    **{s: (_E,) for s in "CT DE DC GA ME MD MA NH NJ NY NC OH PA RI SC VT VA WV".split()},
-    **{s: (_C,) for s in "AL AR IL IA LA MN MS MO OK WI".split()},
-    **{s: (_M,) for s in "CO MT NM UT WY".split()},
-    **{s: (_P,) for s in "CA WA NV".split()},
-    "FL": (_E, _C), "IN": (_E, _C), "KY": (_E, _C), "MI": (_E, _C), "TN": (_E, _C),
-    "TX": (_C, _M), "KS": (_C, _M), "NE": (_C, _M), "ND": (_C, _M), "SD": (_C, _M),
-    "ID": (_M, _P), "OR": (_P, _M), "AZ": ("America/Phoenix",),
-    "AK": ("America/Anchorage", "America/Adak"), "HI": ("Pacific/Honolulu",),
-    "PR": ("America/Puerto_Rico",),
-}
-ALL_ZONES = tuple(sorted({z for zones in STATE_ZONES.values() for z in zones}))
-STATE_NAMES = {
-    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA", "Colorado": "CO",
-    "Connecticut": "CT", "Delaware": "DE", "Washington D.C.": "DC", "Florida": "FL", "Georgia": "GA",
-    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
-    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA",
-    "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT",
-    "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM",
-    "New York": "NY", "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK",
-    "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC", "South Dakota": "SD",
-    "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA",
-    "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY", "Puerto Rico": "PR",
-}
-
 
 def rule_for(state):
     return STATE_RULES.get(state, FEDERAL)
