@@ -409,3 +409,36 @@ def test_importing_a_demo_property_finds_it_instead_of_making_a_second(db, tmp_p
     assert count(db, Property) == before == len(DEMO)
     assert db.session.scalars(select(Property.key).where(Property.key.like("addr:12 ELM%"))).all() == [
         "addr:12 ELM ST|QUINCY|02169"]
+
+
+def test_a_contact_another_writer_creates_mid_batch_is_found_not_doubled(app, db, tmp_path, monkeypatch):
+    """Between a batch's look-up and its write, someone else creates a contact with a phone the
+    batch is about to create: the batch is written again and finds that contact."""
+    import app.import_batch as import_batch
+
+    path, truth = make_sample(tmp_path, 300, 18)
+    monkeypatch.setitem(app.config, "IMPORT_BATCH_SIZE", 100)
+    real_match, raced = import_batch.match_contacts, []
+
+    def match_then_race(session, people, overwrite=()):
+        new, changed, results = real_match(session, people, overwrite)
+        if not raced:
+            phone = next(c["phone"] for c in new if c["phone"])
+            with db.engine.begin() as other:
+                other.execute(Contact.__table__.insert().values(phone=phone, first_name="Raced", source="manual"))
+            raced.append(phone)
+        return new, changed, results
+
+    monkeypatch.setattr(import_batch, "match_contacts", match_then_race)
+    imp = import_file(path)
+    assert imp.status == "succeeded", imp.error
+    assert imp.total_rows == imp.rows_done == truth["data_rows"]
+    counts = import_counts(imp.id)
+    assert counts["rows"] == {"created": truth["data_rows"]} and "error" not in counts["people"]
+    raced_contact = db.session.scalars(select(Contact).filter_by(phone=raced[0])).one()
+    assert raced_contact.first_name == "Raced" and raced_contact.source == "manual"
+    people = db.session.scalars(select(ImportRow).where(ImportRow.import_id == imp.id, ImportRow.person > 0,
+                                                       ImportRow.contact_id == raced_contact.id)).all()
+    assert people and {row.outcome for row in people} <= {"created", "updated", "unchanged"}
+    phones = db.session.scalars(select(Contact.phone).where(Contact.phone.is_not(None)).order_by(Contact.phone)).all()
+    assert phones == truth["phones"]
