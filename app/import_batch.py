@@ -90,13 +90,16 @@ def _limits(model):
 
 
 PROPERTY_LIMITS, CONTACT_LIMITS = _limits(Property), _limits(Contact)
+# A contacts file's person, checked in field order (its phone is checked as a phone number).
+PERSON_LIMITS = {field: CONTACT_LIMITS[field] for field in CONTACT_FIELDS if field in CONTACT_LIMITS and field != "phone"}
 
 
-def _too_long(values, limits, labels=None):
-    for field, value in values.items():
-        if isinstance(value, str) and field in limits and len(value) > limits[field]:
-            label = (labels or {}).get(field, field)
-            return f"{label} is {len(value)} characters long; the limit is {limits[field]}"
+def _too_long(values, limits):
+    """The first value (in the order of limits) longer than its limit, as a reason; else None."""
+    for field, limit in limits.items():
+        value = values.get(field)
+        if isinstance(value, str) and len(value) > limit:
+            return f"{field} is {len(value)} characters long; the limit is {limit}"
     return None
 
 
@@ -232,8 +235,9 @@ def parse_propertyradar(batch):
     index = {name: i for i, name in enumerate(header)}
     plan = [(field, index[col], parse) for col, (field, parse) in PROPERTY_COLUMNS.items() if col in index]
     # Cells are at most MAX_CELL long by the time these are checked: only shorter limits matter.
-    limits = {field: PROPERTY_LIMITS[field] for field, _i, _parse in plan
-              if PROPERTY_LIMITS.get(field, MAX_CELL) < MAX_CELL}
+    planned = {field for field, _i, _parse in plan}
+    limits = {field: PROPERTY_LIMITS[field] for field in EMPTY_PROPERTY
+              if field in planned and PROPERTY_LIMITS.get(field, MAX_CELL) < MAX_CELL}
     people = [(number, role, index[f"{prefix} Name"], index[f"{prefix} Mobile Phone1"], index[f"{prefix} Email1"])
               for number, prefix, role in PEOPLE]
     for line, cells in batch.rows:
@@ -323,7 +327,7 @@ def parse_contacts_file(batch):
         values.pop("name", None)
         person = {f: values.get(f) for f in CONTACT_FIELDS}
         person["raw_phone"] = person.pop("phone") or ""
-        problem = _too_long({k: v for k, v in person.items() if k in CONTACT_LIMITS}, CONTACT_LIMITS)
+        problem = _too_long(person, PERSON_LIMITS)
         if problem:
             batch.row(line, "error", problem, cells)
             continue

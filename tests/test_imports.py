@@ -442,3 +442,18 @@ def test_a_contact_another_writer_creates_mid_batch_is_found_not_doubled(app, db
     assert people and {row.outcome for row in people} <= {"created", "updated", "unchanged"}
     phones = db.session.scalars(select(Contact.phone).where(Contact.phone.is_not(None)).order_by(Contact.phone)).all()
     assert phones == truth["phones"]
+
+
+def test_a_value_over_its_fields_limit_is_that_rows_error(db, tmp_path):
+    data = _with_cells(tmp_path, 3, {1: {"Mail State": "Mass"}})
+    imp = import_bytes(tmp_path, data)
+    assert import_counts(imp.id)["rows"] == {"created": 2, "error": 1}
+    error = db.session.scalars(select(ImportRow).filter_by(import_id=imp.id, outcome="error")).one()
+    assert (error.line, error.reason) == (2, "mail_state is 4 characters long; the limit is 2")
+    people = import_bytes(tmp_path, b"Name,Phone,State\nAnn Lee,617-253-1000,MA\nBob Ray,617-253-1001,Mass\n",
+                          name="people.csv")
+    assert import_counts(people.id)["rows"] == {"created": 1, "error": 1}
+    assert db.session.scalar(select(ImportRow.reason).filter_by(import_id=people.id, outcome="error")) == (
+        "mail_state is 4 characters long; the limit is 2")
+    phones = set(db.session.scalars(select(Contact.phone)))
+    assert "+16172531000" in phones and "+16172531001" not in phones
