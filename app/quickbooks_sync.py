@@ -158,26 +158,24 @@ def link_records(since=None):
     def scope(table, column):
         return [] if since is None else [or_(table.c[column].is_(None), table.c.synced_at >= since)]
 
-    for model in (Estimate, Invoice, Payment):
-        table = model.__table__
-        contact = (select(customer.c.contact_id).where(customer.c.qb_id == table.c.customer_qb_id)
-                   .scalar_subquery())
-        db.session.execute(update(table).where(*scope(table, "contact_id"), table.c.contact_id.is_distinct_from(contact))
-                           .values(contact_id=contact).execution_options(synchronize_session=False))
-    estimates, invoices = Estimate.__table__, Invoice.__table__
-    customer_id = select(customer.c.id).where(customer.c.qb_id == estimates.c.customer_qb_id).scalar_subquery()
-    db.session.execute(update(estimates).where(*scope(estimates, "qb_customer_id"),
-                                               estimates.c.qb_customer_id.is_distinct_from(customer_id))
-                       .values(qb_customer_id=customer_id).execution_options(synchronize_session=False))
-    estimate_id = select(estimates.c.id).where(estimates.c.qb_id == invoices.c.estimate_qb_id).scalar_subquery()
-    db.session.execute(update(invoices).where(*scope(invoices, "estimate_id"), invoices.c.estimate_qb_id.is_not(None),
-                                              invoices.c.estimate_id.is_distinct_from(estimate_id))
-                       .values(estimate_id=estimate_id).execution_options(synchronize_session=False))
-    link = PaymentInvoice.__table__
-    invoice_id = select(invoices.c.id).where(invoices.c.qb_id == link.c.invoice_qb_id).scalar_subquery()
-    db.session.execute(update(link).where(link.c.invoice_id.is_(None)).values(invoice_id=invoice_id)
-                       .execution_options(synchronize_session=False))
+    estimates, invoices, link = Estimate.__table__, Invoice.__table__, PaymentInvoice.__table__
+    for table in (estimates, invoices, Payment.__table__):
+        _copy(table, "contact_id", customer.c.contact_id, customer.c.qb_id == table.c.customer_qb_id,
+              scope(table, "contact_id"))
+    _copy(estimates, "qb_customer_id", customer.c.id, customer.c.qb_id == estimates.c.customer_qb_id,
+          scope(estimates, "qb_customer_id"))
+    _copy(invoices, "estimate_id", estimates.c.id, estimates.c.qb_id == invoices.c.estimate_qb_id,
+          scope(invoices, "estimate_id"))
+    _copy(link, "invoice_id", invoices.c.id, invoices.c.qb_id == link.c.invoice_qb_id, [link.c.invoice_id.is_(None)])
     _link_properties(since)
+
+
+def _copy(table, column, value, joined, where):
+    """UPDATE table SET column = value FROM the joined table, only where it differs (one join, not a
+    subquery per row)."""
+    db.session.execute(update(table).values({column: value}).where(joined, table.c[column].is_distinct_from(value),
+                                                                   *where)
+                       .execution_options(synchronize_session=False))
 
 
 def _link_properties(since=None):
