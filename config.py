@@ -71,6 +71,16 @@ OPENPHONE_TIMEOUT_SECONDS = float(os.environ.get("OPENPHONE_TIMEOUT_SECONDS", "1
 OPENPHONE_RECONCILE_AFTER_SECONDS = int(os.environ.get("OPENPHONE_RECONCILE_AFTER_SECONDS", "60"))
 # Declare winner warns below this many texts sent per variant (a named floor, not a rule of statistics).
 WINNER_MIN_SENT = int(os.environ.get("WINNER_MIN_SENT", "100"))
+# OpenPhone history import: which per-call details to fetch (each one request per call), the
+# business hour (CAMPAIGN_TIMEZONE) of the nightly reconciliation and how far back it looks.
+HISTORY_CALL_DETAILS = os.environ.get("HISTORY_CALL_DETAILS", "voicemail,summary,transcript,recording")
+HISTORY_NIGHTLY_HOUR = int(os.environ.get("HISTORY_NIGHTLY_HOUR", "2"))
+HISTORY_NIGHTLY_HOURS = int(os.environ.get("HISTORY_NIGHTLY_HOURS", "48"))
+# Downloaded MMS photos and voicemail audio; larger or other files are refused.
+MEDIA_FOLDER = os.environ.get("MEDIA_FOLDER", str(INSTANCE_DIR / "media"))
+MEDIA_MAX_MB = float(os.environ.get("MEDIA_MAX_MB", "10"))
+# A banner when texts go out in business hours and no webhook arrived for this long.
+WEBHOOK_SILENCE_MINUTES = int(os.environ.get("WEBHOOK_SILENCE_MINUTES", "60"))
 REPLY_ATTRIBUTION_DAYS = int(os.environ.get("REPLY_ATTRIBUTION_DAYS", "14"))
 OPT_OUT_CONFIRMATION = os.environ.get(
     "OPT_OUT_CONFIRMATION", "You have been unsubscribed and will not receive more texts from us.")

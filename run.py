@@ -318,6 +318,38 @@ def fake_quickbooks_command(port, webhook_url, seed, volume, rate):
           seed=seed, volume=volume, refresh_token=os.environ.get("QUICKBOOKS_SANDBOX_REFRESH_TOKEN"), rate=rate)
 
 
+@cli.group("openphone")
+def openphone_group():
+    """OpenPhone: its conversation history."""
+
+
+@openphone_group.command("import-history")
+@click.option("--since", default=None, help="Only what happened on or after this day (YYYY-MM-DD).")
+@with_appcontext
+def import_history_command(since):
+    """Import every past OpenPhone text and call (resumable, idempotent, at the shared 10/s)."""
+    from datetime import datetime
+
+    from app.audit import acting_as
+    from app.history import HistoryRunning, import_history, progress
+
+    try:
+        since_at = datetime.strptime(since, "%Y-%m-%d") if since else None
+    except ValueError as exc:
+        raise click.BadParameter("write the day as YYYY-MM-DD, like 2025-01-31", param_hint="--since") from exc
+    with acting_as(None, "cli"):
+        try:
+            run = import_history(since=since_at)
+        except HistoryRunning as exc:
+            raise click.ClickException(f"{exc}; wait for it or let recovery resume it") from exc
+    shown = progress(run)
+    click.echo(f"History import {run.id}: {run.status}. Texts: {shown['messages_created']} new, "
+               f"{shown['messages_existing']} already here. Calls: {shown['calls_created']} new, "
+               f"{shown['calls_existing']} already here. Skipped: {shown['skipped']}.")
+    if run.status != "done":
+        raise click.ClickException(run.error or "the import did not finish")
+
+
 @cli.group("quickbooks")
 def quickbooks_group():
     """The QuickBooks connection and its read-only mirror."""

@@ -154,11 +154,7 @@ def receive_message(obj):
     phone = normalize_phone(sender)  # None for a short code: stored, but no contact and no opt-out
     contact = contact_for_phone(phone) if phone else None
     now = utcnow()
-    recipient = None if phone is None else db.session.scalar(
-        select(CampaignRecipient).where(
-            CampaignRecipient.phone == phone, CampaignRecipient.sent_at.is_not(None),
-            CampaignRecipient.sent_at >= now - timedelta(days=current_app.config["REPLY_ATTRIBUTION_DAYS"]))
-        .order_by(CampaignRecipient.sent_at.desc()).limit(1))
+    recipient = None if phone is None else reply_recipient(phone, now)
     text = _text(obj)
     verdict = classify_opt_out(text)
     message = Message(direction="incoming", kind="sms", status="received", body=text, provider_id=obj["id"],
@@ -188,6 +184,16 @@ def receive_message(obj):
         log.info("%s %s (message %s)", phone, "opted back in" if lifted else "sent START; no keyword opt-out to lift",
                  message.id)
     return follow_up
+
+
+def reply_recipient(phone, at):
+    """The campaign text a reply from this phone at this time answers: the latest one sent to it
+    within REPLY_ATTRIBUTION_DAYS before the reply (webhooks and the history import alike)."""
+    return db.session.scalar(
+        select(CampaignRecipient).where(
+            CampaignRecipient.phone == phone, CampaignRecipient.sent_at.is_not(None), CampaignRecipient.sent_at <= at,
+            CampaignRecipient.sent_at >= at - timedelta(days=current_app.config["REPLY_ATTRIBUTION_DAYS"]))
+        .order_by(CampaignRecipient.sent_at.desc()).limit(1))
 
 
 def update_status(event, obj):
@@ -222,3 +228,21 @@ def record_call(event, obj):
                            body=str(body), provider_id=event.provider_event_id[:64],
                            from_phone=_clean(obj.get("from")), to_phone=_first(obj.get("to")),
                            contact_id=contact.id if contact else None))
+    _store_call(obj, contact, normalize_phone(_clean(other)) if other else None)
+
+
+def _store_call(obj, contact, phone):
+    """The call itself, once per OpenPhone call id, so the history import finds it already here."""
+    from app.history import call_values
+    from app.history_models import Call
+
+    if not obj.get("id") or not str(obj["id"]).startswith("AC"):
+        return
+    call = db.session.scalar(select(Call).filter_by(provider_id=str(obj["id"])[:64]))
+    values = call_values(obj, contact, phone, "webhook")
+    if call is None:
+        with db.session.begin_nested():
+            db.session.add(Call(**values))
+        return
+    call.status, call.duration = values["status"], values["duration"] or call.duration
+    call.answered_by = values["answered_by"] or call.answered_by

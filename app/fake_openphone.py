@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from app.fake_history import History
 from app.openphone import sign_legacy, sign_standard
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class FakeOpenPhone:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.numbers = {DEFAULT_NUMBER: "PN" + "fake0100"}
+        self.history = History(self)
         self.reset()
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
@@ -50,7 +52,9 @@ class FakeOpenPhone:
             self.window = deque()
             self.histogram = Counter()
             self.faults = {"latency": 0.0, "fail_next": [], "timeout_next": 0, "lose_next": 0,
-                           "delivery": "delivered"}
+                           "delivery": "delivered", "fail_next_get": [], "expire_tokens": 0,
+                           "duplicate_pages": False}
+            self.history = History(self)
 
     def configure(self, **faults):
         with self.lock:
@@ -102,20 +106,8 @@ class FakeOpenPhone:
         return 202, {"data": message}
 
     def list_messages(self, query):
-        number_id, participant = query.get("phoneNumberId", [None])[0], query.get("participants", [None])[0]
-        if not number_id or not participant:
-            return 400, {"message": "phoneNumberId and participants are required"}
-        limit = max(1, min(int(query.get("maxResults", ["10"])[0]), 100))
-        offset = int(query.get("pageToken", ["0"])[0] or 0)
-        after = query.get("createdAfter", [""])[0]
         with self.lock:
-            matching = [m for m in reversed(self.messages)
-                        if number_id in (m["phoneNumberId"], self.numbers.get(m["from"]), m["from"])
-                        or number_id in m["to"]]
-        matching = [m for m in matching if participant in (m["from"], *m["to"]) and m["createdAt"] >= after]
-        page = matching[offset:offset + limit]
-        token = str(offset + limit) if offset + limit < len(matching) else None
-        return 200, {"data": page, "totalItems": len(matching), "nextPageToken": token}
+            return self.history.list_messages(query)
 
     # --- webhooks ------------------------------------------------------------------------
 
@@ -218,13 +210,36 @@ def _handler(fake):
                 return self._json(200, {"data": list(fake.sent)})
             if url.path == "/_fake/histogram":
                 return self._json(200, {"data": fake.per_second()})
+            if url.path.startswith("/_media/"):
+                return self._media(url.path[len("/_media/"):])
             if not self._api_allowed():
                 return None
-            if url.path == "/v1/messages":
-                return self._json(*fake.list_messages(parse_qs(url.query)))
-            if url.path == "/v1/phone-numbers":
-                return self._json(200, {"data": [{"id": i, "number": n} for n, i in fake.numbers.items()]})
-            return self._json(404, {"message": "Not found"})
+            with fake.lock:
+                failure = fake.faults["fail_next_get"].pop(0) if fake.faults["fail_next_get"] else None
+            if failure:
+                return self._json(int(failure), {"message": f"Injected error {failure}"})
+            return self._json(*_get(fake, url.path, parse_qs(url.query)))
+
+        def _media(self, media_id):
+            found = fake.history.media.get(media_id)
+            if found is None:
+                return self._json(404, {"message": "Not found"})
+            content_type, size, body = found
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            try:
+                if len(body) == size:
+                    self.wfile.write(body)
+                    return None
+                chunk, sent = b"\0" * 65536, 0
+                while sent < size:  # a huge file, written until the reader hangs up
+                    self.wfile.write(chunk[:size - sent])
+                    sent += min(len(chunk), size - sent)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            return None
 
         def do_POST(self):  # noqa: N802
             url = urlparse(self.path)
@@ -233,6 +248,9 @@ def _handler(fake):
                 return self._control(url.path, payload or {})
             if not self._api_allowed():
                 return None
+            if url.path.startswith("/v1/webhooks/") and payload is not None:
+                with fake.lock:
+                    return self._json(*fake.history.create_webhook(url.path.rsplit("/", 1)[1], payload))
             if url.path != "/v1/messages":
                 return self._json(404, {"message": "Not found"})
             if payload is None:
@@ -282,6 +300,25 @@ def _handler(fake):
     return Handler
 
 
+def _get(fake, path, query):
+    """(status, body) for one API GET."""
+    with fake.lock:
+        if path == "/v1/messages":
+            return fake.history.list_messages(query)
+        if path == "/v1/phone-numbers":
+            return 200, {"data": [{"id": i, "number": n, "object": "phoneNumber"} for n, i in fake.numbers.items()]}
+        if path == "/v1/conversations":
+            return fake.history.list_conversations(query)
+        if path == "/v1/calls":
+            return fake.history.list_calls(query)
+        if path.startswith(("/v1/call-voicemails/", "/v1/call-recordings/", "/v1/call-summaries/",
+                             "/v1/call-transcripts/")):
+            return fake.history.call_detail(path)
+        if path == "/v1/webhooks":
+            return 200, {"data": list(fake.history.webhooks)}
+    return 404, {"message": "Not found"}
+
+
 def sandbox_child(config, app_port):
     """(command, env additions) for `crm run` in sandbox mode: the fake, and the secret it signs with."""
     import base64
@@ -296,7 +333,10 @@ def sandbox_child(config, app_port):
 
 def serve(port, webhook_url, api_key="sandbox", webhook_secret=None):
     """Run the fake in the foreground until interrupted (`crm fake-openphone`)."""
+    from app.fake_history import seed
+
     fake = FakeOpenPhone(api_key=api_key, webhook_url=webhook_url, webhook_secret=webhook_secret, port=port)
+    seed(fake)  # a past for Settings -> Integrations -> Import history to find
     log.info("fake OpenPhone on %s, webhooks to %s", fake.url, webhook_url or "(kept, not sent)")
     try:
         fake.server.serve_forever(0.2)

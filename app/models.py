@@ -272,6 +272,7 @@ class Message(Model):
     sending_started_at = Column(DateTime)  # claimed by a sender; reconciled if stuck
     sent_at = Column(DateTime)
     delivered_at = Column(DateTime)
+    source = Column(String(30))  # "openphone history" for texts found by the history import
     contact = relationship("Contact", back_populates="messages")
     campaign_recipient = relationship("CampaignRecipient")
 
@@ -396,6 +397,7 @@ class Todo(Model):
 
 from flask_appbuilder.security.sqla.models import User  # noqa: E402,F401  (resolves "User" above)
 
+from app.history_models import Call, HistoryImport, HistoryItem, Media  # noqa: E402,F401  (OpenPhone history)
 from app.money_models import (  # noqa: E402,F401  (QuickBooks mirror and jobs)
     Estimate,
     Invoice,

@@ -39,6 +39,11 @@ class OpenPhoneError(Exception):
 
 class PermanentError(OpenPhoneError):
     """OpenPhone refused the request (4xx other than 429); the message is OpenPhone's."""
+    status = None
+
+
+class NotFound(PermanentError):
+    """OpenPhone has no such object (404)."""
 
 
 class AmbiguousError(OpenPhoneError):
@@ -118,6 +123,28 @@ class OpenPhone:
                 break
         return found
 
+    def get(self, path, params=None, attempts=5):
+        """A read (GET) of OpenPhone's API, retried on 5xx, timeouts and lost connections (a
+        read is safe to repeat); 429s are waited out by _request. Returns the JSON body."""
+        for attempt in range(attempts):
+            try:
+                return self._request("GET", path, params=params)
+            except PermanentError:
+                raise
+            except OpenPhoneError as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning("openphone GET %s failed (%s), retrying", path, exc)
+                time.sleep(min(0.2 * (2 ** attempt), 2.0))
+        raise OpenPhoneError(f"GET {path}: no answer")  # not reached
+
+    def list_webhooks(self):
+        return self.get("/v1/webhooks").get("data") or []
+
+    def create_webhook(self, kind, url, events):
+        """POST /v1/webhooks/{messages|calls|call-summaries|call-transcripts}."""
+        return self._request("POST", f"/v1/webhooks/{kind}", json={"url": url, "events": events}).get("data") or {}
+
     def phone_number_id(self, number):
         """The PN... id of a sending number given as E.164 or already as an id."""
         if number.startswith("PN"):
@@ -139,9 +166,15 @@ def _checked(method, path, response):
         detail = response.json().get("message") or detail
     except (ValueError, AttributeError):
         pass
+    if response.status_code == 404:
+        error = NotFound(f"{method} {path}: {detail}")
+        error.status = 404
+        raise error
     if response.status_code >= 500:
         raise AmbiguousError(f"{method} {path}: OpenPhone answered {response.status_code}: {detail}")
-    raise PermanentError(f"OpenPhone refused ({response.status_code}): {detail}")
+    error = PermanentError(f"OpenPhone refused ({response.status_code}): {detail}")
+    error.status = response.status_code
+    raise error
 
 
 def _retry_after(response, attempt):

@@ -21,10 +21,11 @@ from app.extensions import db
 from app.models import OptOut, utcnow
 
 # Opt-outs a person's own START / UNSTOP may lift; manual, dnc, api and bulk ones stay.
-LIFTABLE_SOURCES = {"keyword", "phrase"}
+LIFTABLE_SOURCES = {"keyword", "phrase", "openphone history"}
 SOURCE_LABELS = {"keyword": "replied with an opt-out keyword", "phrase": "asked by text to stop",
                  "manual": "recorded by hand", "dnc": "on a do-not-contact file", "api": "recorded through the API",
-                 "bulk": "opted out by a bulk action", "erasure": "erased on request (only a hash of the phone is kept)"}
+                 "bulk": "opted out by a bulk action", "erasure": "erased on request (only a hash of the phone is kept)",
+                 "openphone history": "asked to stop in a text found in the OpenPhone history"}
 
 
 class OptedOut(Exception):
