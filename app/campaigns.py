@@ -295,6 +295,13 @@ def _in_filters(filters, contact):
     return matches
 
 
+def history_texted(phone_column, since):
+    """SQL condition: a text to this phone found in the OpenPhone history went out since `since`
+    (texts sent before the CRM count toward the frequency cap like another campaign's)."""
+    return exists().where(Message.to_phone == phone_column, Message.direction == "outgoing",
+                          Message.source == "openphone history", Message.created_at >= since)
+
+
 def plan_audience(campaign_id, now=None):
     """Plan the recipients in set-based SQL: one row per phone, exclusions with their reason,
     balanced A/B by position. Re-running it before any send gives the same plan."""
@@ -315,8 +322,9 @@ def plan_audience(campaign_id, now=None):
         (and_(literal(not campaign.include_existing_customers), exists().where(
             QbCustomer.contact_id == c.c.id, QbCustomer.deleted.is_(False))), "existing_customer"),
         (~_in_filters(campaign.filters or {}, c.c), "outside_filters"),
-        (and_(literal(bool(campaign.frequency_cap_days)), exists().where(
-            R.phone == c.c.phone, R.campaign_id != campaign.id, R.sent_at >= cap_since)), "frequency_cap"),
+        (and_(literal(bool(campaign.frequency_cap_days)), or_(exists().where(
+            R.phone == c.c.phone, R.campaign_id != campaign.id, R.sent_at >= cap_since),
+            history_texted(c.c.phone, cap_since))), "frequency_cap"),
         (and_(literal(not campaign.include_previously_texted), exists().where(
             Message.to_phone == c.c.phone, Message.direction == "outgoing",
             Message.status.in_(("sent", "delivered", "sending", "unknown", "review")))), "texted_before"),
@@ -490,7 +498,9 @@ def _capped_phones(campaign, phones, now):
         return set()
     since = now.replace(tzinfo=None) - timedelta(days=campaign.frequency_cap_days)
     return set(db.session.scalars(select(R.phone).where(
-        R.phone.in_(phones), R.campaign_id != campaign.id, R.sent_at >= since)))
+        R.phone.in_(phones), R.campaign_id != campaign.id, R.sent_at >= since))) | set(db.session.scalars(
+        select(Message.to_phone).where(Message.to_phone.in_(phones), Message.direction == "outgoing",
+                                       Message.source == "openphone history", Message.created_at >= since)))
 
 
 def _first_properties(contact_ids):

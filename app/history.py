@@ -103,6 +103,37 @@ def recover_history():
     return count
 
 
+NIGHTLY_LOCK = "crm:history:nightly:"
+
+
+def enqueue_nightly_if_due(now=None):
+    """Once a night (HISTORY_NIGHTLY_HOUR in CAMPAIGN_TIMEZONE) queue a pull of the last
+    HISTORY_NIGHTLY_HOURS: every worker's tick asks, the database row decides, so many workers
+    queue one run a night (a Redis lock per night keeps two ticks from racing to insert it).
+    Nothing until a first import has finished."""
+    from zoneinfo import ZoneInfo
+
+    from app.queue import get_redis
+
+    config = current_app.config
+    now = now or utcnow()
+    local = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(config["CAMPAIGN_TIMEZONE"]))
+    if local.hour < config["HISTORY_NIGHTLY_HOUR"]:
+        return 0
+    if db.session.scalar(select(HistoryImport.id).where(HistoryImport.status == "done").limit(1)) is None:
+        return 0  # reconciliation starts once the history has been imported
+    night_start = (local.replace(hour=config["HISTORY_NIGHTLY_HOUR"], minute=0, second=0, microsecond=0)
+                   .astimezone(timezone.utc).replace(tzinfo=None))
+    done = db.session.scalar(select(HistoryImport.id).where(HistoryImport.kind == "nightly",
+                                                             HistoryImport.created_at >= night_start).limit(1))
+    if done is not None:
+        return 0
+    if not get_redis().set(NIGHTLY_LOCK + local.date().isoformat(), "1", nx=True, ex=3600):
+        return 0
+    run = start_history_import("nightly", since=now - timedelta(hours=config["HISTORY_NIGHTLY_HOURS"]))
+    return 1 if run.kind == "nightly" else 0
+
+
 def run_history_import(import_id, client=None):
     """Claim the run and walk OpenPhone from its checkpoint to the end. Returns the final status."""
     now = utcnow()
@@ -185,6 +216,8 @@ def _walk_number(run, client, cp, number_id, number, since):
                 return
             continue
         page = body.get("data") or []
+        if not cp.get("token"):
+            cp.setdefault("totals", {})[number_id] = body.get("totalItems")
         seen = set(cp.get("seen") or [])
         for conversation in page:
             if conversation.get("id") in seen:
@@ -248,6 +281,7 @@ def _import_conversation(run, client, cp, conversation, since):
         _pages(run, client, cp, "/v1/calls", params, since,
                lambda items: _save_calls(run, client, contact, phone, items))
     cp.update(stage="done", item_token=None)
+    _record(run, "conversation", conversation["id"], "imported", phone=phone)
 
 
 def _pages(run, client, cp, path, params, since, save):
@@ -429,7 +463,13 @@ def progress(run):
     listing, numbers done, and the counts per outcome."""
     cp = run.checkpoint or {}
     counts = outcome_counts(run.id)
-    return {"id": run.id, "kind": run.kind, "status": run.status, "error": run.error,
+    total = sum(n or 0 for n in (cp.get("totals") or {}).values())
+    done = counts.get(("conversation", "imported"), 0) + counts.get(("conversation", "skipped"), 0)
+    if run.status == "done":
+        percent = 100
+    else:
+        percent = min(99, int(100 * done / total)) if total else 0
+    return {"id": run.id, "conversations": total, "conversations_done": done, "percent": percent, "kind": run.kind, "status": run.status, "error": run.error,
             "numbers": len(cp.get("numbers") or []), "numbers_done": min(cp.get("n", 0), len(cp.get("numbers") or [])),
             "messages_created": counts.get(("message", "created"), 0),
             "messages_existing": counts.get(("message", "existing"), 0),
@@ -447,3 +487,16 @@ def skipped_items(import_id, limit=50):
     return db.session.scalars(select(HistoryItem).where(HistoryItem.import_id == import_id,
                                                         HistoryItem.outcome.in_(("skipped", "restarted")))
                               .order_by(HistoryItem.id).limit(limit)).all()
+
+
+def missed_by_webhooks(import_id, limit=20):
+    """What one run (the nightly pull) stored that webhooks had not: counts and the latest items."""
+    counts = outcome_counts(import_id)
+    texts = db.session.scalars(select(Message).join(HistoryItem, HistoryItem.message_id == Message.id)
+                               .where(HistoryItem.import_id == import_id, HistoryItem.outcome == "created")
+                               .order_by(Message.created_at.desc()).limit(limit)).all()
+    calls = db.session.scalars(select(Call).join(HistoryItem, HistoryItem.call_id == Call.id)
+                               .where(HistoryItem.import_id == import_id, HistoryItem.outcome == "created")
+                               .order_by(Call.created_at.desc()).limit(limit)).all()
+    return {"import_id": import_id, "messages": counts.get(("message", "created"), 0),
+            "calls": counts.get(("call", "created"), 0), "texts": texts, "call_rows": calls}

@@ -107,3 +107,157 @@ def test_the_fake_serves_history_with_openphone_limits(history_fake):
     assert httpx.get(fake.url + "/v1/messages?maxResults=5", headers=headers).status_code == 400
     media = next(m for m in fake.messages if m.get("media"))["media"][0]["url"]
     assert httpx.get(media).content == PNG
+
+
+def test_a_campaign_excludes_phones_texted_only_in_the_imported_history(db, redis, history_fake, client_for):
+    from datetime import time
+
+    from app import campaigns
+    from app.models import Campaign, CampaignRecipient, CampaignVariant, ContactList, ListMember
+
+    now = datetime.now(timezone.utc)
+    history_fake.history.add_message(NUMBER, "+16175555001", "Cracks in your foundation?", "outgoing",
+                                     now - timedelta(days=300))
+    history_fake.history.add_message(NUMBER, "+16175555002", "Still seeing cracks?", "outgoing",
+                                     now - timedelta(days=3))
+    assert import_history(client=client(history_fake, redis)).status == "done"
+    homeowners = ContactList(name="Homeowners")
+    db.session.add(homeowners)
+    for phone in ("+16175555001", "+16175555002", "+16175555003"):
+        contact = db.session.scalar(select(Contact).filter_by(phone=phone)) or Contact(phone=phone, first_name="New")
+        db.session.add(ListMember(list=homeowners, contact=contact))
+    texted_before = Campaign(name="Cold", sending_number=NUMBER, lists=[homeowners], window_start=time(9),
+                             window_end=time(17), frequency_cap_days=30)
+    capped = Campaign(name="Again", sending_number=NUMBER, lists=[homeowners], window_start=time(9),
+                      window_end=time(17), frequency_cap_days=30, include_previously_texted=True)
+    for campaign in (texted_before, capped):
+        campaign.variants = [CampaignVariant(label="A", template="Hi {first_name|there}")]
+        db.session.add(campaign)
+    db.session.commit()
+    for campaign in (texted_before, capped):
+        campaigns.change_status(campaign.id, "scheduled")
+        campaigns.plan_audience(campaign.id)
+    reasons = dict(db.session.execute(select(CampaignRecipient.phone, CampaignRecipient.exclusion_reason)
+                                      .where(CampaignRecipient.campaign_id == texted_before.id)).all())
+    assert reasons == {"+16175555001": "texted_before", "+16175555002": "frequency_cap", "+16175555003": None}
+    reasons = dict(db.session.execute(select(CampaignRecipient.phone, CampaignRecipient.exclusion_reason)
+                                      .where(CampaignRecipient.campaign_id == capped.id)).all())
+    assert reasons == {"+16175555001": None, "+16175555002": "frequency_cap", "+16175555003": None}
+    page = client_for("admin").get(f"/campaignview/show/{texted_before.id}").get_data(as_text=True)
+    assert '<td class="reason-texted_before">1</td>' in page
+    assert '<td class="reason-frequency_cap">1</td>' in page
+
+
+def test_a_reply_found_in_the_history_is_attributed_to_the_campaign_text_it_answers(db, redis, history_fake):
+    from datetime import time
+
+    from app.models import Campaign, CampaignRecipient, CampaignVariant
+
+    now = datetime.now(timezone.utc)
+    contact = Contact(phone="+16175556001")
+    campaign = Campaign(name="Cold", sending_number=NUMBER, window_start=time(9), window_end=time(17))
+    campaign.variants = [CampaignVariant(label="A", template="Hi")]
+    recipient = CampaignRecipient(campaign=campaign, contact=contact, phone=contact.phone, status="sent",
+                                  sent_at=(now - timedelta(days=2)).replace(tzinfo=None))
+    db.session.add_all([contact, campaign, recipient])
+    db.session.commit()
+    # The webhook for this reply never came; the history has it.
+    history_fake.history.add_message(NUMBER, contact.phone, "Yes, how much?", "incoming", now - timedelta(days=1))
+    assert import_history(client=client(history_fake, redis)).status == "done"
+    reply = db.session.scalar(select(Message).where(Message.direction == "incoming"))
+    assert reply.campaign_recipient_id == recipient.id
+    recipient = db.session.get(CampaignRecipient, recipient.id, populate_existing=True)
+    assert recipient.replied_at == reply.created_at
+
+
+# --- through the worker and the screen ------------------------------------------------------
+
+def _reload(model, pk):
+    from app.extensions import db
+
+    db.session.expire_all()
+    return db.session.get(model, pk)
+
+
+def test_worker_killed_mid_history_import_resumes_without_losing_or_doubling(app, db, redis, history_fake, tmp_path):
+    import signal
+
+    from app.history import start_history_import
+    from app.history_models import HistoryImport
+    from tests.conftest import start_worker, wait_until
+
+    seed(history_fake, conversations=40)
+    run = start_history_import("full")
+    env = dict(OPENPHONE_API_KEY="test-key", OPENPHONE_BASE_URL=history_fake.url, IMPORT_STALE_SECONDS="2")
+    worker = start_worker(app, tmp_path / "first.log", **env)
+    try:
+        def mid_import():
+            db.session.expire_all()
+            done = count(HistoryItem, HistoryItem.import_id == run.id, HistoryItem.kind == "conversation")
+            return 3 <= done < 30 and done
+
+        killed_at = []
+        wait_until(lambda: killed_at.append(mid_import()) or killed_at[-1], 120, "the import never got going")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        assert _reload(HistoryImport, run.id).status == "running"
+        worker = start_worker(app, tmp_path / "second.log", **env)  # recovery finds the stale heartbeat
+        wait_until(lambda: _reload(HistoryImport, run.id).status == "done", 240, "the import did not resume")
+    finally:
+        worker.kill()
+        worker.wait()
+    assert 3 <= killed_at[-1] < 30  # conversations finished when the worker was killed, of 40
+    assert _reload(HistoryImport, run.id).checkpoint["n"] == 1
+    assert count(Message) == texts_in(history_fake)
+    assert count(Call) == len(history_fake.history.calls)
+    assert count(HistoryItem, HistoryItem.kind == "conversation", HistoryItem.outcome == "imported") == 40
+    duplicates = db.session.scalar(select(func.count()).select_from(
+        select(Message.provider_id).group_by(Message.provider_id).having(func.count() > 1).subquery()))
+    assert duplicates == 0
+
+
+def test_import_button_runs_in_the_worker_and_the_screen_counts_rows(app, db, redis, history_fake, client_for,
+                                                                     post_form, run_jobs):
+    seed(history_fake, conversations=12)
+    admin = client_for("admin")
+    response = post_form(admin, "/settings/integrations/history/start", {"since": "31-01-2025"})
+    assert "YYYY-MM-DD" in admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert count(HistoryItem) == 0
+    response = post_form(admin, "/settings/integrations/history/start", {"since": ""})
+    assert response.status_code == 302
+    queued = admin.get("/settings/integrations/history/progress").get_json()
+    assert queued["status"] == "queued" and queued["percent"] == 0
+    run_jobs()
+    shown = admin.get("/settings/integrations/history/progress").get_json()
+    assert shown["status"] == "done" and shown["percent"] == 100
+    assert shown["messages_created"] == count(Message) == texts_in(history_fake)
+    assert shown["calls_created"] == count(Call) == len(history_fake.history.calls)
+    assert shown["conversations_done"] == shown["conversations"] == 12
+    page = admin.get("/settings/integrations/").get_data(as_text=True)
+    assert f'<span id="history-messages-created">{count(Message)}</span>' in page
+    assert client_for("staff").get("/settings/integrations/history/progress").status_code in (302, 403)
+
+
+def test_nightly_pull_heals_a_missed_webhook_once_across_workers(app, db, redis, history_fake, client_for, run_jobs):
+    from app.history import enqueue_nightly_if_due
+    from app.history_models import HistoryImport
+
+    seed(history_fake, conversations=6)
+    assert import_history(client=client(history_fake, redis)).status == "done"
+    # A reply whose webhook never reached the CRM:
+    missed = history_fake.history.add_message(NUMBER, "+16175552001", "Are you coming Tuesday?", "incoming",
+                                              datetime.now(timezone.utc) - timedelta(hours=5))
+    night = datetime(2026, 12, 2, 8, 30)  # 3:30 in New York, after HISTORY_NIGHTLY_HOUR
+    assert [enqueue_nightly_if_due(night), enqueue_nightly_if_due(night)] == [1, 0]  # two workers' ticks
+    assert enqueue_nightly_if_due(night + timedelta(hours=2)) == 0  # the same night
+    nightly = db.session.scalar(select(HistoryImport).where(HistoryImport.kind == "nightly"))
+    assert nightly.since == night - timedelta(hours=48)
+    nightly.since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=48)
+    db.session.commit()
+    run_jobs()
+    healed = db.session.scalar(select(Message).where(Message.provider_id == missed["id"]))
+    assert healed is not None and healed.source == SOURCE and healed.contact.phone == "+16175552001"
+    assert outcome_counts(nightly.id)[("message", "created")] == 1
+    page = client_for("admin").get("/settings/integrations/").get_data(as_text=True)
+    assert "found what webhooks had missed:\n      1 text(s), 0 call(s)" in page
+    assert "Are you coming Tuesday?" in page

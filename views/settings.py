@@ -6,6 +6,7 @@ from flask_appbuilder import BaseView, expose, has_access
 from app import integration_secrets, quickbooks
 from app.extensions import db
 from app.web import allow_offsite_redirect
+from views import openphone_history
 
 
 class IntegrationsView(BaseView):
@@ -18,7 +19,8 @@ class IntegrationsView(BaseView):
         secrets = [{"name": name, "label": label, "status": integration_secrets.describe(name)}
                    for name, label in integration_secrets.KNOWN.items()]
         return self.render_template("settings_integrations.html", secrets=secrets, title="Integrations",
-                                    qb=quickbooks.connection_details(), qb_sandbox=quickbooks.settings()["sandbox"])
+                                    qb=quickbooks.connection_details(), qb_sandbox=quickbooks.settings()["sandbox"],
+                                    **openphone_history.screen())
 
     @expose("/quickbooks/connect")
     @has_access
@@ -78,6 +80,24 @@ class IntegrationsView(BaseView):
         db.session.commit()
         flash(f"{label} {'saved: ' + integration_secrets.describe(name) if value else 'removed'}.", "success")
         return redirect(url_for(".index"))
+
+
+    # --- OpenPhone history and webhooks (views/openphone_history.py does the work) -------------
+
+    @expose("/history/start", methods=["POST"])
+    @has_access
+    def start_history(self):
+        return openphone_history.start(g.user.id)
+
+    @expose("/history/progress")
+    @has_access
+    def history_progress(self):
+        return openphone_history.progress_json()
+
+    @expose("/webhooks/register", methods=["POST"])
+    @has_access
+    def register_webhooks(self):
+        return openphone_history.register_missing(g.user.id)
 
 
 def register(appbuilder):
