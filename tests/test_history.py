@@ -261,3 +261,43 @@ def test_nightly_pull_heals_a_missed_webhook_once_across_workers(app, db, redis,
     page = client_for("admin").get("/settings/integrations/").get_data(as_text=True)
     assert "found what webhooks had missed:\n      1 text(s), 0 call(s)" in page
     assert "Are you coming Tuesday?" in page
+
+
+# --- webhook health ---------------------------------------------------------------------------
+
+def test_health_and_home_show_the_last_webhook_and_warn_of_silence_in_business_hours(app, db, client_for):
+    from app.models import WebhookEvent
+    from app.webhook_health import silence_warning
+
+    tuesday_11am = datetime(2026, 12, 1, 16, 0)  # 11:00 in New York
+    assert client_for("admin").get("/health").get_json()["last_webhook_at"] is None
+    db.session.add(Message(direction="outgoing", status="sent", to_phone="+16175557001",
+                           sent_at=tuesday_11am - timedelta(minutes=10)))
+    db.session.add(WebhookEvent(provider_event_id="EV1", type="message.delivered", body="{}", status="processed",
+                                attempts=1, received_at=tuesday_11am - timedelta(minutes=90)))
+    db.session.commit()
+    warning = silence_warning(tuesday_11am)
+    assert warning.startswith("No webhook from OpenPhone since 2026-12-01 14:30 UTC, while 1 text(s) went out")
+    assert silence_warning(tuesday_11am - timedelta(minutes=45)) is None  # a webhook came within the hour
+    assert silence_warning(datetime(2026, 12, 6, 16, 0)) is None  # Sunday
+    assert client_for("admin").get("/health").get_json()["last_webhook_at"] == "2026-12-01T14:30:00Z"
+    home = client_for("admin").get("/").get_data(as_text=True)
+    assert "Last webhook from OpenPhone: 2026-12-01 14:30 UTC" in home
+
+
+def test_integrations_lists_registered_webhooks_and_registers_the_missing_ones(app, db, history_fake, client_for,
+                                                                              post_form):
+    from app.models import AuditLog
+
+    url = "http://localhost/webhooks/openphone"
+    history_fake.history.create_webhook("messages", {"url": url, "events": ["message.received"]})
+    history_fake.history.create_webhook("messages", {"url": "https://elsewhere/x", "events": ["message.delivered"]})
+    admin = client_for("admin")
+    page = admin.get("/settings/integrations/").get_data(as_text=True)
+    assert "Missing: message.delivered, call.completed, call.recording.completed" in page
+    post_form(admin, "/settings/integrations/webhooks/register")
+    ours = [h for h in history_fake.history.webhooks if h["url"] == url]
+    assert sorted(e for h in ours for e in h["events"]) == ["call.completed", "call.recording.completed",
+                                                            "message.delivered", "message.received"]
+    assert 'id="webhooks-complete"' in admin.get("/settings/integrations/").get_data(as_text=True)
+    assert count(AuditLog, AuditLog.object_type == "openphone_webhooks") == 2

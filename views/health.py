@@ -8,6 +8,11 @@ from app.health import check_health
 
 def health():
     state, code = check_health()
+    if state.get("database") == "ok":
+        from app.webhook_health import last_webhook_at
+
+        last = last_webhook_at()
+        state["last_webhook_at"] = last.isoformat(timespec="seconds") + "Z" if last else None
     return jsonify(state), code
 
 
