@@ -185,6 +185,32 @@ def waiting_conversations(user_id=None, assigned=None):
     return query
 
 
+def calls_to_answer(user_id=None, assigned=None):
+    """The Inbox's calls to answer: a missed incoming call or a voicemail after which nothing went
+    back to the contact (no text sent, no call made), as (Call, Contact) rows; scoped like
+    waiting_conversations."""
+    from sqlalchemy.orm import aliased
+
+    from app.history_models import Call
+
+    later = aliased(Call)
+    answered = or_(
+        exists().where(Message.contact_id == Call.contact_id, Message.direction == "outgoing",
+                       Message.created_at > Call.created_at),
+        exists().where(later.contact_id == Call.contact_id, later.direction == "outgoing",
+                       later.created_at > Call.created_at))
+    query = (select(Call, Contact).join(Contact, Contact.id == Call.contact_id)
+             .where(Call.direction == "incoming",
+                    or_(Call.status.in_(("missed", "no-answer")), Call.voicemail_url.is_not(None)), ~answered))
+    if user_id is not None:
+        query = query.where(Contact.assigned_user_id == user_id)
+    if assigned == "none":
+        query = query.where(Contact.assigned_user_id.is_(None))
+    elif assigned:
+        query = query.where(Contact.assigned_user_id == int(assigned))
+    return query
+
+
 def dashboard(now_day_bounds, default_limit=DEFAULT_DAILY_LIMIT, user_id=None):
     """The home page: texts today per number against its limit, running campaigns, conversations
     waiting for a reply, running imports, opt-outs this week. For a user_id limited to their own

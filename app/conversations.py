@@ -7,6 +7,8 @@ from sqlalchemy import select
 
 from app import analytics
 from app.extensions import db
+from app.history_models import Call
+from app.media import media_for
 from app.messages import enqueue_send, queue_text
 from app.models import Contact, Message
 from app.openphone import sandbox
@@ -23,7 +25,10 @@ def conversation(contact_id):
                                 .order_by(Message.created_at, Message.id)).all()
     contact = db.session.get(Contact, contact_id)
     opt_out = active_opt_out(contact.phone) if contact and contact.phone else None
-    return {"contact": contact, "thread": thread, "sandbox": sandbox(current_app.config),
+    calls = db.session.scalars(select(Call).where(Call.contact_id == contact_id)
+                               .order_by(Call.created_at.desc(), Call.id.desc())).all()
+    return {"contact": contact, "thread": thread, "sandbox": sandbox(current_app.config), "calls": calls,
+            "media": media_for([m.id for m in thread], [c.id for c in calls]),
             "opted_out": opt_out is not None, "opt_out_reason": describe(opt_out),
             "default_reply": DEFAULT_REPLY}
 
@@ -34,8 +39,10 @@ def inbox(assigned=""):
     scope = current_user_scope()
     query = analytics.waiting_conversations(scope, assigned)
     rows = db.session.execute(query.order_by(Message.created_at.desc()).limit(INBOX_LIMIT)).all()
+    calls = db.session.execute(analytics.calls_to_answer(scope, assigned)
+                               .order_by(Call.created_at.desc()).limit(INBOX_LIMIT)).all()
     users = db.session.scalars(select(User).order_by(User.username)).all()
-    return {"rows": rows, "users": users, "assigned": assigned, "scoped": scope is not None}
+    return {"rows": rows, "calls": calls, "users": users, "assigned": assigned, "scoped": scope is not None}
 
 
 def send_text(contact_id, body, user_id):

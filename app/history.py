@@ -282,6 +282,16 @@ def _import_conversation(run, client, cp, conversation, since):
                lambda items: _save_calls(run, client, contact, phone, items))
     cp.update(stage="done", item_token=None)
     _record(run, "conversation", conversation["id"], "imported", phone=phone)
+    _download_media(run, contact.id)
+
+
+def _download_media(run, contact_id):
+    """The conversation's photos and voicemails, each with its outcome (stored, rejected, failed)."""
+    from app.media import download_pending
+
+    rows = download_pending(contact_id)
+    _record_many(run, [dict(kind="media", provider_id=m.url[:200], outcome=m.status, reason=m.error,
+                            message_id=m.message_id, call_id=m.call_id) for m in rows])
 
 
 def _pages(run, client, cp, path, params, since, save):

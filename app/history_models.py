@@ -52,6 +52,7 @@ class Media(Model):
     status = Column(String(20), nullable=False, default="pending")  # stored, rejected, failed
     error = Column(Text)
     created_at = Column(DateTime, nullable=False, default=utcnow)
+    contact = relationship("Contact")
 
 
 class HistoryImport(Model):

@@ -28,7 +28,7 @@ csrf = CSRFProtect()
 _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignRecipientView"
                    "|CampaignVariantView|CampaignStatusApi|MessageView|ImportView|OptOutView|PossibleOptOutView|OptOutApi|InboxView"
                    "|TodoView|HomeView|ConversationView"
-                   "|PropertyApi|ListApi|CampaignApi|MessageApi|ImportApi|ConversationApi"
+                   "|PropertyApi|ListApi|CampaignApi|MessageApi|CallApi|MediaView|ImportApi|ConversationApi"
                    "|" + "|".join(f"{v}View" for v in ("Estimate", "Invoice", "Payment", "Job", "UnscheduledJob",
                    "OpenEstimate", "PastDueInvoice", "MonthPayment", "LastMonthPayment", "ContactEstimate",
                    "ContactInvoice", "ContactPayment", "ContactJob")) + "|EstimateApi|InvoiceApi|PaymentApi|JobApi)$")
@@ -58,7 +58,8 @@ ROLES = {
         ["ContactApi$", "(can_get|can_info|can_put)$"],
         ["(MessageView|InboxView|ConversationView|HomeView)$", "(can_list|can_show|can_send_text|can_thread|can_simulate_reply|can_index)$"],
         ["(ContactMessageView|ContactPropertyView)$", "can_list$"],
-        ["MessageApi$", "(can_get|can_info)$"],
+        ["(MessageApi|CallApi)$", "(can_get|can_info)$"],
+        ["MediaView$", "can_get$"],
         ["ConversationApi$", "can_send_text$"],
         ["TodoView$", "(can_list|can_show|can_add|can_edit)$"],
         [_MONEY_VIEWS, "(can_list|can_show)$"],

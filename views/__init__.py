@@ -24,3 +24,6 @@ def register(appbuilder):
     from views import money
 
     money.register(appbuilder)
+    from views import media
+
+    media.register(appbuilder)

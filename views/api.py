@@ -5,6 +5,7 @@ from flask_appbuilder.api import expose, protect
 
 from app import analytics
 from app.exports import record_api_read
+from app.history_models import Call
 from app.models import Campaign, Contact, ContactList, Estimate, Import, Invoice, Job, Message, Payment, Property
 from app.security import ScopedInterface
 from views.contact_forms import ContactApiRulesMixin
@@ -85,6 +86,17 @@ class MessageApi(AuditedReads, ModelRestApi):
                                    "created_at", "delivered_at"]
 
 
+class CallApi(AuditedReads, ModelRestApi):
+    resource_name = "call"
+    datamodel = ScopedInterface(Call)
+    base_filters = CONTACT_SCOPE
+    base_permissions = ["can_get", "can_info"]
+    list_columns = show_columns = ["id", "contact.id", "direction", "status", "duration", "answered_by", "phone",
+                                   "voicemail_url", "voicemail_transcript", "summary", "transcript",
+                                   "recording_url", "source", "created_at"]
+    search_columns = ["direction", "status", "phone", "created_at", "contact"]
+
+
 class ImportApi(ModelRestApi):
     resource_name = "import"
     datamodel = ScopedInterface(Import)
@@ -136,6 +148,6 @@ class JobApi(AuditedReads, ModelRestApi):
 
 
 def register(appbuilder):
-    for api in (ContactApi, PropertyApi, ListApi, CampaignApi, MessageApi, ImportApi, EstimateApi, InvoiceApi,
+    for api in (ContactApi, PropertyApi, ListApi, CampaignApi, MessageApi, CallApi, ImportApi, EstimateApi, InvoiceApi,
                 PaymentApi, JobApi):
         appbuilder.add_api(api)
