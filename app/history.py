@@ -124,8 +124,8 @@ def enqueue_nightly_if_due(now=None):
         return 0  # reconciliation starts once the history has been imported
     night_start = (local.replace(hour=config["HISTORY_NIGHTLY_HOUR"], minute=0, second=0, microsecond=0)
                    .astimezone(timezone.utc).replace(tzinfo=None))
-    done = db.session.scalar(select(HistoryImport.id).where(HistoryImport.kind == "nightly",
-                                                             HistoryImport.created_at >= night_start).limit(1))
+    # Any run begun since tonight's hour (a nightly one, or a full import someone started) covers tonight.
+    done = db.session.scalar(select(HistoryImport.id).where(HistoryImport.created_at >= night_start).limit(1))
     if done is not None:
         return 0
     if not get_redis().set(NIGHTLY_LOCK + local.date().isoformat(), "1", nx=True, ex=3600):

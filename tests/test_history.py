@@ -250,6 +250,8 @@ def test_nightly_pull_heals_a_missed_webhook_once_across_workers(app, db, redis,
     night = datetime(2026, 12, 2, 8, 30)  # 3:30 in New York, after HISTORY_NIGHTLY_HOUR
     assert [enqueue_nightly_if_due(night), enqueue_nightly_if_due(night)] == [1, 0]  # two workers' ticks
     assert enqueue_nightly_if_due(night + timedelta(hours=2)) == 0  # the same night
+    tonight = datetime.now(timezone.utc).replace(tzinfo=None)
+    assert enqueue_nightly_if_due(tonight) == 0  # the full import began less than a night ago
     nightly = db.session.scalar(select(HistoryImport).where(HistoryImport.kind == "nightly"))
     assert nightly.since == night - timedelta(hours=48)
     nightly.since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=48)
