@@ -398,3 +398,19 @@ def test_calls_on_the_timeline_in_the_inbox_and_the_rest_api_scoped_by_role(app,
     other = db.session.scalar(select(Call).where(Call.phone == "+16175558202"))
     assert api("staff", f"/api/v1/call/{other.id}").status_code == 404
     assert api("admin", f"/api/v1/call/{other.id}").get_json()["result"]["status"] == "no-answer"
+
+
+def test_the_import_shares_the_senders_ten_per_second_limit(app, db, redis, history_fake):
+    """Ten texts fill the provider's second; the import's requests wait for the shared limiter
+    instead of meeting OpenPhone's 429."""
+    seed(history_fake, conversations=8)
+    op = client(history_fake, redis)
+    for i in range(10):
+        op.send_message(f"+1617555{9000 + i:04d}", "Hi", NUMBER)
+    history_fake.history.calls.clear()  # keep the run short: texts only
+    run = import_history(client=op)
+    assert run.status == "done"
+    seconds = history_fake.per_second()
+    assert sum(s["limited"] for s in seconds) == 0
+    assert max(s["accepted"] for s in seconds) <= 10
+    assert sum(s["accepted"] for s in seconds) > 20
