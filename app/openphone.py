@@ -139,7 +139,8 @@ class OpenPhone:
         raise OpenPhoneError(f"GET {path}: no answer")  # not reached
 
     def list_webhooks(self):
-        return self.get("/v1/webhooks").get("data") or []
+        """GET /v1/webhooks, asked once (a screen waits on it)."""
+        return self.get("/v1/webhooks", attempts=1).get("data") or []
 
     def create_webhook(self, kind, url, events):
         """POST /v1/webhooks/{messages|calls|call-summaries|call-transcripts}."""
