@@ -44,6 +44,8 @@ STAFF_ALLOWED = {
     "ContactPropertyView": {"can_list"},
     "MessageView": CONVERSATION, "InboxView": CONVERSATION, "ConversationView": CONVERSATION,
     "MessageApi": {"can_get", "can_info"},
+    "CallApi": {"can_get", "can_info"},
+    "MediaView": {"can_get"},  # a photo or voicemail of their own contact (the view checks which)
     "ConversationApi": {"can_send_text"},
     "TodoView": {"can_list", "can_show", "can_add", "can_edit"},
     "HomeView": {"can_index"},
