@@ -39,26 +39,28 @@ class CrmWorker(SimpleWorker):
             db.session.remove()
 
     def run_maintenance_tasks(self):
-        super().run_maintenance_tasks()
-        if not self.recovers:
-            return
-        write_heartbeat(self.name)
+        """RQ's registry cleaning, then the recovery tick. A stop signal during either waits for
+        the step's end (raised inside it, the stop could be swallowed by a step's own error handling)."""
         self.ticking = True
         try:
-            recover_unfinished()
+            super().run_maintenance_tasks()
+            if self.recovers:
+                write_heartbeat(self.name)
+                recover_unfinished()
+        except StopRequested:
+            raise
         except Exception:  # noqa: BLE001 - a failed tick is logged and runs again next time
-            log.exception("worker %s: recovery tick failed", self.name)
+            log.exception("worker %s: maintenance failed", self.name)
         finally:
             self.ticking = False
             db.session.remove()
-        if self.stopping:  # a stop signal arrived during the tick
+        if self.stopping:
             raise StopRequested()
 
     def request_stop(self, signum, frame):
-        """SIGTERM/SIGINT: RQ's warm shutdown (the job in hand finishes first). During the
-        recovery tick the stop waits for the tick's end (an exception raised inside it could
-        be swallowed by a step's own error handling). When Redis is gone there is nothing to
-        record there; stop at once instead of failing in the handler."""
+        """SIGTERM/SIGINT: RQ's warm shutdown (the job in hand finishes first); during maintenance,
+        at its end. When Redis is gone there is nothing to record there: stop at once instead of
+        failing in the handler."""
         self.stopping = True
         if self.ticking:
             return
