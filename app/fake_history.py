@@ -184,6 +184,8 @@ class History:
         if _first(query, "maxResults") is None:
             return 400, {"message": "maxResults is required"}
         ids = {self.fake.numbers.get(w, w) for w in wanted}
+        if ids - set(self.fake.numbers.values()):
+            return 404, {"message": "Phone number not found"}
         items = [c for c in self.conversations() if not ids or c["phoneNumberId"] in ids]
         return self.page(items, query, "conversations")
 

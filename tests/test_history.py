@@ -414,3 +414,18 @@ def test_the_import_shares_the_senders_ten_per_second_limit(app, db, redis, hist
     assert sum(s["limited"] for s in seconds) == 0
     assert max(s["accepted"] for s in seconds) <= 10
     assert sum(s["accepted"] for s in seconds) > 20
+
+
+def test_a_number_deleted_from_the_workspace_is_skipped_and_the_others_imported(app, db, redis, history_fake):
+    from app.history import run_history_import, start_history_import
+
+    seed(history_fake, conversations=3)
+    run = start_history_import("full", enqueue_job=False)
+    # The run had listed a number that was deleted from the workspace before its conversations were read.
+    run.checkpoint = {"numbers": [["PNdeleted01", "+16175550199"], ["PNfake0100", NUMBER]], "n": 0}
+    db.session.commit()
+    assert run_history_import(run.id, client=client(history_fake, redis)) == "done"
+    skipped = db.session.scalar(select(HistoryItem).where(HistoryItem.kind == "phone_number"))
+    assert skipped.provider_id == "PNdeleted01" and skipped.outcome == "skipped"
+    assert skipped.reason.startswith("+16175550199 is no longer in the workspace")
+    assert count(Message) == texts_in(history_fake)
