@@ -202,7 +202,7 @@ def _walk(run, client):
 def _walk_number(run, client, cp, number_id, number, since):
     """Every conversation of one company number, a page of PAGE at a time."""
     while True:
-        params = {"phoneNumbers": number_id, "maxResults": PAGE}
+        params = {"phoneNumbers[]": number_id, "maxResults": PAGE}
         if since:
             params["updatedAfter"] = since
         if cp.get("token"):
@@ -271,7 +271,7 @@ def _import_conversation(run, client, cp, conversation, since):
     db.session.flush()
     if cp.get("conversation") != conversation["id"]:
         cp.update(conversation=conversation["id"], stage="messages", item_token=None)
-    params = {"phoneNumberId": conversation["phoneNumberId"], "participants": raw}
+    params = {"phoneNumberId": conversation["phoneNumberId"], "participants[]": raw}
     if cp["stage"] == "messages":
         _pages(run, client, cp, "/v1/messages", params, since, lambda items: _save_messages(run, contact, phone, items))
         _apply_opt_out(phone)
@@ -305,10 +305,11 @@ def _pages(run, client, cp, path, params, since, save):
         try:
             body = client.get(path, query)
         except PermanentError as exc:
-            if _restartable(run, cp, "item_token", exc, f"{path} {params['participants']}"):
+            participant = params["participants[]"]
+            if _restartable(run, cp, "item_token", exc, f"{path} {participant}"):
                 continue
-            _record(run, "conversation", f"{params['phoneNumberId']}:{params['participants']}:{path}", "skipped",
-                    f"OpenPhone has no such number or conversation any more ({exc})", phone=params["participants"])
+            _record(run, "conversation", f"{params['phoneNumberId']}:{participant}:{path}", "skipped",
+                    f"OpenPhone has no such number or conversation any more ({exc})", phone=participant)
             return
         save(body.get("data") or [])
         cp["item_token"] = body.get("nextPageToken")
