@@ -262,14 +262,16 @@ def test_changes_since_over_30_days_raises_cdc_too_old_without_asking(db, fake_q
 
 def test_cdc_over_1000_objects_is_asked_per_entity_and_refused_when_one_entity_overflows(db, fake_quickbooks):
     quickbooks.connect(fake_quickbooks.realm_id, fake_quickbooks.issue_refresh_token())
-    since = fake_quickbooks.now() - timedelta(seconds=1)
+    # Stamped after `since` by the test, not by the machine's speed: the seeded books stay out.
+    since = fake_quickbooks.now() + timedelta(minutes=1)
+    stamp = since + timedelta(seconds=1)
     for i in range(600):
-        fake_quickbooks.add("Customer", {"DisplayName": f"Bulk {i}"})
-        fake_quickbooks.add("Payment", {"TotalAmt": 10.0})
+        fake_quickbooks.add("Customer", {"DisplayName": f"Bulk {i}"}, when=stamp)
+        fake_quickbooks.add("Payment", {"TotalAmt": 10.0}, when=stamp)
     changes = quickbooks.changes_since(["Customer", "Payment"], since)
-    assert (len(changes["Customer"]), len(changes["Payment"])) == (612, 604)
-    for i in range(400):
-        fake_quickbooks.add("Customer", {"DisplayName": f"More {i}"})
+    assert (len(changes["Customer"]), len(changes["Payment"])) == (600, 600)
+    for i in range(401):
+        fake_quickbooks.add("Customer", {"DisplayName": f"More {i}"}, when=stamp)
     with pytest.raises(CdcTruncated):
         quickbooks.changes_since(["Customer", "Payment"], since)
 
