@@ -6,7 +6,7 @@ from datetime import timedelta, timezone
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import audit
+from app import audit, quickbooks
 from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
 from app.models import Contact, Estimate, Invoice, Job, Message, Payment, PaymentInvoice, QuickbooksSync, Todo, utcnow
@@ -213,11 +213,18 @@ def refresh_todos(now=None):
 
 def quickbooks_status():
     """"connected", "needs_reconnect" (the home page says "Reconnect QuickBooks") or "not_connected"."""
-    try:
-        from app import quickbooks
-    except ImportError:
-        return "not_connected"
     return quickbooks.connection_status()
+
+
+def last_sync():
+    """The sync's state row (last finished, running since, last error) as it stands; None before
+    the first sync (read only, unlike quickbooks_sync.sync_state which makes the row)."""
+    return db.session.get(QuickbooksSync, 1)
+
+
+def candidate_contacts(customer):
+    """The contacts an ambiguous QuickBooks customer might be, for a person to choose from."""
+    return [c for c in (db.session.get(Contact, i) for i in customer.candidates or []) if c is not None]
 
 
 def quickbooks_configured():

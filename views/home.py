@@ -8,8 +8,6 @@ from flask import current_app
 from flask_appbuilder import IndexView, expose
 
 from app import analytics, money, schedule, webhook_health
-from app.extensions import db
-from app.models import QuickbooksSync
 from app.security import current_user_scope
 
 
@@ -31,6 +29,6 @@ class HomeView(IndexView):
                                     scoped=scope is not None, money=analytics.money_waiting(local_today, scope),
                                     quickbooks=money.quickbooks_status(),
                                     todos=analytics.todays_todos(local_today, scope),
-                                    sync=db.session.get(QuickbooksSync, 1),
+                                    sync=money.last_sync(),
                                     last_webhook_at=webhook_health.last_webhook_at(),
                                     webhook_silence=webhook_health.silence_warning())

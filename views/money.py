@@ -13,8 +13,7 @@ from wtforms.validators import DataRequired
 from app import money
 from app.analytics import money_filters
 from app.events import store_event
-from app.extensions import db
-from app.models import Contact, Estimate, Invoice, Job, Payment, QbCustomer
+from app.models import Estimate, Invoice, Job, Payment, QbCustomer
 from app.money_models import JOB_STATUSES
 from app.quickbooks_webhooks import MalformedNotification, read_notifications
 from app.security import AssignedToCurrentUser, ScopedInterface
@@ -175,8 +174,7 @@ class CustomerReviewView(QbCustomerView):
         customer = self.datamodel.get(pk, self._base_filters)
         if customer is None:
             abort(404)
-        contacts = [c for c in (db.session.get(Contact, i) for i in customer.candidates or []) if c is not None]
-        return self.render_template(self.show_template, customer=customer, contacts=contacts,
+        return self.render_template(self.show_template, customer=customer, contacts=money.candidate_contacts(customer),
                                     title="Which contact is this customer?")
 
 
