@@ -383,8 +383,8 @@ def save_dnc(session, batch):
 
 @dataclass(frozen=True)
 class Format:
-    """A kind of import file: parse turns a batch's file rows into values (pure Python, no
-    database); save writes those values to the database in the batch's transaction."""
+    """A kind of import file: parse turns a batch's file rows into values (pure Python, can run
+    ahead in the reader); save writes those values to the database in the batch's transaction."""
     name: str
     parse: Callable[[Batch], None]
     save: Callable[[object, Batch], None]

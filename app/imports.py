@@ -5,9 +5,13 @@ run_import(). The Import row holds the whole state: a checkpoint (rows_done, byt
 committed with every batch, a heartbeat that doubles as the claim token, and one
 ImportRow outcome per data row and per person, from which every count is read.
 """
+import gc
 import json
 import logging
+import queue
 import re
+import sys
+import threading
 from datetime import timedelta
 from itertools import islice
 
@@ -191,6 +195,13 @@ def run_import(import_id, progress=None):
     claim = claim_import(import_id)
     if claim is None:
         return None
+    # Batches allocate millions of short-lived containers; while frozen, the full collections
+    # they trigger skip the app's and libraries' long-lived objects (~90 ms a collection).
+    gc.freeze()
+    # The reader thread holds the GIL while it parses; a short switch interval hands it back to
+    # the writer within 0.5 ms of each database reply instead of 5 ms.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     try:
         return _run(claim, progress)
     except Superseded:
@@ -209,6 +220,9 @@ def run_import(import_id, progress=None):
         db.session.rollback()
         log.exception("import %s failed", import_id)
         return _finish(claim, "failed", _stopped_by(f"an unexpected error: {type(exc).__name__}: {str(exc)[:300]}"))
+    finally:
+        sys.setswitchinterval(interval)
+        gc.unfreeze()
 
 
 def _stopped_by(what):
@@ -259,16 +273,20 @@ def _run(claim, progress):
             claim.commit()
         total = imp.total_rows
         settings = _settings(imp, header)
-        batches = _parsed(f, settings, max(start, imp.byte_offset), _last_line(import_id), batch_size)
+        ahead = ParseAhead(_parsed(f, settings, max(start, imp.byte_offset),
+                                   _last_line(import_id), batch_size))
         cancel = False
-        for number, (batch, _line, end) in enumerate(batches, 1):
-            if cancel:  # requested while the previous batch was written: stop at this boundary
-                return _finish(claim, "cancelled", None)
-            cancel, done = _save_batch(settings, batch, end, claim)
-            if number == 1:
-                _analyze()
-            if progress:
-                progress(done, total)
+        try:
+            for number, (batch, _line, end) in enumerate(ahead, 1):
+                if cancel:  # requested while the previous batch was written: stop at this boundary
+                    return _finish(claim, "cancelled", None)
+                cancel, done = _save_batch(settings, batch, end, claim)
+                if number == 1:
+                    _analyze()
+                if progress:
+                    progress(done, total)
+        finally:
+            ahead.close()
     return _finish(claim, "succeeded", None)
 
 
@@ -305,6 +323,46 @@ def _parse(settings, rows, start=None):
     batch.rows = None  # parsed: the cells of rejected rows stay in batch.rejected, the rest can go
     batch.start, batch.first_line, batch.size = start, rows[0][0], len(rows)
     return batch
+
+
+class ParseAhead:
+    """Iterate over a generator that runs in a thread one or two items ahead: the next batch is
+    read and parsed while the database writes this one (the driver releases the GIL while it
+    waits). Exceptions reach the consumer in order; close() stops the thread."""
+    _END = object()
+
+    def __init__(self, source, depth=2):
+        self.queue, self.stop = queue.Queue(maxsize=depth), threading.Event()
+        self.thread = threading.Thread(target=self._fill, args=(source,), name="import-parse", daemon=True)
+        self.thread.start()
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, source):
+        try:
+            for item in source:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+
+    def __iter__(self):
+        while (item := self.queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
 
 
 def _save_batch(settings, batch, end, claim):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.import_files import BadFile
-from app.imports import cancel_import, create_import, import_counts, rejected_rows_csv, run_import
+from app.imports import ParseAhead, cancel_import, create_import, import_counts, rejected_rows_csv, run_import
 from app.models import Contact, ContactProperty, Import, ImportRow, ListMember, OptOut, Property
 from tests.conftest import SAMPLE
 
@@ -300,6 +300,35 @@ def test_fast_phone_validity_agrees_with_phonenumbers():
         digits = str(rng.randint(2_000_000_000, 9_999_999_999))
         expected = phonenumbers.is_valid_number(phonenumbers.parse("+1" + digits, None))
         assert bool(_nanp_valid().match(digits)) == expected, digits
+
+
+def test_parsing_ahead_hands_over_batches_then_the_error_in_file_order():
+    def source():
+        yield "batch 1"
+        yield "batch 2"
+        raise ValueError("row 4001 is broken")
+
+    ahead, got = ParseAhead(source()), []
+    with pytest.raises(ValueError, match="row 4001 is broken"):
+        for batch in ahead:
+            got.append(batch)
+    ahead.close()
+    assert got == ["batch 1", "batch 2"]
+
+
+def test_parsing_ahead_stops_when_the_import_stops_early():
+    produced = []
+
+    def source():
+        for number in range(1000):
+            produced.append(number)
+            yield number
+
+    ahead = ParseAhead(source(), depth=2)
+    assert next(iter(ahead)) == 0
+    ahead.close()  # a cancelled import: the reader must not run on to the end of the file
+    assert not ahead.thread.is_alive()
+    assert len(produced) <= 4
 
 
 def test_a_rejected_persons_reason_names_the_owner_it_means(db, tmp_path):
