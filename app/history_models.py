@@ -4,7 +4,7 @@ from flask_appbuilder import Model
 from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import relationship
 
-from app.models import utcnow
+from app.utc import utcnow
 
 
 class Call(Model):

@@ -1,5 +1,5 @@
 """Every table of the CRM. Alembic (migrations/) owns the schema."""
-from datetime import datetime, time, timezone
+from datetime import time
 
 from flask_appbuilder import Model
 from sqlalchemy import (
@@ -20,10 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import relationship
 
-
-def utcnow():
-    """Naive UTC timestamp: every DateTime column stores UTC."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+from app.utc import utcnow  # noqa: F401 - callers take it with the models
 
 
 class Contact(Model):

@@ -6,13 +6,11 @@ from flask_appbuilder import Model
 from sqlalchemy import JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import relationship
 
+from app.utc import utcnow
+
 MONEY = Numeric(12, 2)
 
 
-def _utcnow():
-    from app.models import utcnow
-
-    return utcnow()
 
 
 class QbCustomer(Model):
@@ -41,7 +39,7 @@ class QbCustomer(Model):
     candidates = Column(JSON)  # contact ids a person chooses from (ambiguous)
     deleted = Column(Boolean, nullable=False, default=False, index=True)
     last_updated = Column(DateTime)
-    synced_at = Column(DateTime, nullable=False, default=_utcnow)
+    synced_at = Column(DateTime, nullable=False, default=utcnow)
     contact = relationship("Contact")
 
     def __repr__(self):
@@ -74,7 +72,7 @@ class Estimate(Model):
     address_zip = Column(String(20))
     deleted = Column(Boolean, nullable=False, default=False, index=True)
     last_updated = Column(DateTime)
-    synced_at = Column(DateTime, nullable=False, default=_utcnow)
+    synced_at = Column(DateTime, nullable=False, default=utcnow)
     qb_customer = relationship("QbCustomer")
     contact = relationship("Contact")
     property = relationship("Property")
@@ -100,7 +98,7 @@ class Invoice(Model):
     contact_id = Column(Integer, ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
     deleted = Column(Boolean, nullable=False, default=False, index=True)
     last_updated = Column(DateTime)
-    synced_at = Column(DateTime, nullable=False, default=_utcnow)
+    synced_at = Column(DateTime, nullable=False, default=utcnow)
     estimate = relationship("Estimate")
     contact = relationship("Contact")
     payments = relationship("PaymentInvoice", viewonly=True)
@@ -122,7 +120,7 @@ class Payment(Model):
     contact_id = Column(Integer, ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
     deleted = Column(Boolean, nullable=False, default=False, index=True)
     last_updated = Column(DateTime)
-    synced_at = Column(DateTime, nullable=False, default=_utcnow)
+    synced_at = Column(DateTime, nullable=False, default=utcnow)
     contact = relationship("Contact")
     applied = relationship("PaymentInvoice", back_populates="payment", cascade="all, delete-orphan")
 
@@ -159,7 +157,7 @@ class Job(Model):
     property_id = Column(Integer, ForeignKey("properties.id", ondelete="SET NULL"), index=True)
     scheduled_for = Column(Date, index=True)
     notes = Column(Text)
-    created_at = Column(DateTime, nullable=False, default=_utcnow, index=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     paid_at = Column(DateTime)
     estimate = relationship("Estimate")
     contact = relationship("Contact")
