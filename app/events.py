@@ -14,6 +14,7 @@ from app.contacts import contact_for_phone, normalize_phone
 from app.extensions import db
 from app.messages import CONFIRMATION_KIND, enqueue_send, queue_text
 from app.models import CampaignRecipient, Message, WebhookEvent, utcnow
+from app.openphone import call_values
 from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out, provider_confirms
 from app.queue import enqueue, get_redis, job_alive
 
@@ -233,7 +234,6 @@ def record_call(event, obj):
 
 def _store_call(obj, contact, phone):
     """The call itself, once per OpenPhone call id, so the history import finds it already here."""
-    from app.history import call_values
     from app.history_models import Call
 
     if not obj.get("id") or not str(obj["id"]).startswith("AC"):

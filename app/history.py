@@ -8,7 +8,7 @@ OpenPhone ids are unique in messages and calls, so a second run adds only what i
 item's outcome (created, existing, skipped, restarted) is a HistoryItem row. Every request
 takes a slot of the one 10 requests/second limit the sender uses (app/openphone.py)."""
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -20,7 +20,7 @@ from app.events import reply_recipient
 from app.extensions import db
 from app.history_models import Call, HistoryImport, HistoryItem, Media
 from app.models import Message, utcnow
-from app.openphone import NotFound, PermanentError, client_from_config
+from app.openphone import NotFound, PermanentError, call_values, client_from_config, parse_time
 from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,6 @@ UNFINISHED = ("queued", "running")
 
 class HistoryRunning(Exception):
     """Another history import is queued or running."""
-
-
-def parse_time(value):
-    """OpenPhone's ISO 8601 UTC time as a naive UTC datetime (None when missing or unreadable)."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
-    except ValueError:
-        return None
 
 
 def api_time(when):
@@ -425,15 +415,6 @@ def _call_details(client, item):
             recordings = _detail(client, f"/v1/call-recordings/{item['id']}") or []
             found["recording_url"] = next((r.get("url") for r in recordings if r.get("url")), None)
     return found
-
-
-def call_values(item, contact, phone, source):
-    """A Call row's values from OpenPhone's call object (the history import and webhooks)."""
-    return dict(provider_id=str(item["id"])[:64], contact_id=contact.id if contact else None, phone=phone,
-                phone_number_id=str(item.get("phoneNumberId") or "")[:40] or None,
-                direction=str(item.get("direction") or "incoming")[:10], status=str(item.get("status") or "logged")[:20],
-                duration=int(item.get("duration") or 0), answered_by=str(item.get("answeredBy") or "")[:64] or None,
-                created_at=parse_time(item.get("createdAt")) or utcnow(), source=source)
 
 
 def _save_calls(run, client, contact, phone, items):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.history_models import Media
+from app.security import visible_contact
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
@@ -105,3 +106,14 @@ def stored_path(media):
         return None
     path = (folder() / media.path).resolve()
     return path if path.is_file() and folder().resolve() in path.parents else None
+
+
+def visible_media(media_id):
+    """A stored media row and its file, for a user who may see its contact; None otherwise
+    (a missing row, a file not stored, or another user's contact: all answer 404 alike)."""
+    media = db.session.get(Media, media_id)
+    if media is None or media.contact_id is None:
+        return None
+    visible_contact(media.contact_id)  # aborts 404 for a contact this user may not see
+    path = stored_path(media)
+    return (media, path) if path is not None else None

@@ -5,9 +5,12 @@ import hmac
 import logging
 import time
 import uuid
+from datetime import datetime, timezone
 
 import httpx
 from redis.exceptions import RedisError
+
+from app.utc import utcnow
 
 log = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -308,3 +311,24 @@ def verify_signature(secret, headers, body, now=None):
     _, _, stamp, digest = headers["openphone-signature"].split(";")
     expected = _digest(key, f"{stamp}.".encode() + body)
     return None if hmac.compare_digest(digest.encode(), expected.encode()) else "signature mismatch"
+
+
+# --- OpenPhone's objects -----------------------------------------------------------------
+
+def parse_time(value):
+    """OpenPhone's ISO 8601 UTC time as a naive UTC datetime (None when missing or unreadable)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def call_values(item, contact, phone, source):
+    """A Call row's values from OpenPhone's call object (the history import and webhooks)."""
+    return dict(provider_id=str(item["id"])[:64], contact_id=contact.id if contact else None, phone=phone,
+                phone_number_id=str(item.get("phoneNumberId") or "")[:40] or None,
+                direction=str(item.get("direction") or "incoming")[:10], status=str(item.get("status") or "logged")[:20],
+                duration=int(item.get("duration") or 0), answered_by=str(item.get("answeredBy") or "")[:64] or None,
+                created_at=parse_time(item.get("createdAt")) or utcnow(), source=source)
