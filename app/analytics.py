@@ -1,11 +1,14 @@
 """What the campaign page and the home dashboard show, read from database rows."""
-from datetime import timedelta
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.orm import aliased
 
 from app.campaigns import STATUS_ORDER, TRANSITIONS, edit_notice, exclusion_counts
 from app.exports import csv_lines
 from app.extensions import db
+from app.history_models import MISSED_CALL_STATUSES, Call
 from app.models import (
     DEFAULT_DAILY_LIMIT,
     Campaign,
@@ -26,6 +29,7 @@ from app.models import (
 from app.security import scope_clause
 from app.stats import compare_variants, wilson_interval
 from app.texts import TemplateError, estimate_cost, render_template, segment_info, token_values, validate_template
+from app.webhook_health import BUSINESS_DAYS, BUSINESS_HOURS
 
 R = CampaignRecipient
 SENT = ("sent", "review")  # 'review': OpenPhone may have it; counted as sent until a person checks
@@ -189,10 +193,6 @@ def calls_to_answer(user_id=None, assigned=None):
     """The Inbox's calls to answer: a missed incoming call or a voicemail after which nothing went
     back to the contact (no text sent, no call made), as (Call, Contact) rows; scoped like
     waiting_conversations."""
-    from sqlalchemy.orm import aliased
-
-    from app.history_models import Call
-
     later = aliased(Call)
     answered = or_(
         exists().where(Message.contact_id == Call.contact_id, Message.direction == "outgoing",
@@ -201,7 +201,7 @@ def calls_to_answer(user_id=None, assigned=None):
                        later.created_at > Call.created_at))
     query = (select(Call, Contact).join(Contact, Contact.id == Call.contact_id)
              .where(Call.direction == "incoming",
-                    or_(Call.status.in_(("missed", "no-answer")), Call.voicemail_url.is_not(None)), ~answered))
+                    or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None)), ~answered))
     if user_id is not None:
         query = query.where(Contact.assigned_user_id == user_id)
     if assigned == "none":
@@ -318,3 +318,36 @@ def todays_todos(today, user_id=None, limit=20):
     if user_id is not None:
         query = query.where(or_(scope_clause(Todo, user_id), Todo.assigned_user_id == user_id))
     return db.session.scalars(query.order_by(Todo.due_date, Todo.id).limit(limit)).all()
+
+
+def overnight_since(now, zone):
+    """When last night began: the close of business hours on the last business day before today
+    (Friday evening, seen on a Monday morning), as naive UTC."""
+    local = now.astimezone(ZoneInfo(zone))
+    day = local.date() - timedelta(days=1)
+    while day.weekday() not in BUSINESS_DAYS:
+        day -= timedelta(days=1)
+    close = datetime.combine(day, time(BUSINESS_HOURS.stop), ZoneInfo(zone))
+    return close.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def overnight_activity(now, zone, user_id=None):
+    """What came in since last night began: texts in and out, calls (missed ones apart) and
+    campaign replies, counted from their rows; Staff count their contacts' only."""
+    since = overnight_since(now, zone)
+
+    def count(model, *conditions):
+        query = select(func.count()).select_from(model).where(*conditions)
+        if user_id is not None:
+            query = query.where(scope_clause(model, user_id))
+        return db.session.scalar(query)
+
+    return {
+        "since": since,
+        "texts_in": count(Message, Message.direction == "incoming", Message.created_at >= since),
+        "texts_out": count(Message, Message.direction == "outgoing", Message.sent_at >= since),
+        "calls": count(Call, Call.created_at >= since),
+        "missed_calls": count(Call, Call.direction == "incoming", Call.created_at >= since,
+                              or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None))),
+        "campaign_replies": count(CampaignRecipient, CampaignRecipient.replied_at >= since),
+    }

@@ -6,6 +6,8 @@ from sqlalchemy.orm import relationship
 
 from app.utc import utcnow
 
+MISSED_CALL_STATUSES = ("missed", "no-answer")  # OpenPhone's statuses of a call nobody answered
+
 
 class Call(Model):
     """One OpenPhone call, from a webhook or the history import (OpenPhone's id is unique)."""
@@ -32,7 +34,7 @@ class Call(Model):
     @property
     def answer_needed(self):
         """A missed incoming call or a voicemail is something to answer."""
-        return self.direction == "incoming" and (self.status in ("missed", "no-answer") or bool(self.voicemail_url))
+        return self.direction == "incoming" and (self.status in MISSED_CALL_STATUSES or bool(self.voicemail_url))
 
     def __repr__(self):
         return f"{self.direction} call {self.status}"

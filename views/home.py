@@ -24,11 +24,15 @@ class HomeView(IndexView):
         today = schedule.day_bounds_utc(now, current_app.config["CAMPAIGN_TIMEZONE"])
         scope = current_user_scope()
         board = analytics.dashboard(today, user_id=scope)
-        local_today = now.astimezone(ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])).date()
+        zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
+        local_today = now.astimezone(zone).date()
+        overnight = analytics.overnight_activity(now, current_app.config["CAMPAIGN_TIMEZONE"], scope)
+        overnight_since_local = overnight["since"].replace(tzinfo=timezone.utc).astimezone(zone).strftime("%a %H:%M")
         return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board,
                                     scoped=scope is not None, money=analytics.money_waiting(local_today, scope),
                                     quickbooks=money.quickbooks_status(),
                                     todos=analytics.todays_todos(local_today, scope),
+                                    overnight=overnight, overnight_since_local=overnight_since_local,
                                     sync=money.last_sync(),
                                     last_webhook_at=webhook_health.last_webhook_at(),
                                     webhook_silence=webhook_health.silence_warning())
