@@ -180,6 +180,12 @@ def waiting_conversations(user_id=None, assigned=None):
              .join(Contact, Contact.id == Message.contact_id)
              .where(Message.direction == "incoming",
                     or_(Message.opt_out_class.is_(None), Message.opt_out_class.not_in(("keyword", "phrase")))))
+    return _in_inbox_scope(query, user_id, assigned)
+
+
+def _in_inbox_scope(query, user_id, assigned):
+    """An Inbox query limited to a Staff user's contacts, and to the assignee picked on screen
+    ("none": nobody's; a user id: theirs)."""
     if user_id is not None:
         query = query.where(Contact.assigned_user_id == user_id)
     if assigned == "none":
@@ -202,13 +208,7 @@ def calls_to_answer(user_id=None, assigned=None):
     query = (select(Call, Contact).join(Contact, Contact.id == Call.contact_id)
              .where(Call.direction == "incoming",
                     or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None)), ~answered))
-    if user_id is not None:
-        query = query.where(Contact.assigned_user_id == user_id)
-    if assigned == "none":
-        query = query.where(Contact.assigned_user_id.is_(None))
-    elif assigned:
-        query = query.where(Contact.assigned_user_id == int(assigned))
-    return query
+    return _in_inbox_scope(query, user_id, assigned)
 
 
 def dashboard(now_day_bounds, default_limit=DEFAULT_DAILY_LIMIT, user_id=None):
