@@ -44,7 +44,7 @@ def stored(db):
 
 
 def audit_actions(db):
-    return [a for (a,) in db.session.execute(select(AuditLog.action).where(AuditLog.action.like("quickbooks%")))]
+    return [a for (a,) in db.session.execute(select(AuditLog.action).where(AuditLog.action.like("quickbooks%")).order_by(AuditLog.id))]
 
 
 def refresh_grants(fake):
