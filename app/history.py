@@ -9,6 +9,7 @@ item's outcome (created, existing, skipped, restarted) is a HistoryItem row. Eve
 takes a slot of the one 10 requests/second limit the sender uses (app/openphone.py)."""
 import logging
 from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -19,9 +20,11 @@ from app.contacts import contact_for_phone, normalize_phone
 from app.events import reply_recipient
 from app.extensions import db
 from app.history_models import Call, HistoryImport, HistoryItem, Media
+from app.media import download_pending
 from app.models import Message, utcnow
 from app.openphone import NotFound, PermanentError, call_values, client_from_config, parse_time
 from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out
+from app.queue import enqueue, get_redis, job_alive
 
 log = logging.getLogger(__name__)
 SOURCE = "openphone history"
@@ -56,8 +59,6 @@ def start_history_import(kind="full", since=None, user_id=None, enqueue_job=True
 
 
 def enqueue_history(import_id):
-    from app.queue import enqueue
-
     return enqueue("jobs.history.run_history_job", import_id, job_id=f"history-{import_id}", job_timeout=24 * 3600)
 
 
@@ -76,8 +77,6 @@ def _stale_before():
 
 def recover_history():
     """Runs whose worker died (stale heartbeat) or whose job Redis lost go back on the queue."""
-    from app.queue import job_alive
-
     stale = HistoryImport.status.in_(UNFINISHED) & (
         func.coalesce(HistoryImport.heartbeat_at, HistoryImport.created_at) < _stale_before())
     count = 0
@@ -101,10 +100,6 @@ def enqueue_nightly_if_due(now=None):
     HISTORY_NIGHTLY_HOURS: every worker's tick asks, the database row decides, so many workers
     queue one run a night (a Redis lock per night keeps two ticks from racing to insert it).
     Nothing until a first import has finished."""
-    from zoneinfo import ZoneInfo
-
-    from app.queue import get_redis
-
     config = current_app.config
     now = now or utcnow()
     local = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(config["CAMPAIGN_TIMEZONE"]))
@@ -277,8 +272,6 @@ def _import_conversation(run, client, cp, conversation, since):
 
 def _download_media(run, contact_id):
     """The conversation's photos and voicemails, each with its outcome (stored, rejected, failed)."""
-    from app.media import download_pending
-
     rows = download_pending(contact_id)
     _record_many(run, [dict(kind="media", provider_id=m.url[:200], outcome=m.status, reason=m.error,
                             message_id=m.message_id, call_id=m.call_id) for m in rows])

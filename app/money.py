@@ -2,14 +2,29 @@
 to-dos (schedule the job, follow up the estimate, chase the invoice, call back)."""
 import logging
 from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit, quickbooks
 from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
-from app.models import Contact, Estimate, Invoice, Job, Message, Payment, PaymentInvoice, QuickbooksSync, Todo, utcnow
+from app.models import (
+    Contact,
+    Estimate,
+    Invoice,
+    Job,
+    Message,
+    Payment,
+    PaymentInvoice,
+    QbCustomer,
+    QuickbooksSync,
+    Todo,
+    utcnow,
+)
+from app.queue import enqueue, get_redis, job_alive
 from app.quickbooks_sync import (
     OVERLAP,
     STALE_RUN,
@@ -143,10 +158,6 @@ def _names(contact_ids):
 
 def business_day(now):
     """The business's date (CAMPAIGN_TIMEZONE) at a naive UTC moment: what "today" means on screens."""
-    from zoneinfo import ZoneInfo
-
-    from flask import current_app
-
     zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
     return now.replace(tzinfo=timezone.utc).astimezone(zone).date()
 
@@ -237,10 +248,6 @@ def enqueue_sync_if_due(now=None):
     ago and none is running, one sync (or, without a QuickBooks connection, one to-do refresh)
     is enqueued. A Redis key taken with NX lets one worker of many enqueue it; the sync's own
     claim on its database row lets one run at a time. Returns 1 when it enqueued."""
-    from flask import current_app
-
-    from app.queue import enqueue, get_redis, job_alive
-
     now = now or utcnow()
     minutes = float(current_app.config.get("QUICKBOOKS_SYNC_MINUTES", 15))
     state = db.session.get(QuickbooksSync, 1)
@@ -266,8 +273,6 @@ def enqueue_sync_if_due(now=None):
 def choose_contact(qb_customer_id, contact_id):
     """A person settles an ambiguous customer: one of its candidate contacts becomes its contact,
     and its estimates, invoices and payments follow. Audited like any edit."""
-    from app.models import QbCustomer
-
     customer = db.session.get(QbCustomer, qb_customer_id)
     if customer is None:
         raise ValueError("That QuickBooks customer no longer exists.")

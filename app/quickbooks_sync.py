@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, or_, select, update
 
+from app import quickbooks
 from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
 from app.models import (
@@ -39,8 +40,6 @@ class SyncBusy(RuntimeError):
 
 
 def default_source():
-    from app import quickbooks
-
     return quickbooks
 
 

@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy import func, select
 
 from app import audit
@@ -49,8 +49,6 @@ def crm_webhook_url(url_root):
 
 def registered_webhooks(url=None):
     """{"url", "hooks": OpenPhone's webhooks for this URL, "missing": [(kind, event)], "error"}."""
-    from flask import request
-
     url = url or crm_webhook_url(request.url_root)
     try:
         hooks = client_from_config().list_webhooks()

@@ -4,7 +4,7 @@ waiting for a reply, running imports and opt-outs this week."""
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, g
 from flask_appbuilder import IndexView, expose
 
 from app import analytics, money, schedule, webhook_health
@@ -16,8 +16,6 @@ class HomeView(IndexView):
 
     @expose("/")
     def index(self):
-        from flask import g
-
         if not getattr(g.user, "is_authenticated", False):
             return self.render_template("appbuilder/index.html")
         now = datetime.now(timezone.utc)
