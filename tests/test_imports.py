@@ -219,10 +219,6 @@ def test_binary_file(db, tmp_path):
     assert_failed_cleanly(db, import_bytes(tmp_path, bytes(range(256)) * 10), "not a text file")
 
 
-def test_xlsx_renamed_csv(db, tmp_path):
-    assert_failed_cleanly(db, import_bytes(tmp_path, b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 100), "Excel")
-
-
 def test_invalid_bytes_for_the_encoding(db, tmp_path):
     data = b"Name,Phone\n" + b"Ann,617-253-1000\n" * 5000 + b"Bad \x81\x8d,617-253-1001\n"
     assert_failed_cleanly(db, import_bytes(tmp_path, data), "not UTF-8 or Windows-1252")

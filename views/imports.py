@@ -34,7 +34,7 @@ class ImportView(ModelView):
             flash(f"The file is larger than the {limit} MB limit. Split it and import each part.", "danger")
             return redirect(url_for("ImportView.upload"))
         if not upload or not upload.filename:
-            flash("Choose a CSV file to import.", "warning")
+            flash("Choose a CSV or Excel (.xlsx) file to import.", "warning")
             return redirect(url_for("ImportView.upload"))
         try:
             imp = imports.create_import(upload.stream, upload.filename, fmt=request.form.get("format", "auto"),
