@@ -7,6 +7,7 @@ from sqlalchemy import delete, inspect, or_, select, update
 
 from app import audit
 from app.extensions import db
+from app.history_models import Call
 from app.models import (
     AuditLog,
     Campaign,
@@ -51,10 +52,19 @@ def messages_of(contact):
     return db.session.scalars(select(Message).where(condition).order_by(Message.created_at, Message.id)).all()
 
 
+def calls_of(contact):
+    """The contact's calls: linked to the contact, or with their phone."""
+    condition = Call.contact_id == contact.id
+    if contact.phone:
+        condition = or_(condition, Call.phone == contact.phone)
+    return db.session.scalars(select(Call).where(condition).order_by(Call.created_at, Call.id)).all()
+
+
 def _related_ids(contact_id, messages):
     """Ids of the rows hanging off a contact whose audit rows are about them too."""
     return {
         "messages": [m.id for m in messages],
+        "calls": list(db.session.scalars(select(Call.id).where(Call.contact_id == contact_id))),
         "todos": list(db.session.scalars(select(Todo.id).where(Todo.contact_id == contact_id))),
         "properties": list(db.session.scalars(select(ContactProperty.property_id)
                                               .where(ContactProperty.contact_id == contact_id))),
@@ -68,6 +78,7 @@ def _audit_condition(contact_id, ids):
     return or_(
         (AuditLog.object_type == "contacts") & (AuditLog.object_id == cid),
         (AuditLog.object_type == "messages") & AuditLog.object_id.in_([str(i) for i in ids["messages"]]),
+        (AuditLog.object_type == "calls") & AuditLog.object_id.in_([str(i) for i in ids["calls"]]),
         (AuditLog.object_type == "todos") & AuditLog.object_id.in_([str(i) for i in ids["todos"]]),
         (AuditLog.object_type == "properties") & AuditLog.object_id.in_([str(i) for i in ids["properties"]]),
         (AuditLog.object_type == "contact_properties") & AuditLog.object_id.like(f"{cid}/%"),
@@ -92,8 +103,8 @@ def export_contact(contact_id):
         "contact": _row(contact),
         "properties": [{"role": role, **_row(prop)} for role, prop in links],
         "lists": [{"name": name, "added_at": _plain(added)} for name, added in lists],
-        "messages": [_row(m) for m in messages if m.direction != "call"],
-        "calls": [_row(m) for m in messages if m.direction == "call"],
+        "messages": [_row(m) for m in messages],
+        "calls": [_row(c) for c in calls_of(contact)],
         "campaigns": [{"campaign": name, **_row(r, skip=("campaign_id",))} for name, r in recipients],
         "opt_outs": [_row(o) for o in _opt_outs(contact.phone)],
         "todos": [_row(t) for t in db.session.scalars(select(Todo).where(Todo.contact_id == contact_id))],
@@ -127,7 +138,7 @@ def erase_contact(contact_id, user_id=None):
             suppression = opt_out(phone, "erasure", user_id=user_id)
             suppression.phone, suppression.reason = None, None
         db.session.flush()
-        counts = {"messages": len(ids["messages"]), "opt_out": "kept as a hash" if phone else "no phone",
+        counts = {"messages": len(ids["messages"]), "calls": len(ids["calls"]), "opt_out": "kept as a hash" if phone else "no phone",
                   "audit_rows_redacted": _redact_history(contact_id, ids)}
         _erase_rows(contact_id, phone, ids["messages"])
         db.session.execute(delete(Contact).where(Contact.id == contact_id))
@@ -142,6 +153,10 @@ def _erase_rows(contact_id, phone, message_ids):
     run(update(Message).where(Message.id.in_(message_ids), Message.status == "queued")
         .values(status="cancelled", error="contact erased"))
     run(update(Message).where(Message.id.in_(message_ids)).values(body=None, error=None))
+    calls = Call.contact_id == contact_id
+    if phone:
+        calls = or_(calls, Call.phone == phone)
+    run(update(Call).where(calls).values(phone=None, voicemail_transcript=None, summary=None, transcript=None))
     if phone:
         run(update(Message).where(Message.from_phone == phone).values(from_phone=None))
         run(update(Message).where(Message.to_phone == phone).values(to_phone=None))

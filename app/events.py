@@ -10,8 +10,11 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from app.calls import call_by_provider_id, merge_call, store_call
 from app.contacts import contact_for_phone, normalize_phone
 from app.extensions import db
+from app.history_models import Media
+from app.media import download
 from app.messages import CONFIRMATION_KIND, enqueue_send, queue_text
 from app.models import CampaignRecipient, Message, WebhookEvent, utcnow
 from app.openphone import call_values
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 BACKOFF_SECONDS = [10, 60, 300, 1800, 3600]
 # A delivery report may arrive before the sender committed the provider id; after this it never will.
 STATUS_WAIT = timedelta(minutes=15)
+CALL_TEXT_EVENTS = ("call.summary.completed", "call.transcript.completed")
 
 
 def store_event(event_id, event_type, body):
@@ -216,33 +220,39 @@ def update_status(event, obj):
 
 
 def record_call(event, obj):
-    """A call event becomes one row on the contact's timeline."""
+    """A call event fills the one calls row of its OpenPhone call (app/calls.py), created by
+    whichever door brings the call first; no text row is written for a call."""
+    if event.type in CALL_TEXT_EVENTS:
+        call = call_by_provider_id(obj.get("callId") or "")
+        if call is None:  # the call itself has not arrived yet: retried with backoff, then listed as failed
+            raise LookupError(f"no call {obj.get('callId')!r} yet for {event.type}")
+        merge_call(call, call_text(obj))
+        return call
     outgoing = obj.get("direction") == "outgoing"
-    other = _first(obj.get("to")) if outgoing else obj.get("from")
-    contact = contact_for_phone(_clean(other)) if other else None
-    summary = obj.get("summary") or obj.get("transcript") or obj.get("dialogue")
-    if isinstance(summary, list):
-        summary = "\n".join(str(part) for part in summary)
-    body = summary or " ".join(p for p in (obj.get("status"), f"{obj.get('duration')}s" if obj.get("duration")
-                                           else None) if p) or event.type
-    db.session.add(Message(direction="call", kind=event.type[:30], status=str(obj.get("status") or "logged")[:20],
-                           body=str(body), provider_id=event.provider_event_id[:64],
-                           from_phone=_clean(obj.get("from")), to_phone=_first(obj.get("to")),
-                           contact_id=contact.id if contact else None))
-    _store_call(obj, contact, normalize_phone(_clean(other)) if other else None)
+    other = _clean(_first(obj.get("to")) if outgoing else obj.get("from"))
+    phone = normalize_phone(other) if other else None
+    contact = contact_for_phone(phone) if phone else None
+    values = call_values(dict(obj, id=obj.get("id") or event.provider_event_id), contact,
+                         phone or (other or "")[:40] or None, "webhook")
+    values.update(call_media(obj))
+    call, _ = store_call(values)
+    pending = [m for m in db.session.scalars(select(Media).where(Media.call_id == call.id, Media.status == "pending"))]
+    for media in pending:
+        download(media)
+    return call
 
 
-def _store_call(obj, contact, phone):
-    """The call itself, once per OpenPhone call id, so the history import finds it already here."""
-    from app.history_models import Call
+def call_media(obj):
+    """A call object's voicemail and first recording, as calls columns."""
+    voicemail = obj.get("voicemail") if isinstance(obj.get("voicemail"), dict) else {}
+    recordings = [m for m in obj.get("media") or [] if isinstance(m, dict) and m.get("url")]
+    return {"voicemail_url": voicemail.get("url"), "voicemail_transcript": voicemail.get("transcript"),
+            "recording_url": recordings[0]["url"] if recordings else None}
 
-    if not obj.get("id") or not str(obj["id"]).startswith("AC"):
-        return
-    call = db.session.scalar(select(Call).filter_by(provider_id=str(obj["id"])[:64]))
-    values = call_values(obj, contact, phone, "webhook")
-    if call is None:
-        with db.session.begin_nested():
-            db.session.add(Call(**values))
-        return
-    call.status, call.duration = values["status"], values["duration"] or call.duration
-    call.answered_by = values["answered_by"] or call.answered_by
+
+def call_text(obj):
+    """A call summary's or transcript's text, as calls columns."""
+    summary = obj.get("summary")
+    dialogue = obj.get("dialogue") or []
+    return {"summary": "\n".join(map(str, summary)) if isinstance(summary, list) else summary,
+            "transcript": "\n".join(str(d.get("content") or "") for d in dialogue if isinstance(d, dict)) or None}

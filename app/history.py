@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import audit, bulk
+from app.calls import store_call
 from app.contacts import contact_for_phone, normalize_phone
 from app.events import reply_recipient
 from app.extensions import db
@@ -411,25 +412,20 @@ def _call_details(client, item):
 
 
 def _save_calls(run, client, contact, phone, items):
+    """Each call once (app/calls.py): a call a webhook stored first is 'existing', its row only
+    filled in; details are asked of OpenPhone for new calls only."""
     items = _unique(items)
     existing = set(db.session.scalars(select(Call.provider_id).where(
         Call.provider_id.in_([c["id"] for c in items])))) if items else set()
     outcomes = []
     for item in items:
-        if item["id"] in existing:
-            outcomes.append(dict(kind="call", provider_id=item["id"], outcome="existing", phone=phone))
-            continue
-        call = Call(**call_values(item, contact, phone, SOURCE), **_call_details(client, item))
-        try:
-            with audit.bulk(), db.session.begin_nested():
-                db.session.add(call)
-        except IntegrityError:
-            outcomes.append(dict(kind="call", provider_id=item["id"], outcome="existing", phone=phone))
-            continue
-        if call.voicemail_url:
-            db.session.add(Media(call_id=call.id, contact_id=contact.id, url=call.voicemail_url,
-                                 content_type="audio/mpeg", status="pending"))
-        outcomes.append(dict(kind="call", provider_id=item["id"], outcome="created", phone=phone, call_id=call.id))
+        values = call_values(item, contact, phone, SOURCE)
+        if item["id"] not in existing:
+            values.update(_call_details(client, item))
+        with audit.bulk():
+            call, created = store_call(values)
+        outcomes.append(dict(kind="call", provider_id=item["id"], outcome="created" if created else "existing",
+                             phone=phone, call_id=call.id))
     _record_many(run, outcomes)
 
 

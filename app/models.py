@@ -253,7 +253,7 @@ class Message(Model):
     id = Column(Integer, primary_key=True)
     contact_id = Column(Integer, ForeignKey("contacts.id", ondelete="SET NULL"))
     campaign_recipient_id = Column(Integer, ForeignKey("campaign_recipients.id", ondelete="SET NULL"), index=True)
-    direction = Column(String(10), nullable=False)  # incoming, outgoing, call
+    direction = Column(String(10), nullable=False)  # incoming, outgoing (calls: the calls table)
     kind = Column(String(30), nullable=False, default="sms")  # sms, call.completed, call.missed, ...
     body = Column(Text)
     status = Column(String(20), nullable=False, index=True)

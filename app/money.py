@@ -7,10 +7,12 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from app import audit, quickbooks
 from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
+from app.history_models import MISSED_CALL_STATUSES, Call
 from app.models import (
     Contact,
     Estimate,
@@ -183,16 +185,18 @@ def due_todos(now=None):
             select(Invoice.id, Invoice.contact_id, Invoice.customer_name).where(
                 Invoice.deleted.is_(False), Invoice.balance > 0, Invoice.due_date <= today - timedelta(days=7))):
         wanted[("chase_invoice", f"invoice:{invoice_id}")] = ("Chase {}", contact_id, name)
-    later = Message.__table__.alias("later")
-    returned = exists().where(later.c.contact_id == Message.contact_id, later.c.id > Message.id,
-                              or_(later.c.direction == "outgoing",
-                                  and_(later.c.direction == "call", later.c.kind != "call.missed")))
-    for contact_id, message_id in db.session.execute(
-            select(Message.contact_id, func.max(Message.id)).where(
-                Message.direction == "call", Message.kind == "call.missed", Message.contact_id.is_not(None),
-                Message.created_at >= now - timedelta(days=CALL_BACK_DAYS), ~returned)
-            .group_by(Message.contact_id)):
-        wanted[("call_back", f"call:{message_id}")] = ("Call back {}", contact_id, None)
+    later = aliased(Call)
+    returned = or_(
+        exists().where(Message.contact_id == Call.contact_id, Message.direction == "outgoing",
+                       Message.created_at > Call.created_at),
+        exists().where(later.contact_id == Call.contact_id, later.created_at > Call.created_at,
+                       or_(later.direction == "outgoing", later.status.not_in(MISSED_CALL_STATUSES))))
+    for contact_id, call_id in db.session.execute(
+            select(Call.contact_id, func.max(Call.id)).where(
+                Call.direction == "incoming", Call.status.in_(MISSED_CALL_STATUSES), Call.contact_id.is_not(None),
+                Call.created_at >= now - timedelta(days=CALL_BACK_DAYS), ~returned)
+            .group_by(Call.contact_id)):
+        wanted[("call_back", f"call:{call_id}")] = ("Call back {}", contact_id, None)
     return wanted
 
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import campaigns, messages, opt_outs
+from app.history_models import Call
 from app.models import (
     AuditLog,
     CampaignRecipient,
@@ -60,8 +61,8 @@ def rosalind(db, client_for, post_form):
                 from_phone=NUMBER, to_phone=PHONE),
         Message(contact_id=contact.id, direction="incoming", status="received", body="Basement crack on Elm",
                 from_phone=PHONE, to_phone=NUMBER, provider_id="AC1"),
-        Message(contact_id=contact.id, direction="call", kind="call.completed", status="completed", body="42s",
-                from_phone=PHONE, to_phone=NUMBER, provider_id="EVcall"),
+        Call(contact_id=contact.id, direction="incoming", status="completed", duration=42, phone=PHONE,
+             provider_id="ACcall", summary="Asked about the basement crack"),
         Todo(title="Call Rosalind back", contact_id=contact.id),
         WebhookEvent(provider_event_id="EV1", type="message.received", status="processed",
                      body=json.dumps({"data": {"object": {"from": PHONE, "text": "Basement crack on Elm"}}})),
@@ -79,7 +80,8 @@ def test_export_holds_every_field_link_list_message_call_and_audit_row(db, clien
     assert [(p["role"], p["owner_name"]) for p in data["properties"]] == [("primary", "QUARRY,ROSALIND")]
     assert [entry["name"] for entry in data["lists"]] == ["Spring"]
     assert [m["body"] for m in data["messages"]] == ["Hi Rosalind, Matt here", "Basement crack on Elm"]
-    assert [c["kind"] for c in data["calls"]] == ["call.completed"]
+    assert [(c["status"], c["duration"], c["summary"]) for c in data["calls"]] == [
+        ("completed", 42, "Asked about the basement crack")]
     assert [t["title"] for t in data["todos"]] == ["Call Rosalind back"]
     assert [(a["action"], a["object_type"]) for a in data["audit"]][:2] == [("create", "contacts"),
                                                                            ("update", "contacts")]
@@ -126,8 +128,9 @@ def test_erasure_removes_personal_data_and_keeps_a_hashed_opt_out(db, client_for
     assert db.session.scalar(select(func.count()).select_from(ListMember)) == 0
     assert db.session.scalar(select(func.count()).select_from(Todo)) == 0
     left = db.session.scalars(select(Message).order_by(Message.id)).all()
-    assert [(m.body, m.from_phone, m.to_phone) for m in left] == [(None, NUMBER, None), (None, None, NUMBER),
-                                                                  (None, None, NUMBER)]
+    assert [(m.body, m.from_phone, m.to_phone) for m in left] == [(None, NUMBER, None), (None, None, NUMBER)]
+    call = db.session.scalars(select(Call)).one()
+    assert (call.contact_id, call.phone, call.summary, call.duration) == (None, None, None, 42)
     assert db.session.scalars(select(Property.owner_name)).one() is None
     suppression = db.session.scalars(select(OptOut)).one()
     assert suppression.phone is None and suppression.active and suppression.source == "erasure"
@@ -138,7 +141,7 @@ def test_erasure_removes_personal_data_and_keeps_a_hashed_opt_out(db, client_for
     assert not [value for value in PERSONAL if value in everything]
     erasure = db.session.scalars(select(AuditLog).filter_by(action="erasure")).one()
     assert (erasure.username, erasure.object_type, erasure.object_id) == ("admin", "contacts", str(rosalind))
-    assert erasure.changes["messages"] == 3
+    assert erasure.changes["messages"] == 2
     history = db.session.scalars(select(AuditLog).filter_by(object_type="contacts", object_id=str(rosalind),
                                                             action="update")).one()
     assert history.changes == {"notes": "erased"}  # what changed stays, the values do not

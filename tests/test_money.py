@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from app.history_models import Call
 from app.models import (
     AuditLog,
     Contact,
@@ -218,8 +219,8 @@ def test_automatic_todos_are_created_once_and_closed_when_their_condition_ends(d
     source.put("Invoice", invoice(21, 1, 300, 300, "2026-11-14"))
     run_sync(source=source, now=now)
     ann = db.session.scalar(select(Contact).filter_by(phone="+16175550111"))
-    db.session.add(Message(direction="call", kind="call.missed", status="missed", contact_id=ann.id,
-                           from_phone=ann.phone, created_at=now - timedelta(hours=2)))
+    db.session.add(Call(provider_id="ACmissed1", direction="incoming", status="missed", contact_id=ann.id,
+                        phone=ann.phone, created_at=now - timedelta(hours=2)))
     db.session.commit()
     assert refresh_todos(now) == {"created": 1, "closed": 0}  # the call back
     titles = sorted(db.session.scalars(select(Todo.title).where(Todo.done.is_(False))))
@@ -274,8 +275,8 @@ def test_the_tick_enqueues_one_due_sync_however_many_workers_ask(app, db, redis,
     ann = C(first_name="Ann", phone="+16175550111")
     db.session.add(ann)
     db.session.flush()
-    db.session.add(Message(direction="call", kind="call.missed", status="missed", contact_id=ann.id,
-                           from_phone=ann.phone, created_at=utcnow() - timedelta(hours=1)))
+    db.session.add(Call(provider_id="ACmissed1", direction="incoming", status="missed", contact_id=ann.id,
+                        phone=ann.phone, created_at=utcnow() - timedelta(hours=1)))
     db.session.commit()
     assert [enqueue_sync_if_due() for _ in range(5)] == [1, 0, 0, 0, 0]  # five workers' ticks
     assert len(get_queue()) == 1

@@ -10,6 +10,7 @@ import pytest
 from app import events, messages, opt_outs
 from app.audit import flush_rejections, rejections_last_hour
 from app.fake_openphone import FakeOpenPhone
+from app.history_models import Call
 from app.models import AuditLog, Campaign, CampaignRecipient, Contact, Message, OptOut, WebhookEvent, utcnow
 from tests.conftest import send_queued
 
@@ -260,8 +261,9 @@ def test_calls_appear_on_the_contact_timeline_and_unknown_types_are_ignored(app,
                                                          "duration": 42}))
     deliver(app, signer, signer.event("contact.updated", {"id": "CT1"}))
     run_jobs()
-    call = db.session.query(Message).one()
-    assert call.direction == "call" and call.kind == "call.completed" and call.contact.phone == PHONE
+    call = db.session.query(Call).one()
+    assert (call.provider_id, call.direction, call.status, call.duration) == ("CA1", "incoming", "completed", 42)
+    assert call.contact.phone == PHONE and db.session.query(Message).count() == 0
     assert {e.type: e.status for e in db.session.query(WebhookEvent)} == {
         "call.completed": "processed", "contact.updated": "ignored"}
 

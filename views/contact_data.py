@@ -25,7 +25,8 @@ class ContactDataMixin:
         contact = self.datamodel.get(pk, self._base_filters) or abort(404)
         if request.method == "GET":
             return self.render_template("contact_erase.html", contact=contact, pk=pk,
-                                        messages=len(contact_data.messages_of(contact)), title=f"Erase {contact}")
+                                        messages=len(contact_data.messages_of(contact)) + len(contact_data.calls_of(contact)),
+                                        title=f"Erase {contact}")
         if request.form.get("confirm") != "erase":
             flash("Tick the box to confirm the erasure.", "warning")
             return redirect(url_for(".erase", pk=pk))
