@@ -83,7 +83,7 @@ class FakeOpenPhone:
             allowed = len(self.window) < self.rate
             if allowed:
                 self.window.append(now)
-            self.histogram[(int(time.time()), "accepted" if allowed else "limited")] += 1
+            self.histogram[(int(now), "accepted" if allowed else "limited")] += 1
             return allowed
 
     def accept_message(self, payload):

@@ -20,8 +20,11 @@ RATE_KEY = "crm:openphone:rate"
 # from ever putting rate + 1 requests into one of OpenPhone's seconds.
 RATE_WINDOW_SECONDS = 1.15
 _RATE_SCRIPT = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local t = tonumber(ARGV[4])
+if not t then
+  local now = redis.call('TIME')
+  t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+end
 local window = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - window)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
@@ -53,31 +56,38 @@ class AmbiguousError(OpenPhoneError):
     """5xx, timeout or a dropped connection after sending: the text may have gone out."""
 
 
-def acquire_send_slot(redis, rate=None, timeout=60.0):
-    """Block until the rate limit shared by every process (kept in Redis) allows one request."""
+def acquire_send_slot(redis, rate=None, timeout=60.0, clock=None):
+    """Block until the rate limit shared by every process (kept in Redis) allows one request.
+
+    The window runs on Redis's clock, one for every process; a `clock` (with now() and sleep(s))
+    replaces it and the waiting, so a test decides when time passes."""
     if rate is None:
         from flask import current_app
 
         rate = current_app.config.get("OPENPHONE_RATE_PER_SECOND", 10)
-    deadline = time.monotonic() + timeout
+    now, sleep = (clock.now, clock.sleep) if clock is not None else (time.monotonic, time.sleep)
+    deadline = now() + timeout
     script = _scripts.get(id(redis))
     if script is None:  # one Script per connection: EVALSHA, loading the script only once
         script = _scripts[id(redis)] = redis.register_script(_RATE_SCRIPT)
     while True:
-        wait = float(script(keys=[RATE_KEY], args=[rate, uuid.uuid4().hex, RATE_WINDOW_SECONDS]))
+        args = [rate, uuid.uuid4().hex, RATE_WINDOW_SECONDS] + ([clock.now()] if clock is not None else [])
+        wait = float(script(keys=[RATE_KEY], args=args))
         if wait <= 0:
             return
-        if time.monotonic() + wait > deadline:
+        if now() + wait > deadline:
             raise OpenPhoneError(f"send rate limit: no slot within {timeout:.0f}s")
-        time.sleep(min(max(wait, 0.005), 1.0))
+        sleep(min(max(wait, 0.005), 1.0))
 
 
 class OpenPhone:
     """A synchronous OpenPhone API client. Every request takes a slot of the shared rate limit."""
 
-    def __init__(self, api_key, base_url, redis=None, rate=10, timeout=15.0, retries_429=5, transport=None):
+    def __init__(self, api_key, base_url, redis=None, rate=10, timeout=15.0, retries_429=5, transport=None,
+                 clock=None):
         self.redis = redis
         self.rate = rate
+        self.clock = clock  # see acquire_send_slot
         self.retries_429 = retries_429
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
                                  headers={"Authorization": api_key, "Content-Type": "application/json"})
@@ -89,7 +99,7 @@ class OpenPhone:
         for attempt in range(self.retries_429 + 1):
             if self.redis is not None:
                 try:
-                    acquire_send_slot(self.redis, self.rate)
+                    acquire_send_slot(self.redis, self.rate, clock=self.clock)
                 except RedisError as exc:  # nothing was sent: safe to try again later
                     raise OpenPhoneError(f"{method} {path}: rate limiter unavailable: {exc!r}") from exc
             try:
@@ -102,7 +112,7 @@ class OpenPhone:
                 return _checked(method, path, response)
             wait = _retry_after(response, attempt)
             log.warning("openphone %s %s: 429, retrying in %.2fs (attempt %s)", method, path, wait, attempt + 1)
-            time.sleep(wait)
+            (self.clock.sleep if self.clock is not None else time.sleep)(wait)
         raise OpenPhoneError(f"{method} {path}: still rate limited (429) after {self.retries_429} retries")
 
     def send_message(self, to, content, from_):

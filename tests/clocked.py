@@ -14,6 +14,22 @@ def fixed_sender_clock(when):
     return lambda now=None: fixed if now is None else schedule.utc(now)
 
 
+class SteppedClock:
+    """Seconds that pass only when someone waits: the rate limiter sleeps on it and the fake
+    OpenPhone reads it, so a request-rate test means the same on any machine, however busy."""
+
+    def __init__(self, start=1_000_000.0):
+        self.seconds = start
+
+    def now(self):
+        return self.seconds
+
+    __call__ = now
+
+    def sleep(self, seconds):
+        self.seconds += seconds
+
+
 def main():
     when, args = sys.argv[1], sys.argv[2:]
     campaigns.sender_now = fixed_sender_clock(when)

@@ -6,10 +6,12 @@ import pytest
 from sqlalchemy import func, select
 
 from app.fake_history import PNG, seed
+from app.fake_openphone import FakeOpenPhone
 from app.history import SOURCE, import_history, outcome_counts
 from app.history_models import Call, HistoryItem, Media
 from app.models import Contact, Message, OptOut
 from app.openphone import OpenPhone
+from tests.clocked import SteppedClock
 
 NUMBER = "+16175550100"
 
@@ -400,20 +402,31 @@ def test_calls_on_the_timeline_in_the_inbox_and_the_rest_api_scoped_by_role(app,
     assert api("admin", f"/api/v1/call/{other.id}").get_json()["result"]["status"] == "no-answer"
 
 
-def test_the_import_shares_the_senders_ten_per_second_limit(app, db, redis, history_fake):
+def test_the_import_shares_the_senders_ten_per_second_limit(app, db, redis):
     """Ten texts fill the provider's second; the import's requests wait for the shared limiter
-    instead of meeting OpenPhone's 429."""
-    seed(history_fake, conversations=8)
-    op = client(history_fake, redis)
-    for i in range(10):
-        op.send_message(f"+1617555{9000 + i:04d}", "Hi", NUMBER)
-    history_fake.history.calls.clear()  # keep the run short: texts only
-    run = import_history(client=op)
-    assert run.status == "done"
-    seconds = history_fake.per_second()
+    instead of meeting OpenPhone's 429. Time is a clock that moves only when the limiter waits,
+    read by the fake OpenPhone too, so the count per second is exact on any machine."""
+    clock = SteppedClock()
+    fake = FakeOpenPhone(api_key="test-key", rate=10, clock=clock).start()
+    try:
+        seed(fake, conversations=8)  # the ten texts below are ten conversations more
+        op = OpenPhone("test-key", fake.url, redis=redis, rate=10, retries_429=0, clock=clock)
+        for i in range(10):
+            op.send_message(f"+1617555{9000 + i:04d}", "Hi", NUMBER)
+        assert clock.now() == 1_000_000.0  # ten fit in the first second without a wait
+        fake.history.calls.clear()  # keep the run short: texts only
+        run = import_history(client=op)
+        assert run.status == "done", run.error
+        seconds = fake.per_second()
+    finally:
+        fake.stop()
+    made = sum(s["accepted"] for s in seconds)
     assert sum(s["limited"] for s in seconds) == 0
-    assert max(s["accepted"] for s in seconds) <= 10
-    assert sum(s["accepted"] for s in seconds) > 20
+    assert max(s["accepted"] for s in seconds) == 10
+    # texts, the numbers, one conversation page, 8 + 10 conversations x (messages, calls)
+    assert made == 10 + 1 + 1 + 18 * 2
+    assert clock.now() - 1_000_000.0 >= (made - 10) / 10  # the import waited its turn behind the texts
+    assert count(Message, Message.source == SOURCE) == texts_in(fake)
 
 
 def test_a_number_deleted_from_the_workspace_is_skipped_and_the_others_imported(app, db, redis, history_fake):
