@@ -569,3 +569,17 @@ def recover_campaigns():
 
 def _enqueue(func_path, *args, job_id=None):
     return enqueue(func_path, *args, job_id=job_id)
+
+
+def forecast_locations(campaign, planned=True, limit=200):
+    """(state, phone) samples of where the people still to text are, one per state and area code:
+    the quiet hours a sending forecast must respect. Planned: the queued recipients; else the lists."""
+    area = func.substr(R.phone, 1, 5) if planned else func.substr(Contact.phone, 1, 5)
+    if planned:
+        query = select(R.state, func.min(R.phone)).where(R.campaign_id == campaign.id, R.status == "queued")
+        query = query.group_by(R.state, area)
+    else:
+        query = (select(literal(None), func.min(Contact.phone)).join(ListMember, ListMember.contact_id == Contact.id)
+                 .where(ListMember.list_id.in_([lst.id for lst in campaign.lists]), Contact.phone.is_not(None))
+                 .group_by(area))
+    return [tuple(row) for row in db.session.execute(query.limit(limit)).all()]

@@ -113,3 +113,84 @@ def utc(naive_or_aware):
     if naive_or_aware.tzinfo is None:
         return naive_or_aware.replace(tzinfo=timezone.utc)
     return naive_or_aware.astimezone(timezone.utc)
+
+
+# --- when the texts go out: the forecast shown before Start and while running -------------
+
+FORECAST_STEP = timedelta(minutes=5)
+FORECAST_MAX_DAYS = 3660  # ten years of calendar days: past that the plan says "never" rather than loop
+
+
+def first_lawful(opens, closes, locations):
+    """The first moment in [opens, closes) (aware) at which a marketing text is lawful for at
+    least one of the locations ((state, phone) pairs), on a FORECAST_STEP grid; None if none."""
+    moment = opens
+    while moment < closes:
+        if any(is_legal_now(state, phone, moment) for state, phone in locations):
+            return moment
+        moment += FORECAST_STEP
+    return None
+
+
+def sending_forecast(audience, days, start, end, daily_limit, zone, now, start_date=None, sent_today=0,
+                     locations=((None, None),)):
+    """When a campaign's texts go out, from its window (days, start-end in zone), its daily limit,
+    the recipients' quiet hours (locations: (state, phone) pairs; any one lawful is enough to send)
+    and the audience still to text. `now` is the clock the caller passes (aware).
+
+    {"first": aware datetime in zone or None, "last": date or None, "sending_days": n}; first is
+    None when the window never opens (no days, or quiet hours cover it)."""
+    tz = ZoneInfo(zone)
+    local_now = now.astimezone(tz)
+    open_days = {int(d) for d in str(days or "").split(",") if d.strip().isdigit()}
+    locations = tuple(locations) or ((None, None),)
+    first = last = None
+    sending_days, left, day, seen = 0, audience, local_now.date(), {}
+    if audience <= 0 or daily_limit < 1 or not open_days or start >= end:
+        return {"first": None, "last": None, "sending_days": 0}
+    for _ in range(FORECAST_MAX_DAYS):
+        if day.weekday() in open_days and (start_date is None or day >= start_date):
+            opens, closes = datetime.combine(day, start, tz), datetime.combine(day, end, tz)
+            room = daily_limit - (sent_today if day == local_now.date() else 0)
+            if day == local_now.date():
+                opens = max(opens, local_now)
+            moment = None
+            if room > 0 and opens < closes:  # weeks repeat: each weekday's shape is worked out once
+                key = (day.weekday(), opens.time(), opens.utcoffset(), closes.time())
+                if key not in seen:
+                    found = first_lawful(opens, closes, locations)
+                    seen[key] = None if found is None else found - opens
+                moment = None if seen[key] is None else opens + seen[key]
+            if moment is not None:
+                first = first or moment
+                last, sending_days, left = day, sending_days + 1, left - room
+                if left <= 0:
+                    break
+        day += timedelta(days=1)
+    if left > 0:
+        last = None
+    return {"first": first, "last": last, "sending_days": sending_days}
+
+
+def zone_label(moment):
+    """"ET" for EST/EDT, "PT" for PST/PDT ...; other zones keep their own abbreviation."""
+    name = moment.strftime("%Z")
+    return name[0] + name[2] if len(name) == 3 and name[1] in "SD" and name[2] == "T" else name
+
+
+def describe_forecast(forecast, daily_limit, now, lead="First text goes out"):
+    """"first text goes out Monday 09:00 ET, the last about Jan 22 at 60 a day" in words."""
+    first, last = forecast["first"], forecast["last"]
+    if first is None:
+        return "No text can go out: the sending window never opens (check the days, hours and start date)."
+    local_now = now.astimezone(first.tzinfo)
+    when = "now" if first <= local_now + FORECAST_STEP and first.date() == local_now.date() else (
+        f"{first:%A} {first:%H:%M} {zone_label(first)}" if (first.date() - local_now.date()).days < 7
+        else f"{first:%A %b} {first.day} {first:%H:%M} {zone_label(first)}")
+    text = f"{lead} {when}"
+    if last is None:
+        return f"{text}; at {daily_limit} a day the last would be more than ten years away."
+    if last == first.date():
+        return f"{text}, the last the same day ({daily_limit} a day)."
+    return (f"{text}, the last about {last:%b} {last.day}{'' if last.year == local_now.year else f', {last.year}'} "
+            f"at {daily_limit} a day ({forecast['sending_days']} sending days).")

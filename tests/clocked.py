@@ -1,6 +1,8 @@
 """`python -m tests.clocked ISO-TIME ARGS...` is `crm ARGS...` with the campaign sender's clock
-fixed at ISO-TIME, in this process and in the workers `crm run` starts: tests that run real
-processes send at a lawful hour whenever they run, and production code keeps one clock."""
+fixed at ISO-TIME, in this process, in the workers `crm run` starts and in its web server
+(tests/clocked_web.py): tests that run real processes send at a lawful hour whenever they run,
+and production code keeps one clock."""
+import os
 import sys
 from datetime import datetime
 
@@ -34,6 +36,7 @@ def main():
     when, args = sys.argv[1], sys.argv[2:]
     campaigns.sender_now = fixed_sender_clock(when)
     run.WORKER_COMMAND = [sys.executable, "-m", "tests.clocked", when, "worker"]
+    os.environ.update(CRM_TEST_SENDER_CLOCK=when, GUNICORN_CMD_ARGS="--config python:tests.clocked_web")
     sys.argv = ["crm", *args]
     run.main()
 

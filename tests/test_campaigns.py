@@ -393,19 +393,16 @@ def test_marketer_creates_a_campaign_previews_and_schedules_it(db, client_for, p
     marketer = client_for("marketer")
     response = post_form(marketer, "/campaignview/add", {
         "name": "Spring cracks", "lists": str(lst.id), "sending_number": NUMBER, "daily_limit": "125",
-        "window_days": "0,1,2,3,4", "window_start": "09:00", "window_end": "17:00", "frequency_cap_days": "30",
-        "append_opt_out_line": "y", "property_types": "sfr, mfr", "year_built_min": "1950"})
-    assert response.status_code == 302
+        "window_days": ["0", "1", "2", "3", "4"], "window_start": "09:00", "window_end": "17:00",
+        "frequency_cap_days": "30", "append_opt_out_line": "y", "property_types": "sfr, mfr",
+        "year_built_min": "1950", "message_a": "Hi {first_name|there}, Matt here 🙂",
+        "message_b": "Hello {first_name}, free quotes."}, follow_redirects=True)
     campaign = db.session.scalars(select(Campaign)).one()
+    assert response.request.path == f"/campaignview/show/{campaign.id}"
+    assert "Campaign saved" in response.get_data(as_text=True)
     assert campaign.filters == {"property_types": ["SFR", "MFR"], "year_built_min": 1950}
-    variant = campaign.variants[0]
-    bad = post_form(marketer, f"/campaignvariantview/edit/{variant.id}",
-                    {"campaign": str(campaign.id), "label": "A", "template": "Hi {firstname}"})
-    assert "Unknown token {firstname}" in bad.get_data(as_text=True)
-    post_form(marketer, f"/campaignvariantview/edit/{variant.id}",
-              {"campaign": str(campaign.id), "label": "A", "template": "Hi {first_name|there}, Matt here 🙂"})
-    post_form(marketer, "/campaignvariantview/add", {"campaign": str(campaign.id), "label": "B",
-                                                     "template": "Hello {first_name}, free quotes."})
+    assert [(v.label, v.template) for v in campaign.variants] == [
+        ("A", "Hi {first_name|there}, Matt here 🙂"), ("B", "Hello {first_name}, free quotes.")]
     page = marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
     assert "Hi Maria, Matt here 🙂" in page and "UCS-2" in page and "GSM-7" in page
     post_form(marketer, f"/campaignview/transition/{campaign.id}/scheduled")
@@ -731,7 +728,10 @@ def test_ab_numbers_count_each_person_once_on_the_page_in_the_csv_and_the_api(ap
         ["B", "6", "4", "0", "3", "1", "50.0% (18.8-81.2%)"],
     ]
     assert "Fisher's exact" in html.replace("&#39;", "'") and "p = 0.5714" in html
-    assert "sent: 10" in html and "failed: 2" in html  # the progress line agrees with the funnel below
+    progress = html[html.index('id="campaign-progress"'):]
+    progress = " ".join(progress[:progress.index("</p>")].split())
+    # the progress line agrees with the funnel below: 12 planned, 10 sent, 2 failed, nobody left
+    assert "10 sent of 12 to text; 0 still to go, 2 failed." in progress
     funnel = html[html.index("<h5>Funnel</h5>"):]
     for step, total in (("Sent", 10), ("Delivered", 7), ("Failed", 2), ("Replied", 4), ("Opted out", 1)):
         assert f">{step}</text>" in funnel and f">{total}</text>" in funnel
@@ -766,7 +766,7 @@ def campaign_form(campaign, **changes):
             "sending_number": campaign.sending_number, "daily_limit": str(campaign.daily_limit),
             "window_days": campaign.window_days, "window_start": campaign.window_start.strftime("%H:%M"),
             "window_end": campaign.window_end.strftime("%H:%M"), "frequency_cap_days": str(campaign.frequency_cap_days),
-            "append_opt_out_line": "y"}
+            "append_opt_out_line": "y", **{f"message_{v.label.lower()}": v.template for v in campaign.variants}}
     data.update(changes)
     return data
 
@@ -792,18 +792,31 @@ def test_a_scheduled_campaigns_audience_is_fixed_until_unscheduled_and_start_tex
     assert "Unschedule to edit" in marketer.get(f"/campaignview/show/{campaign_id}").get_data(as_text=True)
     for change in ({"lists": [str(new_id)]}, {"frequency_cap_days": "0"}, {"include_previously_texted": "y"},
                    {"cities": "Braintree"}):
-        page = post_form(marketer, f"/campaignview/edit/{campaign_id}", campaign_form(campaign, **change),
+        # The refusal comes back on the same page with everything typed still there (name too).
+        page = post_form(marketer, f"/campaignview/edit/{campaign_id}",
+                         campaign_form(campaign, name="Renamed while refused", **change),
                          follow_redirects=True).get_data(as_text=True)
         assert "scheduled and its audience is planned: Unschedule to edit" in page, change
+        assert 'value="Renamed while refused"' in page and "Hi {first_name|there}, Matt from Attack A Crack." in page
+    refused = post_form(marketer, f"/campaignview/edit/{campaign_id}",
+                        campaign_form(campaign, message_a="Changed text")).get_data(as_text=True)
+    assert "Unschedule to edit them" in refused and "Changed text</textarea>" in refused
+    # The REST API door: the same rules, the same words.
+    api = marketer.put(f"/api/v1/campaign/{campaign_id}", json={"lists": [new_id], "name": "x"},
+                       headers=bearer("marketer"))
+    assert api.status_code == 409 and "Unschedule to edit lists" in api.get_json()["message"]["form"]
+    api = marketer.put(f"/api/v1/campaign/{campaign_id}", json={"message_a": "Changed"}, headers=bearer("marketer"))
+    assert api.status_code == 409 and "Unschedule to edit them" in api.get_json()["message"]["form"]
     # Sending settings may still change: the sender reads them as it goes.
     post_form(marketer, f"/campaignview/edit/{campaign_id}", campaign_form(campaign, daily_limit="50"))
-    # The REST API has no way to edit a campaign at all.
-    assert marketer.put(f"/api/v1/campaign/{campaign_id}", json={"name": "x"},
-                        headers=bearer("marketer")).status_code in (403, 404, 405)
+    api = marketer.put(f"/api/v1/campaign/{campaign_id}", json={"window_days": [0, 1, 2, 3, 4, 5]},
+                       headers=bearer("marketer"))
+    assert api.status_code == 200 and api.get_json()["result"]["window_days"] == ["0", "1", "2", "3", "4", "5"]
     db.session.expire_all()
     campaign = db.session.get(Campaign, campaign_id)
     assert [lst.name for lst in campaign.lists] == ["Old list"] and campaign.frequency_cap_days == 30
-    assert not campaign.filters and campaign.daily_limit == 50
+    assert not campaign.filters and campaign.daily_limit == 50 and campaign.name == "Spring"
+    assert campaign.window_days == "0,1,2,3,4,5" and campaign.variants[0].template.startswith("Hi {first_name")
     assert not campaign.include_previously_texted
 
     # Unschedule (through the status API here): back to draft, the plan dropped; now the edit takes.
@@ -864,7 +877,7 @@ def test_schedule_refuses_the_untouched_default_message_at_every_door(db, client
     post_form(marketer, "/campaignview/add", {
         "name": "Untouched", "lists": str(lst.id), "sending_number": NUMBER, "daily_limit": "125",
         "window_days": "0,1,2,3,4", "window_start": "09:00", "window_end": "17:00", "frequency_cap_days": "30",
-        "append_opt_out_line": "y"})
+        "append_opt_out_line": "y", "message_a": campaigns.DEFAULT_TEMPLATE})
     from_form = db.session.scalars(select(Campaign).filter_by(name="Untouched")).one()
     assert "Hi Jon,\nReply STOP to opt out." in marketer.get(f"/campaignview/show/{from_form.id}").get_data(as_text=True)
     page = post_form(marketer, f"/campaignview/transition/{from_form.id}/scheduled", follow_redirects=True)
@@ -1088,7 +1101,7 @@ def test_existing_customers_are_excluded_unless_the_campaign_includes_them(db, c
     assert [(r.contact_id, r.exclusion_reason) for r in excluded] == [(customer.id, "existing_customer")]
     assert {r.contact_id for r in recipients(db, campaign) if r.status == "queued"} == {prospect.id, former.id}
     page = client_for("admin").get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
-    assert "Excluded: Existing customer" in page
+    assert "Left out: Existing customer" in page
     included = make_campaign(db, [lst], name="Everyone", include_existing_customers=True)
     campaigns.change_status(included.id, "scheduled")
     assert campaigns.plan_audience(included.id) == {"queued": 3}

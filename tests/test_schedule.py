@@ -117,3 +117,60 @@ def test_the_area_code_table_matches_phonenumbers():
 
     assert AREA_CODES == compute(), "phonenumbers changed: run `python -m app.area_codes`"
     assert AREA_CODES["617"] == ("MA", ("America/New_York",))
+
+
+# --- the sending forecast: when the first and the last text go out ------------------------------
+
+def forecast(audience, now, days="0,1,2,3,4", start=time(9), end=time(17), limit=60, **kwargs):
+    from app.schedule import sending_forecast
+
+    kwargs.setdefault("locations", [("MA", MA_PHONE)])
+    return sending_forecast(audience, days, start, end, limit, BOSTON, now, **kwargs)
+
+
+def boston(text):
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(BOSTON))
+
+
+def test_started_on_sunday_night_the_first_text_goes_out_monday_morning_and_the_last_47_sending_days_on():
+    from app.schedule import describe_forecast
+
+    now = local("2026-11-29 21:00")  # a Sunday
+    plan = forecast(2792, now)
+    # 2792 / 60 = 46.5: 47 weekdays from Monday Nov 30 (Christmas and New Year are weekdays too)
+    assert plan == {"first": boston("2026-11-30 09:00"), "last": datetime(2027, 2, 2).date(), "sending_days": 47}
+    assert describe_forecast(plan, 60, now) == ("First text goes out Monday 09:00 ET, the last about Feb 2, 2027 "
+                                                "at 60 a day (47 sending days).")
+
+
+def test_inside_the_window_the_first_text_goes_out_now_and_what_went_out_today_counts():
+    from app.schedule import describe_forecast
+
+    now = local("2026-12-01 10:02")  # Tuesday
+    plan = forecast(100, now, sent_today=50)
+    # 10 more today (60 - 50), then 60 Wednesday, the last 30 on Thursday
+    assert plan == {"first": boston("2026-12-01 10:02"), "last": datetime(2026, 12, 3).date(), "sending_days": 3}
+    assert describe_forecast(plan, 60, now).startswith("First text goes out now, the last about Dec 3 at 60 a day")
+    assert forecast(100, now, sent_today=60)["first"] == boston("2026-12-02 09:00")  # today's quota is spent
+
+
+def test_quiet_hours_of_the_recipients_move_the_first_text():
+    # Californians may be texted from 8:00 their time: 11:00 in Boston.
+    assert forecast(10, local("2026-11-29 21:00"), locations=[("CA", "+14155550123")])["first"] == \
+        boston("2026-11-30 11:00")
+    # One of the audience in Boston is enough to start at 9:00.
+    assert forecast(10, local("2026-11-29 21:00"), locations=[("CA", "+14155550123"), ("MA", MA_PHONE)])[
+        "first"] == boston("2026-11-30 09:00")
+    # A window wholly inside quiet hours never opens, and says so.
+    from app.schedule import describe_forecast
+
+    never = forecast(10, local("2026-11-29 21:00"), start=time(6), end=time(7, 30))
+    assert never == {"first": None, "last": None, "sending_days": 0}
+    assert "never opens" in describe_forecast(never, 60, local("2026-11-29 21:00"))
+
+
+def test_the_start_date_days_and_the_daily_limit_shape_the_forecast():
+    now = local("2026-11-29 21:00")
+    plan = forecast(250, now, days="5", limit=125, start_date=datetime(2026, 12, 10).date())  # Saturdays only
+    assert plan == {"first": boston("2026-12-12 09:00"), "last": datetime(2026, 12, 19).date(), "sending_days": 2}
+    assert forecast(0, now)["first"] is None

@@ -8,6 +8,7 @@ from app.exports import record_api_read
 from app.history_models import Call
 from app.models import Campaign, Contact, ContactList, Estimate, Import, Invoice, Job, Message, Payment, Property
 from app.security import ScopedInterface
+from views.campaigns import api_save_campaign
 from views.contact_forms import ContactApiRulesMixin
 from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
 from views.counts import EstimatingInterface
@@ -53,9 +54,18 @@ class ListApi(ModelRestApi):
 class CampaignApi(ModelRestApi):
     resource_name = "campaign"
     datamodel = ScopedInterface(Campaign)
-    base_permissions = ["can_get", "can_info", "can_results"]
+    base_permissions = ["can_get", "can_info", "can_results", "can_post", "can_put"]
     list_columns = show_columns = ["id", "name", "status", "sending_number", "daily_limit", "created_at"]
+    add_columns = edit_columns = ["name"]  # the body is the builder's (views.campaigns.api_save_campaign)
     search_columns = ["name", "status", "sending_number", "created_at"]
+
+    def post_headless(self):
+        return api_save_campaign(self)
+
+    def put_headless(self, pk):
+        if self.datamodel.get(pk) is None:
+            return self.response_404()
+        return api_save_campaign(self, pk)
 
     @expose("/<int:pk>/results", methods=["GET"])
     @protect()

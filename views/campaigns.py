@@ -1,37 +1,23 @@
 """Campaigns: settings, messages, preview, plan, start/pause/cancel, A/B results and charts."""
 
-from flask import Response, current_app, flash, redirect, request, stream_with_context, url_for
+from flask import Response, current_app, flash, g, jsonify, redirect, request, stream_with_context, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.api import BaseApi, protect
 from flask_appbuilder.api import expose as api_expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from wtforms import BooleanField, IntegerField, StringField, TimeField
-from wtforms.validators import DataRequired, Optional, ValidationError
+from wtforms.validators import ValidationError
 
-from app import analytics, campaigns, winners
+from app import analytics, audit, campaign_settings, campaigns, winners
+from app.campaign_settings import CampaignInputError
 from app.campaigns import CampaignError, NoSuchCampaign
 from app.extensions import db
-from app.models import DEFAULT_WINDOW, Campaign, CampaignRecipient, CampaignVariant
-from app.texts import TemplateError, validate_template
+from app.models import Campaign, CampaignRecipient, CampaignVariant
+from app.texts import TOKENS, TemplateError, validate_template
 
-FILTER_FIELDS = {
-    "property_types": StringField("Property types", [Optional()], description="Comma separated, e.g. SFR, MFR"),
-    "cities": StringField("Cities", [Optional()], description="Comma separated, e.g. Quincy, Braintree"),
-    "zips": StringField("ZIP codes", [Optional()], description="Comma separated, e.g. 02169, 02184"),
-    "year_built_min": IntegerField("Built in or after", [Optional()]),
-    "year_built_max": IntegerField("Built in or before", [Optional()]),
-    "not_replied": BooleanField("Only people who never replied"),
-}
-SETTING_FIELDS = {
-    "window_start": TimeField("Window start", [DataRequired()], default=DEFAULT_WINDOW[0]),
-    "window_end": TimeField("Window end", [DataRequired()], default=DEFAULT_WINDOW[1]),
-    "sending_number": StringField("Sending number", [DataRequired()],
-                                  default=lambda: current_app.config["OPENPHONE_FROM"]),
-    "include_previously_texted": BooleanField("Include people texted before"),
-    "include_existing_customers": BooleanField("Include existing customers (QuickBooks)"),
-    "append_opt_out_line": BooleanField("Append \"Reply STOP to opt out.\"", default=True),
-}
-
+# The exclusions the plan records, in the words the page uses.
+EXCLUSIONS = (("opted_out", "Opted out"), ("texted_before", "Texted before"),
+              ("existing_customer", "Existing customer (QuickBooks)"), ("no_valid_phone", "No mobile phone"),
+              ("outside_filters", "Outside the filters"), ("frequency_cap", "Texted by another campaign recently"))
 
 def _template_is_valid(form, field):
     try:
@@ -68,9 +54,6 @@ def _refuse_unless(check, item):
         raise
 
 
-PLANNED = "Fixed once scheduled (Unschedule to change it)."
-
-
 class CampaignRecipientView(ModelView):
     datamodel = SQLAInterface(CampaignRecipient)
     base_permissions = ["can_list"]
@@ -83,50 +66,72 @@ class CampaignRecipientView(ModelView):
 class CampaignView(ModelView):
     datamodel = SQLAInterface(Campaign)
     base_order = ("created_at", "desc")
+    list_title, show_title, add_title, edit_title = "Campaigns", "Campaign", "New campaign", "Edit campaign"
     list_columns = ["name", "status", "sending_number", "daily_limit", "start_date", "created_at"]
     search_columns = ["name", "status", "sending_number", "created_at"]
-    add_columns = edit_columns = ["name", "lists", "sending_number", "daily_limit", "window_days", "window_start",
-                                  "window_end", "start_date", "frequency_cap_days", "include_previously_texted",
-                                  "include_existing_customers", "append_opt_out_line", *FILTER_FIELDS]
-    add_form_extra_fields = edit_form_extra_fields = {**SETTING_FIELDS, **FILTER_FIELDS}
-    description_columns = {"window_days": "Days to send, Monday=0: 0,1,2,3,4 is Monday to Friday",
-                           "window_start": "Business time (CAMPAIGN_TIMEZONE); each recipient's legal hours apply too",
-                           "lists": f"The audience. {PLANNED}",
-                           "frequency_cap_days": f"A phone gets at most one campaign text in this many days. {PLANNED}",
-                           "include_previously_texted": f"Off: people texted before are skipped. {PLANNED}",
-                           "include_existing_customers": "Off: contacts with a QuickBooks customer are skipped. "
-                                                         f"{PLANNED}"}
+    show_columns = ["name", "status", "sending_number", "daily_limit", "start_date", "created_at", "started_at",
+                    "finished_at"]
+    add_columns = edit_columns = ["name"]
     related_views = [CampaignVariantView, CampaignRecipientView]
     show_template = "campaign_show.html"
-
-    def prefill_form(self, form, pk):
-        filters = self.datamodel.get(pk).filters or {}
-        for name in FILTER_FIELDS:
-            value = filters.get(name)
-            getattr(form, name).data = ", ".join(value) if isinstance(value, list) else value
-
-    def pre_add(self, item):
-        item.filters = _filters_from(item)
-        from flask import g
-
-        item.created_by_id = g.user.id
-        campaigns.add_draft_variant(item)
-
-    def pre_update(self, item):
-        item.filters = _filters_from(item)
-        _refuse_unless(campaigns.check_campaign_edit, item)
 
     def pre_delete(self, item):
         _refuse_unless(campaigns.check_deletable, item)
 
+    @expose("/add", methods=["GET", "POST"])
+    @has_access
+    def add(self):
+        """The builder: the whole campaign on one page (audience, messages A and B, sending)."""
+        return self._builder(None)
+
     @expose("/edit/<pk>", methods=["GET", "POST"])
     @has_access
     def edit(self, pk):
-        """The form says up front what its campaign's state allows (the rule refuses the rest)."""
+        """The same page for an existing campaign; it says up front what the campaign's state allows."""
         campaign = self.datamodel.get(pk)
-        if request.method == "GET" and campaign is not None and campaign.status != "draft":
-            flash(campaigns.edit_notice(campaign), "warning")
-        return super().edit(pk)
+        if campaign is None:
+            flash("No such campaign.", "danger")
+            return redirect(url_for(".list"))
+        return self._builder(campaign)
+
+    def _builder(self, campaign):
+        errors = {}
+        values = campaign_settings.campaign_values(campaign)
+        if request.method == "POST":
+            values = _posted(request.form)
+            try:
+                saved = campaign_settings.save_campaign(values, campaign.id if campaign else None, user_id=g.user.id)
+            except CampaignInputError as exc:
+                errors = exc.errors
+            else:
+                flash("Campaign saved.", "success")
+                return redirect(url_for(".show", pk=saved.id))
+        return self.render_template(
+            "campaign_builder.html", title=self.edit_title if campaign else self.add_title, campaign=campaign,
+            values=values, errors=errors, lists=campaign_settings.list_choices(), tokens=TOKENS,
+            weekdays=campaign_settings.weekday_names(), zone=current_app.config["CAMPAIGN_TIMEZONE"],
+            notice=campaigns.edit_notice(campaign) if campaign is not None and campaign.status != "draft" else None,
+            preview=campaign_settings.preview_messages(values))
+
+    @expose("/preview", methods=["POST"])
+    @has_access
+    def preview(self):
+        """The builder's live preview: each message filled from a real member, segments and cost."""
+        return jsonify(campaign_settings.preview_messages(_posted(request.form)))
+
+    @expose("/test_text/<int:pk>", methods=["POST"])
+    @has_access
+    def test_text(self, pk):
+        """Send message A or B to the signed-in user's own phone, once, through the outbox."""
+        try:
+            message = campaign_settings.send_test_text(pk, request.form.get("variant", "A"),
+                                                       request.form.get("phone", ""), g.user.id)
+            flash(f"Test of message {request.form.get('variant', 'A')} queued to {message.to_phone}: "
+                  "it is not counted as a campaign text.", "success")
+        except CampaignError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+        return redirect(url_for(".show", pk=pk))
 
     @expose("/show/<pk>", methods=["GET"])
     @has_access
@@ -135,8 +140,14 @@ class CampaignView(ModelView):
         if page is None:
             flash("No such campaign.", "danger")
             return redirect(url_for(".list"))
+        campaign, counts = page["campaign"], page["plan"] or {}
+        if campaign.status == "draft":
+            counts = {"queued": campaign_settings.list_audience([lst.id for lst in campaign.lists])}
         return self.render_template(self.show_template, pk=pk, title=self.show_title, widgets=self._show(pk),
-                                    related_views=self._related_views, **page)
+                                    related_views=self._related_views, exclusions=EXCLUSIONS,
+                                    sending_plan=campaign_settings.sending_plan(campaign, counts),
+                                    test_phone=campaign_settings.remembered_test_phone(g.user.id),
+                                    weekdays=dict(campaign_settings.weekday_names()), **page)
 
     @expose("/transition/<int:pk>/<status>", methods=["POST"])
     @has_access
@@ -181,8 +192,6 @@ class CampaignView(ModelView):
     @expose("/clone/<int:pk>", methods=["POST"])
     @has_access
     def clone(self, pk):
-        from flask import g
-
         copy = campaigns.clone_campaign(pk, user_id=g.user.id)
         flash("Cloned as a draft: edit its messages, then schedule it.", "success")
         return redirect(url_for(".show", pk=copy.id))
@@ -194,20 +203,23 @@ class CampaignView(ModelView):
                         headers={"Content-Disposition": f"attachment; filename=campaign-{pk}-recipients.csv"})
 
 
-def _split(value):
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
+def _posted(form):
+    """The builder's form as the plain values app/campaign_settings reads (several lists and days)."""
+    data = {key: form.get(key) for key in form if key not in ("lists", "window_days", "csrf_token")}
+    return {**data, "lists": form.getlist("lists"), "window_days": form.getlist("window_days")}
 
 
-def _filters_from(item):
-    filters = {}
-    for name in ("property_types", "cities", "zips"):
-        values = _split(getattr(item, name, None))
-        if values:
-            filters[name] = [v.upper() for v in values] if name == "property_types" else values
-    for name in ("year_built_min", "year_built_max", "not_replied"):
-        if getattr(item, name, None):
-            filters[name] = getattr(item, name)
-    return filters
+def api_save_campaign(api, pk=None):
+    """POST /api/v1/campaign/ (a new campaign) and PUT /api/v1/campaign/<id> (the fields sent change,
+    the rest stay): the builder's rules. 422 with a message per field; 409 when the state refuses."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return api.response_400(message="Send the campaign as a JSON object.")
+    try:
+        campaign = campaign_settings.save_campaign(data, pk, user_id=audit.current_actor()[0], partial=True)
+    except CampaignInputError as exc:
+        return api.response(409 if "form" in exc.errors else 422, message=exc.errors)
+    return api.response(201 if pk is None else 200, id=campaign.id, result=campaign_settings.campaign_values(campaign))
 
 
 class CampaignStatusApi(BaseApi):
