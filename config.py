@@ -81,6 +81,9 @@ MEDIA_FOLDER = os.environ.get("MEDIA_FOLDER", str(INSTANCE_DIR / "media"))
 MEDIA_MAX_MB = float(os.environ.get("MEDIA_MAX_MB", "10"))
 # A banner when texts go out in business hours and no webhook arrived for this long.
 WEBHOOK_SILENCE_MINUTES = int(os.environ.get("WEBHOOK_SILENCE_MINUTES", "60"))
+# The address OpenPhone reaches this CRM at (webhooks are registered for it); empty: the address
+# the admin's browser used on Settings -> Integrations.
+CRM_PUBLIC_URL = os.environ.get("CRM_PUBLIC_URL", "")
 REPLY_ATTRIBUTION_DAYS = int(os.environ.get("REPLY_ATTRIBUTION_DAYS", "14"))
 OPT_OUT_CONFIRMATION = os.environ.get(
     "OPT_OUT_CONFIRMATION", "You have been unsubscribed and will not receive more texts from us.")

@@ -1,16 +1,37 @@
 """The `crm` command: a Flask CLI group over the app factory, and the WSGI entry point."""
+import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
+from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate import upgrade
 
 import config
-from app import create_app
+from app import create_app, fake_openphone, fake_quickbooks
+from app.audit import acting_as
+from app.demo import load_demo
+from app.exports import export_contacts
+from app.extensions import appbuilder, db
+from app.history import HistoryRunning, import_history, progress
+from app.import_files import BadFile
+from app.imports import create_import, import_counts, run_import
+from app.integration_secrets import generate_key, rotate_secrets
+from app.models import ContactList
+from app.money import Disconnected, quickbooks_configured, run_sync
+from app.openphone import sandbox as sandbox_mode
+from app.production import refuse_unsafe_production
+from app.quickbooks import QuickBooksError, connect, settings
+from app.quickbooks_sync import SyncBusy
+from app.users import WeakPassword, ensure_admin, ensure_user, sync_roles
+from jobs.worker import run_worker
 
 
 class CrmGroup(FlaskGroup):
@@ -29,10 +50,6 @@ def cli():
 
 def init_database():
     """Migrate, sync roles and make sure an admin exists. Idempotent."""
-    from flask_migrate import upgrade
-
-    from app.users import WeakPassword, ensure_admin, sync_roles
-
     upgrade()
     sync_roles()
     try:
@@ -66,8 +83,6 @@ def create_user_command(username, role, email, password):
 
 
 def _create_user(username, password, role, email):
-    from app.users import WeakPassword, ensure_user
-
     try:
         return ensure_user(username, password, role, email=email)
     except WeakPassword as exc:
@@ -80,9 +95,6 @@ def _create_user(username, password, role, email):
 @with_appcontext
 def set_password_command(username, password):
     """Set a user's password (the policy applies); their sessions and API tokens end."""
-    from app.extensions import appbuilder
-    from app.users import WeakPassword
-
     user = appbuilder.sm.find_user(username=username)
     if user is None:
         raise click.ClickException(f"No user named {username!r}.")
@@ -98,8 +110,6 @@ def set_password_command(username, password):
 @with_appcontext
 def worker_command(burst):
     """Run an RQ worker (run as many as you like, on any machine)."""
-    from jobs.worker import run_worker
-
     run_worker(burst=burst)
 
 
@@ -111,12 +121,6 @@ def worker_command(burst):
 @with_appcontext
 def import_command(path, list_name, fmt, mapping):
     """Import a CSV file (PropertyRadar export, contacts, or a do-not-contact list)."""
-    import json
-    from pathlib import Path
-
-    from app.import_files import BadFile
-    from app.imports import create_import, import_counts, run_import
-
     try:
         with open(path, "rb") as f:
             imp = create_import(f, Path(path).name, fmt=fmt, list_name=list_name,
@@ -130,8 +134,6 @@ def import_command(path, list_name, fmt, mapping):
                 bar.update(done - bar.pos)
 
             run_import(imp.id, progress=progress)
-    from app.extensions import db
-
     db.session.refresh(imp)
     counts = import_counts(imp.id)
     click.echo(f"Import {imp.id}: {imp.status}. Rows: {counts['rows']}. People: {counts['people']}.")
@@ -150,10 +152,6 @@ def export_group():
 @with_appcontext
 def export_contacts_command(path, list_name):
     """Write contacts to PATH as CSV (spreadsheet formulas neutralised)."""
-    from app.exports import export_contacts
-    from app.extensions import db
-    from app.models import ContactList
-
     list_ids = None
     if list_name:
         contact_list = db.session.query(ContactList).filter_by(name=list_name).one_or_none()
@@ -168,8 +166,6 @@ def export_contacts_command(path, list_name):
 @cli.command("generate-key", with_appcontext=False)
 def generate_key_command():
     """Print a new key for ENCRYPTION_KEY (integration secrets at rest)."""
-    from app.integration_secrets import generate_key
-
     click.echo(generate_key())
 
 
@@ -177,10 +173,6 @@ def generate_key_command():
 @with_appcontext
 def rotate_secrets_command():
     """Re-encrypt every stored integration secret with the first key of ENCRYPTION_KEY."""
-    from app.audit import acting_as
-    from app.extensions import db
-    from app.integration_secrets import rotate_secrets
-
     with acting_as(None, "cli"):
         count = rotate_secrets()
         db.session.commit()
@@ -191,8 +183,6 @@ def rotate_secrets_command():
 @with_appcontext
 def demo_command():
     """Load a small fake data set so a new user sees a populated CRM."""
-    from app.demo import load_demo
-
     click.echo(load_demo())
 
 
@@ -207,18 +197,12 @@ WORKER_COMMAND = [sys.executable, "-m", "run", "worker"]
 @with_appcontext
 def run_command(host, port, workers):
     """Web server plus worker(s) on this machine. Ctrl-C stops everything."""
-    from app.production import refuse_unsafe_production
-
     init_database()
     refuse_unsafe_production(current_app)
     env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"])
     sandbox = []
-    from app.openphone import sandbox as sandbox_mode
-
     if sandbox_mode(current_app.config):  # no key in the environment or on screen: the built-in fake
-        from app.fake_openphone import sandbox_child
-
-        command, extra = sandbox_child(current_app.config, port)
+        command, extra = fake_openphone.sandbox_child(current_app.config, port)
         env.update(extra)
         sandbox = [subprocess.Popen(command, env=env)]
         click.echo(f"Sandbox mode: no OPENPHONE_API_KEY, texts go to the fake OpenPhone on port "
@@ -242,30 +226,23 @@ def run_command(host, port, workers):
 def start_quickbooks_sandbox(env, port):
     """Without QUICKBOOKS_CLIENT_ID: start the seeded fake QuickBooks and connect to it, so a
     fresh install's morning screen has money on it. Returns the started process (or none)."""
-    from app.quickbooks import settings
-
     if not settings(current_app.config)["sandbox"]:
         return []
-    from app.fake_quickbooks import SANDBOX_REALM_ID, port_free, sandbox_child, wait_until_up
-
     sandbox_port = current_app.config["QUICKBOOKS_SANDBOX_PORT"]
-    if not port_free(sandbox_port):
+    if not fake_quickbooks.port_free(sandbox_port):
         click.echo(f"QUICKBOOKS_SANDBOX_PORT {sandbox_port} is in use: the fake QuickBooks is not started "
                    "(set QUICKBOOKS_SANDBOX_PORT to a free port).")
         return []
-    command, extra, token = sandbox_child(current_app.config, port)
+    command, extra, token = fake_quickbooks.sandbox_child(current_app.config, port)
     env["QUICKBOOKS_WEBHOOK_VERIFIER"] = extra["QUICKBOOKS_WEBHOOK_VERIFIER"]
     child = subprocess.Popen(command, env=dict(env, **extra))
-    if not wait_until_up(settings(current_app.config)["base_url"], timeout=60) or child.poll() is not None:
+    if not fake_quickbooks.wait_until_up(settings(current_app.config)["base_url"], timeout=60) or child.poll() is not None:
         click.echo("The fake QuickBooks did not start; QuickBooks stays disconnected.")
         stop_processes([child], timeout=5)
         return []
-    from app.audit import acting_as
-    from app.quickbooks import QuickBooksError, connect
-
     try:
         with acting_as(None, "sandbox"):
-            connect(SANDBOX_REALM_ID, token)
+            connect(fake_quickbooks.SANDBOX_REALM_ID, token)
     except QuickBooksError as exc:
         click.echo(f"Could not connect to the fake QuickBooks: {exc}")
     click.echo(f"Sandbox mode: no QUICKBOOKS_CLIENT_ID, connected to the fake QuickBooks on port "
@@ -292,12 +269,8 @@ def stop_processes(processes, timeout):
 @click.option("--api-key", default="sandbox", help="The Authorization header it accepts.")
 def fake_openphone_command(port, webhook_url, api_key):
     """Run the fake OpenPhone (sandbox mode and tests); signs webhooks with OPENPHONE_WEBHOOK_SECRET."""
-    import logging
-
-    from app.fake_openphone import serve
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve(port, webhook_url, api_key=api_key, webhook_secret=config.OPENPHONE_WEBHOOK_SECRET)
+    fake_openphone.serve(port, webhook_url, api_key=api_key, webhook_secret=config.OPENPHONE_WEBHOOK_SECRET)
 
 
 @cli.command("fake-quickbooks", with_appcontext=False)
@@ -309,12 +282,8 @@ def fake_openphone_command(port, webhook_url, api_key):
 def fake_quickbooks_command(port, webhook_url, seed, volume, rate):
     """Run the fake QuickBooks (sandbox mode, tests, benchmark); signs webhooks with
     QUICKBOOKS_WEBHOOK_VERIFIER and accepts QUICKBOOKS_SANDBOX_REFRESH_TOKEN as a refresh token."""
-    import logging
-
-    from app.fake_quickbooks import serve
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve(port, webhook_url, verifier=os.environ.get("QUICKBOOKS_WEBHOOK_VERIFIER") or "sandbox-verifier",
+    fake_quickbooks.serve(port, webhook_url, verifier=os.environ.get("QUICKBOOKS_WEBHOOK_VERIFIER") or "sandbox-verifier",
           seed=seed, volume=volume, refresh_token=os.environ.get("QUICKBOOKS_SANDBOX_REFRESH_TOKEN"), rate=rate)
 
 
@@ -328,11 +297,6 @@ def openphone_group():
 @with_appcontext
 def import_history_command(since):
     """Import every past OpenPhone text and call (resumable, idempotent, at the shared 10/s)."""
-    from datetime import datetime
-
-    from app.audit import acting_as
-    from app.history import HistoryRunning, import_history, progress
-
     try:
         since_at = datetime.strptime(since, "%Y-%m-%d") if since else None
     except ValueError as exc:
@@ -360,11 +324,6 @@ def quickbooks_group():
 @with_appcontext
 def quickbooks_sync_command(full):
     """Run one QuickBooks sync now; exits 0 when it finished."""
-    from app.audit import acting_as
-    from app.money import Disconnected, quickbooks_configured, run_sync
-    from app.quickbooks import QuickBooksError
-    from app.quickbooks_sync import SyncBusy
-
     if not quickbooks_configured():
         raise click.ClickException("QuickBooks is not connected: connect it in Settings -> Integrations "
                                    "or with `crm quickbooks connect`.")
@@ -395,9 +354,6 @@ def quickbooks_sync_command(full):
 @with_appcontext
 def quickbooks_connect_command(realm_id, refresh_token):
     """Connect a headless server to QuickBooks with a refresh token."""
-    from app.audit import acting_as
-    from app.quickbooks import QuickBooksError, connect
-
     try:
         with acting_as(None, "cli"):
             connect(realm_id, refresh_token)
@@ -409,8 +365,6 @@ def quickbooks_connect_command(realm_id, refresh_token):
 def create_wsgi():
     """WSGI entry point for gunicorn: `gunicorn 'run:create_wsgi()'`. With CRM_ENV=production it
     refuses unsafe settings (app/production.py)."""
-    from app.production import refuse_unsafe_production
-
     app = create_app()
     refuse_unsafe_production(app)
     return app

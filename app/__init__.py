@@ -6,7 +6,11 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+import views
+from app import audit, campaigns, security, sessions, web
 from app.extensions import appbuilder, db, migrate
+from app.opt_outs import phone_hash
+from app.queue import limiter_storage_uri
 
 
 def create_app(overrides=None):
@@ -21,9 +25,6 @@ def create_app(overrides=None):
     else:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
-    from app import security
-    from app.queue import limiter_storage_uri
-
     app.config["FAB_ROLES"] = security.ROLES
     app.config.setdefault("RATELIMIT_KEY_FUNC", security.login_throttle_key)
     app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config))
@@ -37,11 +38,7 @@ def create_app(overrides=None):
     migrate.init_app(app, db, directory=str(app.config["BASE_DIR"] / "migrations"))
     with app.app_context():
         appbuilder.init_app(app, db.session)
-        import views
-
         views.register(appbuilder)
-
-    from app import audit, campaigns, sessions, web
 
     audit.install(app)
     sessions.install(app)
@@ -63,7 +60,5 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
-        from app.opt_outs import phone_hash
-
         # opted_out_clause() matches erased contacts' opt-outs by hash; PostgreSQL has sha256().
         dbapi_connection.create_function("sha256_hex", 1, phone_hash, deterministic=True)

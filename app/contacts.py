@@ -3,8 +3,14 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+from flask import current_app
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app import bulk
+from app.extensions import db
+from app.models import Contact, utcnow
 
 _NANP = re.compile(r"^\s*(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s.-]?([2-9]\d{2})[\s.-]?(\d{4})\s*$")
 
@@ -47,8 +53,6 @@ def _nanp_valid():
     """phonenumbers' own validity rules for +1 numbers as one regex (~1 us instead of ~20 us).
 
     Valid means: some NANP region's general pattern and one of its number-type patterns match."""
-    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
-
     alternatives = []
     for region in COUNTRY_CODE_TO_REGION_CODE[1]:
         meta = PhoneMetadata.metadata_for_region(region)
@@ -88,8 +92,6 @@ class ContactError(ValueError):
 
 
 def column_limits():
-    from app.models import Contact
-
     return {c.name: c.type.length for c in Contact.__table__.columns if getattr(c.type, "length", None)}
 
 
@@ -100,13 +102,7 @@ def clean_contact(values, contact_id=None, region=None):
     (text trimmed, empty -> None, phone in E.164, email lower-cased) or raises ContactError:
     an invalid phone or email, a value over its column's length (never cut), no name, phone
     or email at all, or a phone another contact (not contact_id) already has."""
-    from flask import current_app
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models import Contact
-
-    region = region or current_app.config.get("DEFAULT_REGION", "US")
+    region = region or current_app.config["DEFAULT_REGION"]
     cleaned, errors = {}, {}
     for field, value in values.items():
         value = str(value).replace("\x00", "").strip() if value is not None else None
@@ -157,12 +153,6 @@ def apply_contact_rules(contact):
 def contact_for_phone(phone, source="inbound"):
     """The contact with this phone (any format), or one new contact, even under races.
     None when the phone is not a valid number (a short code, say)."""
-    from sqlalchemy import select
-    from sqlalchemy.exc import IntegrityError
-
-    from app.extensions import db
-    from app.models import Contact
-
     phone = normalize_phone(phone)
     if phone is None:
         return None
@@ -185,10 +175,6 @@ CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "
 
 def _fetch_contacts(session, people):
     """Existing contacts, as dicts, that share a phone or an email with the people given."""
-    from sqlalchemy import select
-
-    from app.models import Contact
-
     phones = sorted({p["phone"] for p in people if p.get("phone")})
     emails = sorted({p["email"] for p in people if p.get("email")})
     query = select(Contact.id, *(getattr(Contact, f) for f in CONTACT_FIELDS))
@@ -248,8 +234,6 @@ def match_contacts(session, people, overwrite=()):
 
 def save_contacts(session, new, changed, source):
     """Write matched contacts: insert the new ones (ids filled in), update the changed ones."""
-    from app.models import Contact, utcnow
-
     now = utcnow()
     table = Contact.__table__
     inserted = bulk.insert_rows(session, table, [{f: c[f] for f in CONTACT_FIELDS} for c in new], conflict=["phone"],

@@ -20,6 +20,7 @@ from app.models import CampaignRecipient, Message, WebhookEvent, utcnow
 from app.openphone import call_values
 from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out, provider_confirms
 from app.queue import enqueue, get_redis, job_alive
+from app.quickbooks_webhooks import apply_quickbooks_event
 
 log = logging.getLogger(__name__)
 BACKOFF_SECONDS = [10, 60, 300, 1800, 3600]
@@ -121,8 +122,6 @@ def recover_events():
 def apply_event(event):
     """Apply one event in the current transaction. Returns (event status, message ids to send)."""
     if event.type.startswith("qbo."):  # QuickBooks: fetch the changed record into the mirror
-        from app.quickbooks_webhooks import apply_quickbooks_event
-
         return apply_quickbooks_event(event), []
     payload = json.loads(event.body)
     obj = ((payload.get("data") or {}).get("object")) or {}

@@ -6,8 +6,11 @@ Control endpoints (no auth, loopback only): GET /_fake/sent, GET /_fake/histogra
 POST /_fake/config {latency, fail_next: [500, ...], timeout_next, lose_next, delivery},
 POST /_fake/reply {from, text[, to]}, POST /_fake/reset.
 """
+import base64
 import json
 import logging
+import secrets
+import sys
 import threading
 import time
 import uuid
@@ -18,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from app.fake_history import History
+from app.fake_history import History, seed
 from app.openphone import sign_legacy, sign_standard
 
 log = logging.getLogger(__name__)
@@ -321,11 +324,7 @@ def _get(fake, path, query):
 
 def sandbox_child(config, app_port):
     """(command, env additions) for `crm run` in sandbox mode: the fake, and the secret it signs with."""
-    import base64
-    import secrets
-    import sys
-
-    secret = config.get("OPENPHONE_WEBHOOK_SECRET") or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    secret = config["OPENPHONE_WEBHOOK_SECRET"] or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     command = [sys.executable, "-m", "run", "fake-openphone", "--port", str(config["SANDBOX_PORT"]),
                "--webhook-url", f"http://127.0.0.1:{app_port}/webhooks/openphone"]
     return command, {"OPENPHONE_WEBHOOK_SECRET": secret}
@@ -333,8 +332,6 @@ def sandbox_child(config, app_port):
 
 def serve(port, webhook_url, api_key="sandbox", webhook_secret=None):
     """Run the fake in the foreground until interrupted (`crm fake-openphone`)."""
-    from app.fake_history import seed
-
     fake = FakeOpenPhone(api_key=api_key, webhook_url=webhook_url, webhook_secret=webhook_secret, port=port)
     seed(fake)  # a past for Settings -> Integrations -> Import history to find
     log.info("fake OpenPhone on %s, webhooks to %s", fake.url, webhook_url or "(kept, not sent)")

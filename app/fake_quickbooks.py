@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import secrets
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -25,6 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 
+from app.fake_quickbooks_data import seed_company, seed_volume
 from app.fake_quickbooks_query import QueryError, run_query
 from app.quickbooks import sign_webhook
 
@@ -445,9 +448,7 @@ def _handler(fake):
 def sandbox_child(config, app_port):
     """(command, env additions, refresh token) for `crm run` in sandbox mode: the seeded fake,
     the verifier it signs webhooks with, and the refresh token the CRM connects with."""
-    import sys
-
-    verifier = config.get("QUICKBOOKS_WEBHOOK_VERIFIER") or secrets.token_urlsafe(24)
+    verifier = config["QUICKBOOKS_WEBHOOK_VERIFIER"] or secrets.token_urlsafe(24)
     token = "RT1-" + secrets.token_urlsafe(24)
     command = [sys.executable, "-m", "run", "fake-quickbooks", "--port", str(config["QUICKBOOKS_SANDBOX_PORT"]),
                "--webhook-url", f"http://127.0.0.1:{app_port}/webhooks/quickbooks", "--seed"]
@@ -456,8 +457,6 @@ def sandbox_child(config, app_port):
 
 def port_free(port, host="127.0.0.1"):
     """Whether nothing listens on this loopback port (a second sandbox must not answer for ours)."""
-    import socket
-
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -483,8 +482,6 @@ def wait_until_up(url, timeout=20.0):
 def serve(port, webhook_url=None, verifier="sandbox-verifier", seed=False, volume=False, refresh_token=None,
           rate=500):
     """Run the fake in the foreground until interrupted (`crm fake-quickbooks`)."""
-    from app.fake_quickbooks_data import seed_company, seed_volume
-
     fake = FakeQuickBooks(verifier=verifier, port=port, webhook_url=webhook_url, rate=rate)
     if seed:
         seed_company(fake)

@@ -392,7 +392,7 @@ def _detail(client, path):
 
 
 def _call_details(client, item):
-    details = set(current_app.config.get("HISTORY_CALL_DETAILS", "voicemail,summary,transcript,recording").split(","))
+    details = set(current_app.config["HISTORY_CALL_DETAILS"].split(","))
     found = {}
     missed = item.get("status") in ("missed", "no-answer")
     if "voicemail" in details and item.get("direction") == "incoming" and missed:

@@ -16,14 +16,18 @@ from datetime import timedelta
 from itertools import islice
 
 from flask import current_app
+from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.exc import DBAPIError
 
 from app import audit, bulk
+from app.contacts import normalize_phone
+from app.exports import csv_lines
 from app.extensions import db
 from app.import_batch import FORMATS, PHONE_HEADER, PROPERTYRADAR_REQUIRED, Batch, ImportSettings, is_footer
 from app.import_files import BadFile, check_encoding, count_records, inspect_file, records, store_upload
 from app.models import ContactList, Import, ImportRow, utcnow
+from app.queue import enqueue
 
 log = logging.getLogger(__name__)
 FIELD_GUESSES = [
@@ -115,8 +119,6 @@ def confirm_mapping(imp, mapping, overwrite=()):
 
 def start_import(import_id):
     """Put the import on the queue (workers claim it; duplicates are harmless)."""
-    from app.queue import enqueue
-
     enqueue("jobs.imports.run_import_job", import_id, job_timeout=24 * 3600)
 
 
@@ -130,7 +132,7 @@ def cancel_import(import_id):
 
 
 def _stale_before():
-    return utcnow() - timedelta(seconds=current_app.config.get("IMPORT_STALE_SECONDS", 60))
+    return utcnow() - timedelta(seconds=current_app.config["IMPORT_STALE_SECONDS"])
 
 
 def claim_import(import_id):
@@ -234,7 +236,7 @@ def _settings(imp, header):
     phone_column = next((i for i, c in enumerate(header or []) if PHONE_HEADER.search(c)), 0)
     return ImportSettings(import_id=imp.id, format=imp.format, header=header, path=imp.stored_path,
                           encoding=imp.encoding, delimiter=imp.delimiter,
-                          region=current_app.config.get("DEFAULT_REGION", "US"), mapping=imp.mapping or {},
+                          region=current_app.config["DEFAULT_REGION"], mapping=imp.mapping or {},
                           overwrite=frozenset(imp.overwrite or []), list_id=imp.list_id, user_id=imp.created_by_id,
                           filename=imp.filename, phone_column=phone_column if imp.format == "dnc" else 0)
 
@@ -246,8 +248,6 @@ def _header(f, imp):
         raise BadFile("The file is empty. Export the list again and upload the new file.")
     cells, end = first
     if imp.format == "dnc" and len(cells) <= 3:
-        from app.contacts import normalize_phone
-
         if any(normalize_phone(c.strip()) for c in cells):
             return None, 0  # a bare list of numbers, no header
     if imp.format == "propertyradar" and not PROPERTYRADAR_REQUIRED <= set(cells):
@@ -258,7 +258,7 @@ def _header(f, imp):
 def _run(claim, progress):
     import_id = claim.import_id
     imp = db.session.get(Import, import_id)
-    batch_size = current_app.config.get("IMPORT_BATCH_SIZE", 2000)
+    batch_size = current_app.config["IMPORT_BATCH_SIZE"]
     first_run = imp.total_rows is None
     if first_run:
         imp.encoding = check_encoding(imp.stored_path, imp.encoding)
@@ -445,8 +445,6 @@ def _finish(claim, status, error):
     except Superseded:
         return None
     imp = db.session.get(Import, import_id)
-    from flask_appbuilder.security.sqla.models import User
-
     user = db.session.get(User, imp.created_by_id) if imp.created_by_id else None
     with audit.acting_as(imp.created_by_id, user.username if user else "system"):
         audit.record("import", "imports", import_id, changes=import_counts(import_id),
@@ -505,8 +503,6 @@ def progress_of(import_id):
 def rejected_rows_csv(imp):
     """The skipped and failed rows as CSV lines: the original columns plus a reason column, formula-safe
     and audited as an export of the import's rows."""
-    from app.exports import csv_lines
-
     reasons, raws = {}, {}
     query = (select(ImportRow.line, ImportRow.reason, ImportRow.raw).where(
         ImportRow.import_id == imp.id, or_(ImportRow.outcome.in_(("skipped", "error")), ImportRow.raw.is_not(None)))

@@ -37,7 +37,7 @@ class SecretUnreadable(Exception):
 
 def encryption_keys(config=None):
     config = config if config is not None else current_app.config
-    raw = ",".join(v for v in (config.get("ENCRYPTION_KEY"), config.get("ENCRYPTION_KEY_OLD")) if v)
+    raw = ",".join(v for v in (config["ENCRYPTION_KEY"], config["ENCRYPTION_KEY_OLD"]) if v)
     return [key.strip() for key in raw.split(",") if key.strip()]
 
 

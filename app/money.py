@@ -253,7 +253,7 @@ def enqueue_sync_if_due(now=None):
     is enqueued. A Redis key taken with NX lets one worker of many enqueue it; the sync's own
     claim on its database row lets one run at a time. Returns 1 when it enqueued."""
     now = now or utcnow()
-    minutes = float(current_app.config.get("QUICKBOOKS_SYNC_MINUTES", 15))
+    minutes = float(current_app.config["QUICKBOOKS_SYNC_MINUTES"])
     state = db.session.get(QuickbooksSync, 1)
     if state is not None:
         if state.running_since is not None and state.running_since > now - STALE_RUN:

@@ -2,9 +2,11 @@
 
 Every mirrored row keeps QuickBooks' id (qb_id), its SyncToken (the record's version) and its
 last update time; a record deleted in QuickBooks is marked deleted here, never dropped."""
+from flask import url_for
 from flask_appbuilder import Model
-from sqlalchemy import JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text
-from sqlalchemy.orm import relationship
+from markupsafe import Markup
+from sqlalchemy import JSON, Boolean, Column, Date, DateTime, ForeignKey, Integer, Numeric, String, Text, select
+from sqlalchemy.orm import object_session, relationship
 
 from app.utc import utcnow
 
@@ -46,9 +48,6 @@ class QbCustomer(Model):
         return self.display_name or f"QuickBooks customer {self.qb_id}"
 
     def review_link(self):
-        from flask import url_for
-        from markupsafe import Markup
-
         return Markup(f'<a href="{url_for("CustomerReviewView.show", pk=self.id)}">Pick the contact</a>')
 
 
@@ -167,9 +166,6 @@ class Job(Model):
         return f"Job {self.id}: {self.contact or self.estimate}"
 
     def invoices(self):
-        from sqlalchemy import select
-        from sqlalchemy.orm import object_session
-
         return object_session(self).scalars(select(Invoice).where(Invoice.estimate_id == self.estimate_id,
                                                                   Invoice.deleted.is_(False))).all()
 

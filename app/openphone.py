@@ -8,8 +8,11 @@ import uuid
 from datetime import datetime, timezone
 
 import httpx
+from flask import current_app
 from redis.exceptions import RedisError
 
+from app.integration_secrets import SecretUnreadable, get_secret, is_stored
+from app.queue import get_redis
 from app.utc import utcnow
 
 log = logging.getLogger(__name__)
@@ -62,9 +65,7 @@ def acquire_send_slot(redis, rate=None, timeout=60.0, clock=None):
     The window runs on Redis's clock, one for every process; a `clock` (with now() and sleep(s))
     replaces it and the waiting, so a test decides when time passes."""
     if rate is None:
-        from flask import current_app
-
-        rate = current_app.config.get("OPENPHONE_RATE_PER_SECOND", 10)
+        rate = current_app.config["OPENPHONE_RATE_PER_SECOND"]
     now, sleep = (clock.now, clock.sleep) if clock is not None else (time.monotonic, time.sleep)
     deadline = now() + timeout
     script = _scripts.get(id(redis))
@@ -202,8 +203,6 @@ API_KEY_SECRET, WEBHOOK_SECRET = "openphone_api_key", "openphone_webhook_secret"
 
 
 def _stored(name):
-    from app.integration_secrets import SecretUnreadable, get_secret
-
     try:
         return get_secret(name)
     except SecretUnreadable as exc:  # nothing can be sent or verified with it: say why
@@ -212,22 +211,20 @@ def _stored(name):
 
 def api_key(config):
     """The key set on Settings -> Integrations (stored encrypted), else OPENPHONE_API_KEY."""
-    return _stored(API_KEY_SECRET) or config.get("OPENPHONE_API_KEY") or ""
+    return _stored(API_KEY_SECRET) or config["OPENPHONE_API_KEY"] or ""
 
 
 def webhook_secret(config):
     """The signing secret set on Settings -> Integrations, else OPENPHONE_WEBHOOK_SECRET. In sandbox
     mode the fake OpenPhone signs with OPENPHONE_WEBHOOK_SECRET, so that one is used."""
     if sandbox(config):
-        return config.get("OPENPHONE_WEBHOOK_SECRET") or ""
-    return _stored(WEBHOOK_SECRET) or config.get("OPENPHONE_WEBHOOK_SECRET") or ""
+        return config["OPENPHONE_WEBHOOK_SECRET"] or ""
+    return _stored(WEBHOOK_SECRET) or config["OPENPHONE_WEBHOOK_SECRET"] or ""
 
 
 def sandbox(config):
     """No real API key, neither stored nor in the environment: the CRM talks to the built-in fake."""
-    from app.integration_secrets import is_stored
-
-    return not config.get("OPENPHONE_API_KEY") and not is_stored(API_KEY_SECRET)
+    return not config["OPENPHONE_API_KEY"] and not is_stored(API_KEY_SECRET)
 
 
 def client_from_config(config=None):
@@ -236,16 +233,12 @@ def client_from_config(config=None):
     Clients are kept per configuration so connections are reused from one text to the next.
     OPENPHONE_RATE_PER_SECOND = 0 turns the shared limiter off (for benchmarks against a fake
     with no limit); OpenPhone's own 429s are still waited out."""
-    from flask import current_app
-
-    from app.queue import get_redis
-
     config = config if config is not None else current_app.config
     if sandbox(config):
-        key, base = "sandbox", f"http://127.0.0.1:{config.get('SANDBOX_PORT', 5055)}"
+        key, base = "sandbox", f"http://127.0.0.1:{config['SANDBOX_PORT']}"
     else:
         key, base = api_key(config), config["OPENPHONE_BASE_URL"]
-    rate, timeout = config.get("OPENPHONE_RATE_PER_SECOND", 10), config.get("OPENPHONE_TIMEOUT_SECONDS", 15.0)
+    rate, timeout = config["OPENPHONE_RATE_PER_SECOND"], config["OPENPHONE_TIMEOUT_SECONDS"]
     redis = get_redis() if rate else None
     cache_key = (key, base, id(redis), rate, timeout)
     if cache_key not in _clients:

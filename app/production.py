@@ -19,7 +19,7 @@ def production_problems(app):
     """What is unsafe about this app's settings for production, one sentence per setting."""
     config = app.config
     problems = []
-    key = str(config.get("SECRET_KEY") or "")
+    key = str(config["SECRET_KEY"] or "")
     if key.lower() in DEFAULT_SECRET_KEYS or len(key) < MIN_SECRET_KEY_LENGTH:
         problems.append(f"SECRET_KEY is a default or too short ({len(key)} characters; at least "
                         f"{MIN_SECRET_KEY_LENGTH}): anyone who guesses it can sign in as anyone. Set it to a long "
@@ -42,11 +42,11 @@ def _openphone_settings(app):
         except Exception as exc:  # noqa: BLE001 - not migrated yet, or a secret stored under another key
             db.session.rollback()
             app.logger.info("start-up check: stored integration secrets not read (%s)", exc)
-            return app.config.get("OPENPHONE_API_KEY"), app.config.get("OPENPHONE_WEBHOOK_SECRET")
+            return app.config["OPENPHONE_API_KEY"], app.config["OPENPHONE_WEBHOOK_SECRET"]
 
 
 def refuse_unsafe_production(app):
-    if not app.config.get("PRODUCTION"):
+    if not app.config["PRODUCTION"]:
         return
     problems = production_problems(app)
     if problems:

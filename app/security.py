@@ -206,7 +206,7 @@ class CrmSecurityManager(SecurityManager):
         address gets only AUTH_ACCOUNT_SLOW_LIMIT attempts at it, so a guessing run spread
         over many addresses is slowed while the owner still gets attempts from theirs. A user
         who signs in successfully many times a day is never locked out."""
-        for attribute, path in current_app.config.get("SECURITY_VIEWS", {}).items():
+        for attribute, path in current_app.config["SECURITY_VIEWS"].items():
             setattr(self, attribute, import_string(path))  # the password policy's screens (views/security.py)
         super().register_views()
         if not current_app.config["AUTH_RATE_LIMITED"]:

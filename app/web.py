@@ -15,7 +15,7 @@ def trust_proxies(app):
     """Behind TRUSTED_PROXIES reverse proxies, the client address and scheme are the ones the
     proxies saw (the last N X-Forwarded-For entries; anything a client puts before them is
     ignored). With 0 the headers are ignored: a client cannot pick its own address."""
-    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    hops = int(app.config["TRUSTED_PROXIES"] or 0)
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
@@ -93,7 +93,7 @@ def install_headers(app):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY.format(nonce=csp_nonce()))
-        if app.config.get("PRODUCTION"):
+        if app.config["PRODUCTION"]:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         location = response.headers.get("Location")
         if location and not is_onsite(location) and g.get("offsite_redirect") != location:

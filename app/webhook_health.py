@@ -44,7 +44,7 @@ def silence_warning(now=None):
 
 
 def crm_webhook_url(url_root):
-    return (current_app.config.get("CRM_PUBLIC_URL") or url_root).rstrip("/") + "/webhooks/openphone"
+    return (current_app.config["CRM_PUBLIC_URL"] or url_root).rstrip("/") + "/webhooks/openphone"
 
 
 def registered_webhooks(url=None):

@@ -4,13 +4,12 @@ Redis answer, 503 otherwise). Public: it shows states and timestamps, never data
 from flask import Blueprint, current_app, jsonify
 
 from app.health import check_health
+from app.webhook_health import last_webhook_at
 
 
 def health():
     state, code = check_health()
     if state.get("database") == "ok":
-        from app.webhook_health import last_webhook_at
-
         last = last_webhook_at()
         state["last_webhook_at"] = last.isoformat(timespec="seconds") + "Z" if last else None
     return jsonify(state), code

@@ -1,84 +1,24 @@
-"""Conversations, the Inbox, messages, failed webhook events and POST /webhooks/openphone."""
-import json
+"""Conversations, the Inbox, messages and failed webhook events."""
 import logging
 
 import httpx
-from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.models.sqla.filters import FilterEqual
 from flask_appbuilder.security.decorators import protect
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from redis.exceptions import RedisError
 from wtforms import ValidationError
 
-from app import audit, conversations, events
+from app import conversations, events
 from app.messages import TextError
 from app.models import Message, WebhookEvent
-from app.openphone import OpenPhoneError, signature_headers_problem, verify_signature, webhook_secret
 from app.opt_outs import OptedOut
 from app.security import ScopedInterface, visible_contact
 from views.contacts import CONTACT_SCOPE
 
 log = logging.getLogger(__name__)
-
-
-def receive_webhook():
-    """Signed OpenPhone events: verify, store once (unique event id), enqueue, answer fast.
-
-    The signature headers and the declared length are checked before a byte of the body is read,
-    and at most WEBHOOK_MAX_BYTES + 1 bytes are ever read (a chunked body declares no length), so
-    an unsigned or oversized flood costs no memory. Rejections are counted, not audited one by one."""
-    cap = current_app.config["WEBHOOK_MAX_BYTES"]
-    reason = signature_headers_problem(request.headers)
-    if reason:
-        return _reject(reason, 401, "invalid signature")
-    if request.content_length is not None and request.content_length > cap:
-        return _reject("body too large", 413, f"body larger than {cap} bytes")
-    try:
-        secret = webhook_secret(current_app.config)
-    except OpenPhoneError as exc:  # a stored secret the current ENCRYPTION_KEY cannot read
-        log.error("webhook refused: %s", exc)
-        return jsonify(error="webhook secret unreadable"), 503
-    body = _read_at_most(request.stream, cap + 1)
-    if len(body) > cap:
-        return _reject("body too large", 413, f"body larger than {cap} bytes")
-    reason = verify_signature(secret, request.headers, body)
-    if reason:
-        return _reject(reason, 401, "invalid signature")
-    try:
-        payload = json.loads(body)
-        event_id, event_type = payload["id"], payload["type"]
-        if not (isinstance(event_id, str) and isinstance(event_type, str) and event_id and event_type):
-            raise TypeError("id and type must be strings")
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("webhook with a malformed body rejected: %s", exc)
-        return jsonify(error=f"malformed event: {exc}"), 400
-    if events.store_event(event_id[:100], event_type[:60], body.decode("utf-8", "replace")) is None:
-        return jsonify(status="duplicate"), 200
-    return jsonify(status="queued"), 200
-
-
-def _read_at_most(stream, limit):
-    chunks, size = [], 0
-    while size < limit:
-        chunk = stream.read(min(64 * 1024, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _reject(reason, status, message):
-    """Count the rejected delivery (one audit row per source and minute is written from the counts)."""
-    log.warning("webhook rejected from %s: %s", request.remote_addr, reason)
-    try:
-        audit.count_rejection("webhook_rejected", request.remote_addr, subject=reason)
-    except RedisError as exc:
-        log.warning("could not count a rejected webhook: %s", exc)
-    return jsonify(error=message), status
 
 
 def _check_csrf():
@@ -183,12 +123,6 @@ class ConversationApi(BaseApi):
 
 
 def register(appbuilder):
-    blueprint = Blueprint("webhooks", __name__)
-    blueprint.add_url_rule("/webhooks/openphone", view_func=receive_webhook, methods=["POST"])
-    csrf = current_app.extensions.get("csrf")
-    if csrf:  # signed instead
-        csrf.exempt(blueprint)
-    current_app.register_blueprint(blueprint)
     current_app.jinja_env.globals["conversation"] = conversations.conversation
     current_app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
     appbuilder.add_view(InboxView, "Inbox", icon="fa-inbox", category="Inbox")

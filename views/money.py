@@ -1,9 +1,8 @@
 """Money screens: the QuickBooks mirror (read-only), jobs (schedule date, notes, status), the
 customers' match outcomes and the review list for ambiguous ones; POST /webhooks/quickbooks."""
-import json
 from datetime import date
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.filters import BaseFilter
@@ -12,10 +11,8 @@ from wtforms.validators import DataRequired
 
 from app import money
 from app.analytics import money_filters
-from app.events import store_event
 from app.models import Estimate, Invoice, Job, Payment, QbCustomer
 from app.money_models import JOB_STATUSES
-from app.quickbooks_webhooks import MalformedNotification, read_notifications
 from app.security import AssignedToCurrentUser, ScopedInterface
 
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]  # as views/contacts.py: Staff see their contacts' money
@@ -205,40 +202,7 @@ class ContactJobView(JobView):
 CONTACT_MONEY_VIEWS = [ContactEstimateView, ContactInvoiceView, ContactPaymentView, ContactJobView]
 
 
-def receive_quickbooks_webhook():
-    """POST /webhooks/quickbooks: intuit-signature checked against the raw body (401 unsigned or
-    forged, counted like every rejected webhook), then each changed record stored once as an
-    event and enqueued; the job fetches the record. Answers at once (QuickBooks waits 3 s)."""
-    from app import quickbooks
-    from views.messages import _read_at_most, _reject
-
-    cap = current_app.config["WEBHOOK_MAX_BYTES"]
-    signature = request.headers.get("intuit-signature", "")
-    if not signature:
-        return _reject("no intuit-signature", 401, "invalid signature")
-    if request.content_length is not None and request.content_length > cap:
-        return _reject("body too large", 413, f"body larger than {cap} bytes")
-    body = _read_at_most(request.stream, cap + 1)
-    if len(body) > cap:
-        return _reject("body too large", 413, f"body larger than {cap} bytes")
-    if not quickbooks.verify_webhook(body, signature):
-        return _reject("forged intuit-signature", 401, "invalid signature")
-    try:
-        notifications = read_notifications(json.loads(body))
-    except (ValueError, MalformedNotification) as exc:
-        return jsonify(error=f"malformed notification: {exc}"), 400
-    stored = [store_event(event_id, kind, json.dumps(event)) for event_id, kind, event in notifications]
-    new = sum(1 for event_id in stored if event_id is not None)
-    return jsonify(status="queued", events=new, duplicates=len(stored) - new), 200
-
-
 def register(appbuilder):
-    webhooks = Blueprint("quickbooks_webhooks", __name__)
-    webhooks.add_url_rule("/webhooks/quickbooks", view_func=receive_quickbooks_webhook, methods=["POST"])
-    csrf = current_app.extensions.get("csrf")
-    if csrf:  # signed instead
-        csrf.exempt(webhooks)
-    current_app.register_blueprint(webhooks)
     appbuilder.add_view(JobView, "Jobs", icon="fa-wrench", category="Money")
     appbuilder.add_view(EstimateView, "Estimates", icon="fa-file-text-o", category="Money")
     appbuilder.add_view(InvoiceView, "Invoices", icon="fa-file-o", category="Money")

@@ -20,7 +20,7 @@ API_SOURCES = ("api", "manual", "dnc")
 
 def valid_phone(form, field):
     """Any way of writing a phone; stored as E.164."""
-    phone = normalize_phone(field.data, current_app.config.get("DEFAULT_REGION", "US"))
+    phone = normalize_phone(field.data, current_app.config["DEFAULT_REGION"])
     if phone is None:
         raise ValidationError(f"{(field.data or '')[:40]!r} is not a valid phone number: write it with its area code, "
                               f"like 617-555-0123.")
