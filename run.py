@@ -15,7 +15,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
 
 import config
-from app import create_app, fake_openphone, fake_quickbooks
+from app import create_app, fake_openphone, fake_quickbooks, fake_server
 from app.audit import acting_as
 from app.demo import load_demo
 from app.exports import export_contacts
@@ -229,14 +229,14 @@ def start_quickbooks_sandbox(env, port):
     if not settings(current_app.config)["sandbox"]:
         return []
     sandbox_port = current_app.config["QUICKBOOKS_SANDBOX_PORT"]
-    if not fake_quickbooks.port_free(sandbox_port):
+    if not fake_server.port_free(sandbox_port):
         click.echo(f"QUICKBOOKS_SANDBOX_PORT {sandbox_port} is in use: the fake QuickBooks is not started "
                    "(set QUICKBOOKS_SANDBOX_PORT to a free port).")
         return []
     command, extra, token = fake_quickbooks.sandbox_child(current_app.config, port)
     env["QUICKBOOKS_WEBHOOK_VERIFIER"] = extra["QUICKBOOKS_WEBHOOK_VERIFIER"]
     child = subprocess.Popen(command, env=dict(env, **extra))
-    if not fake_quickbooks.wait_until_up(settings(current_app.config)["base_url"], timeout=60) or child.poll() is not None:
+    if not fake_server.wait_until_up(settings(current_app.config)["base_url"], timeout=60) or child.poll() is not None:
         click.echo("The fake QuickBooks did not start; QuickBooks stays disconnected.")
         stop_processes([child], timeout=5)
         return []

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from app import bulk
 from app.calls import call_by_provider_id, merge_call, store_call
 from app.contacts import contact_for_phone, normalize_phone
 from app.extensions import db
@@ -49,9 +49,8 @@ def store_event(event_id, event_type, body):
 @functools.cache
 def _store_statement(dialect):
     """Built once per dialect: the webhook route runs it hundreds of times a second."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = WebhookEvent.__table__
-    return (insert(table).values(provider_event_id=bindparam("event_id"), type=bindparam("type"),
+    return (bulk.insert(db.engine, table).values(provider_event_id=bindparam("event_id"), type=bindparam("type"),
                                  body=bindparam("body"), status="received", attempts=0,
                                  received_at=bindparam("received_at"))
             .on_conflict_do_nothing(index_elements=["provider_event_id"]).returning(table.c.id))

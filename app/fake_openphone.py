@@ -16,12 +16,13 @@ import time
 import uuid
 from collections import Counter, deque
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 
 from app.fake_history import History, seed
+from app.fake_server import FakeServer
 from app.openphone import sign_legacy, sign_standard
 
 log = logging.getLogger(__name__)
@@ -32,20 +33,19 @@ def _now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class FakeOpenPhone:
+class FakeOpenPhone(FakeServer):
+    thread_name = "fake-openphone"
+
     def __init__(self, api_key="sandbox", webhook_url=None, webhook_secret=None, host="127.0.0.1", port=0,
                  rate=10, webhook_delay=0.3, scheme="standard", hang_seconds=30.0, clock=time.monotonic):
         self.clock = clock  # the rate window's clock: tests pass their own, so no test depends on speed
         self.api_key, self.webhook_url, self.webhook_secret = api_key, webhook_url, webhook_secret
         self.rate, self.webhook_delay, self.scheme, self.hang_seconds = rate, webhook_delay, scheme, hang_seconds
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
         self.numbers = {DEFAULT_NUMBER: "PN" + "fake0100"}
         self.history = History(self)
         self.reset()
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
+        self.listen(host, port, _handler(self))
 
     def reset(self):
         with self.lock:
@@ -65,15 +65,6 @@ class FakeOpenPhone:
             if unknown:
                 raise ValueError(f"unknown fault settings: {sorted(unknown)}")
             self.faults.update(faults)
-
-    def start(self):
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="fake-openphone").start()
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
 
     # --- the API -------------------------------------------------------------------------
 

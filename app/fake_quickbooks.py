@@ -15,20 +15,20 @@ import json
 import logging
 import os
 import secrets
-import socket
 import sys
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 
 from app.fake_quickbooks_data import seed_company, seed_volume
 from app.fake_quickbooks_query import QueryError, run_query
+from app.fake_server import FakeServer
 from app.quickbooks import sign_webhook
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ def _iso(moment):
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
-class FakeQuickBooks:
+class FakeQuickBooks(FakeServer):
+    thread_name = "fake-quickbooks"
+
     def __init__(self, client_id="sandbox", client_secret="sandbox", realm_id=SANDBOX_REALM_ID,
                  verifier="sandbox-verifier", host="127.0.0.1", port=0, rate=500, per_second=None,
                  concurrent=10, access_ttl=ACCESS_TTL, clock=time.time, webhook_url=None,
@@ -70,17 +72,7 @@ class FakeQuickBooks:
         self.webhooks = []  # (body, headers) kept when there is no webhook_url
         self.requests = []  # (method, path, query, Accept header) of every API and OAuth request
         self.token_latency = 0.0  # seconds the token endpoint takes (tests of concurrent refreshes)
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-
-    def start(self):
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="fake-quickbooks").start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.listen(host, port, _handler(self))
 
     def now(self):
         return datetime.fromtimestamp(self.clock(), timezone.utc)
@@ -453,30 +445,6 @@ def sandbox_child(config, app_port):
     command = [sys.executable, "-m", "run", "fake-quickbooks", "--port", str(config["QUICKBOOKS_SANDBOX_PORT"]),
                "--webhook-url", f"http://127.0.0.1:{app_port}/webhooks/quickbooks", "--seed"]
     return command, {"QUICKBOOKS_WEBHOOK_VERIFIER": verifier, "QUICKBOOKS_SANDBOX_REFRESH_TOKEN": token}, token
-
-
-def port_free(port, host="127.0.0.1"):
-    """Whether nothing listens on this loopback port (a second sandbox must not answer for ours)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def wait_until_up(url, timeout=20.0):
-    """Whether the fake at `url` answers within `timeout` seconds (polled)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/_fake/stats", timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def serve(port, webhook_url=None, verifier="sandbox-verifier", seed=False, volume=False, refresh_token=None,

@@ -28,6 +28,13 @@ class AuditedReads:
                         detail=f"GET {request.path}" + (f" q={query}" if query else ""))
 
 
+class ContactRecordsApi(AuditedReads, ModelRestApi):
+    """Read-only records that belong to a contact (texts, calls, money): Staff see their contacts' only."""
+
+    base_filters = CONTACT_SCOPE
+    base_permissions = ["can_get", "can_info"]
+
+
 class ContactApi(AuditedReads, ContactApiRulesMixin, ModelRestApi):
     resource_name = "contact"
     datamodel = EstimatingInterface(Contact)
@@ -87,20 +94,16 @@ class CampaignApi(ModelRestApi):
                              significant=results["significant"])
 
 
-class MessageApi(AuditedReads, ModelRestApi):
+class MessageApi(ContactRecordsApi):
     resource_name = "message"
     datamodel = ScopedInterface(Message)
-    base_filters = CONTACT_SCOPE
-    base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "contact.id", "direction", "body", "status", "from_phone", "to_phone",
                                    "created_at", "delivered_at"]
 
 
-class CallApi(AuditedReads, ModelRestApi):
+class CallApi(ContactRecordsApi):
     resource_name = "call"
     datamodel = ScopedInterface(Call)
-    base_filters = CONTACT_SCOPE
-    base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "contact.id", "direction", "status", "duration", "answered_by", "phone",
                                    "voicemail_url", "voicemail_transcript", "summary", "transcript",
                                    "recording_url", "source", "created_at"]
@@ -115,43 +118,35 @@ class ImportApi(ModelRestApi):
                                    "created_at", "finished_at"]
 
 
-class EstimateApi(AuditedReads, ModelRestApi):
+class EstimateApi(ContactRecordsApi):
     resource_name = "estimate"
     datamodel = ScopedInterface(Estimate)
-    base_filters = CONTACT_SCOPE
-    base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "qb_id", "doc_number", "status", "txn_date", "accepted_date",
                                    "expiration_date", "total", "contact.id", "property.id", "customer_name",
                                    "sync_token", "last_updated", "deleted"]
     search_columns = ["doc_number", "status", "txn_date", "accepted_date", "deleted", "contact"]
 
 
-class InvoiceApi(AuditedReads, ModelRestApi):
+class InvoiceApi(ContactRecordsApi):
     resource_name = "invoice"
     datamodel = ScopedInterface(Invoice)
-    base_filters = CONTACT_SCOPE
-    base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "qb_id", "doc_number", "txn_date", "due_date", "total", "balance",
                                    "estimate.id", "contact.id", "customer_name", "sync_token", "last_updated",
                                    "deleted"]
     search_columns = ["doc_number", "due_date", "balance", "deleted", "contact"]
 
 
-class PaymentApi(AuditedReads, ModelRestApi):
+class PaymentApi(ContactRecordsApi):
     resource_name = "payment"
     datamodel = ScopedInterface(Payment)
-    base_filters = CONTACT_SCOPE
-    base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "qb_id", "txn_date", "amount", "unapplied", "contact.id", "customer_name",
                                    "invoices_paid", "sync_token", "last_updated", "deleted"]
     search_columns = ["txn_date", "amount", "deleted", "contact"]
 
 
-class JobApi(AuditedReads, ModelRestApi):
+class JobApi(ContactRecordsApi):
     resource_name = "job"
     datamodel = ScopedInterface(Job)
-    base_filters = CONTACT_SCOPE
-    base_permissions = ["can_get", "can_info"]
     list_columns = show_columns = ["id", "status", "estimate.id", "contact.id", "property.id", "scheduled_for",
                                    "notes", "created_at", "paid_at"]
     search_columns = ["status", "scheduled_for", "contact"]

@@ -1,5 +1,6 @@
 """Row counts for big lists: exact, except on PostgreSQL above EXACT_UP_TO matching rows, where
 the planner's estimate is shown as one and the pager still reaches the true last page."""
+from app.bulk import count_or_estimate
 from app.security import ScopedInterface
 
 
@@ -30,16 +31,8 @@ class EstimatingInterface(ScopedInterface):
         return self._count_query(filters).count()
 
     def query_count(self, query, filters=None, select_columns=None):
-        inner = self._count_query(filters)
-        connection = self.session.connection()
-        if connection.dialect.name != "postgresql":
-            return inner.count()
-        count = inner.limit(self.EXACT_UP_TO + 1).count()
-        if count <= self.EXACT_UP_TO:
-            return count
-        compiled = inner.statement.compile(dialect=connection.dialect)
-        plan = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
-        return EstimatedCount(max(count, int(plan[0]["Plan"]["Plan Rows"])))
+        count, estimated = count_or_estimate(self.session, self._count_query(filters), self.EXACT_UP_TO)
+        return EstimatedCount(count) if estimated else count
 
     def query_page(self, filters, order_column, order_direction, page, page_size):
         """(count, rows, page shown) for a list screen. A page at or past the end of an estimate
