@@ -326,9 +326,4 @@ def serve(port, webhook_url, api_key="sandbox", webhook_secret=None):
     fake = FakeOpenPhone(api_key=api_key, webhook_url=webhook_url, webhook_secret=webhook_secret, port=port)
     seed(fake)  # a past for Settings -> Integrations -> Import history to find
     log.info("fake OpenPhone on %s, webhooks to %s", fake.url, webhook_url or "(kept, not sent)")
-    try:
-        fake.server.serve_forever(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.server.server_close()
+    fake.serve_until_interrupted()

@@ -460,9 +460,4 @@ def serve(port, webhook_url=None, verifier="sandbox-verifier", seed=False, volum
     if not os.environ.get("QUICKBOOKS_SANDBOX_REFRESH_TOKEN"):  # a person started it: they need one
         log.info("connect with: crm quickbooks connect --realm-id %s --refresh-token %s", fake.realm_id, refresh_token)
     log.info("fake QuickBooks on %s (realm %s), webhooks to %s", fake.url, fake.realm_id, webhook_url or "(kept)")
-    try:
-        fake.server.serve_forever(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.server.server_close()
+    fake.serve_until_interrupted()

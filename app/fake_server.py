@@ -23,6 +23,15 @@ class FakeServer:
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name=self.thread_name).start()
         return self
 
+    def serve_until_interrupted(self):
+        """In the foreground (`crm fake-openphone`, `crm fake-quickbooks`) until Ctrl-C."""
+        try:
+            self.server.serve_forever(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.server.server_close()
+
     def stop(self):
         self.stopping.set()
         self.server.shutdown()
