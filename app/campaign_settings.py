@@ -241,6 +241,8 @@ def preview_messages(data):
     texts = {label: _text(data.get(f"message_{label.lower()}")) for label in LABELS}
     written = [label for label in LABELS if texts[label]]
     variants, total = {}, 0.0
+    # A/B by position: A takes the odd one out (A, B, A, ...)
+    shares = {label: audience // len(written) + (i < audience % len(written)) for i, label in enumerate(written)}
     for label in written:
         try:
             validate_template(texts[label])
@@ -249,10 +251,9 @@ def preview_messages(data):
             continue
         body = render_sample(texts[label], contact, _flag(data.get("append_opt_out_line")))
         info = segment_info(body)
-        share = audience / len(written)
-        cost = estimate_cost(info["segments"] * share)
+        cost = estimate_cost(info["segments"] * shares[label])
         total += cost
-        variants[label] = {"body": body, **info, "share": round(share), "cost": cost}
+        variants[label] = {"body": body, **info, "share": shares[label], "cost": cost}
     return {"audience": audience, "sample": _name(contact), "variants": variants, "cost": round(total, 2)}
 
 
@@ -312,7 +313,7 @@ def sending_plan(campaign, counts, now=None):
         left, campaign.window_days, campaign.window_start, campaign.window_end, campaign.daily_limit,
         current_app.config["CAMPAIGN_TIMEZONE"], now, start_date=campaign.start_date,
         sent_today=texts_sent_today(campaign.sending_number, now) if campaign.status == "running" else 0,
-        locations=forecast_locations(campaign, planned=from_rows))
+        locations=forecast_locations(campaign, planned=from_rows), spread=current_app.config["CAMPAIGN_SPREAD"])
     lead = "Next send" if campaign.status == "running" else "First text goes out"
     return {"text": schedule.describe_forecast(forecast, campaign.daily_limit, now, lead=lead), **forecast}
 

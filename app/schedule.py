@@ -133,10 +133,11 @@ def first_lawful(opens, closes, locations):
 
 
 def sending_forecast(audience, days, start, end, daily_limit, zone, now, start_date=None, sent_today=0,
-                     locations=((None, None),)):
+                     locations=((None, None),), spread=True):
     """When a campaign's texts go out, from its window (days, start-end in zone), its daily limit,
     the recipients' quiet hours (locations: (state, phone) pairs; any one lawful is enough to send)
-    and the audience still to text. `now` is the clock the caller passes (aware).
+    and the audience still to text. `now` is the clock the caller passes (aware). With spread (the
+    sender's CAMPAIGN_SPREAD) today's next text waits for its share of the window (paced_quota).
 
     {"first": aware datetime in zone or None, "last": date or None, "sending_days": n}; first is
     None when the window never opens (no days, or quiet hours cover it)."""
@@ -153,7 +154,8 @@ def sending_forecast(audience, days, start, end, daily_limit, zone, now, start_d
             opens, closes = datetime.combine(day, start, tz), datetime.combine(day, end, tz)
             room = daily_limit - (sent_today if day == local_now.date() else 0)
             if day == local_now.date():
-                opens = max(opens, local_now)
+                paced = timedelta(seconds=math.ceil((_seconds(end) - _seconds(start)) * sent_today / daily_limit))
+                opens = max(opens, local_now, opens + paced if spread else opens)
             moment = None
             if room > 0 and opens < closes:  # weeks repeat: each weekday's shape is worked out once
                 key = (day.weekday(), opens.time(), opens.utcoffset(), closes.time())

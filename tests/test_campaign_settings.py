@@ -170,3 +170,21 @@ def test_send_a_test_to_my_phone_goes_through_the_outbox_once_and_is_no_campaign
     run_jobs()
     assert len(httpx.get(fake_openphone.url + "/_fake/sent").json()["data"]) == 1
     assert db.session.scalar(select(func.count(Message.id))) == 1
+
+
+def test_unschedule_and_cancel_are_audited_at_both_doors(db, client_for, post_form, homeowners):
+    lst = db.session.get(ContactList, homeowners)
+    first, second = make_campaign(db, [lst], name="First"), make_campaign(db, [lst], name="Second")
+    marketer = client_for("marketer")
+    for campaign_id in (first.id, second.id):
+        campaigns.change_status(campaign_id, "scheduled")
+        campaigns.plan_audience(campaign_id)
+    post_form(marketer, f"/campaignview/transition/{first.id}/draft")
+    assert marketer.post(f"/api/v1/campaign_status/{second.id}", json={"status": "cancelled"},
+                         headers=bearer("marketer")).status_code == 200
+    rows = db.session.execute(select(AuditLog.object_id, AuditLog.username, AuditLog.changes).where(
+        AuditLog.object_type == "campaigns", AuditLog.action == "update").order_by(AuditLog.id)).all()
+    changes = [(object_id, username, row_changes["status"]) for object_id, username, row_changes in rows
+               if "status" in (row_changes or {})]
+    assert (str(first.id), "marketer", ["scheduled", "draft"]) in [(o, u, list(s)) for o, u, s in changes]
+    assert (str(second.id), "marketer", ["scheduled", "cancelled"]) in [(o, u, list(s)) for o, u, s in changes]

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app import campaigns, winners
+from app import campaign_settings, campaigns, winners
 from app.campaigns import CampaignError
 from app.models import (
     Campaign,
@@ -20,6 +20,7 @@ from app.models import (
     OptOut,
     Property,
 )
+from app.opt_outs import opt_out
 from tests.conftest import start_worker, wait_until
 
 NUMBER = "+16175550100"
@@ -527,6 +528,50 @@ def test_redis_flushed_mid_campaign_texts_everyone_exactly_once(app, db, fake, r
         worker.kill()
         worker.wait()
     assert_texted_exactly_once(fake, phones(30))
+
+
+@pytest.mark.slow
+def test_edits_at_every_door_while_a_real_sender_runs_text_nobody_twice_and_no_opt_out(
+        app, db, fake, client_for, post_form):
+    campaign_id = running_campaign(db, 30)
+    fake.configure(latency=0.05)
+    marketer = client_for("marketer")
+    worker = start_sender(app, fake)
+    try:
+        wait_until(lambda: len(fake.sent) >= 6, 60, "the worker never started sending")
+        # Edits while it runs: the builder, the REST API and the messages are refused, whole.
+        campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
+        values = {**campaign_settings.campaign_values(campaign), "message_a": "Changed {first_name}",
+                  "daily_limit": "5"}
+        page = post_form(marketer, f"/campaignview/edit/{campaign_id}", values).get_data(as_text=True)
+        assert "A running campaign cannot be edited: clone it instead." in page
+        put = marketer.put(f"/api/v1/campaign/{campaign_id}", json={"message_b": "B changed"},
+                           headers=bearer("marketer"))
+        assert put.status_code == 409 and "clone it instead" in put.get_json()["message"]["form"]
+        # Paused: nothing more leaves; a person not yet texted opts out; then Resume.
+        post_form(marketer, f"/campaignview/transition/{campaign_id}/paused")
+        db.session.remove()
+        waiting = db.session.scalars(select(CampaignRecipient.phone).where(
+            CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status == "queued")
+            .order_by(CampaignRecipient.position.desc()).limit(1)).one()
+        opt_out(waiting, "manual", reason="asked on the phone")
+        db.session.commit()
+        assert marketer.post(f"/api/v1/campaign_status/{campaign_id}", json={"status": "running"},
+                             headers=bearer("marketer")).status_code == 200
+
+        def done():
+            db.session.remove()
+            return not db.session.scalar(select(func.count(CampaignRecipient.id)).where(
+                CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status.in_(("queued", "sending"))))
+        wait_until(done, 90, "the campaign did not finish after Resume")
+    finally:
+        worker.kill()
+        worker.wait()
+    assert_texted_exactly_once(fake, [phone for phone in phones(30) if phone != waiting])
+    db.session.remove()
+    assert db.session.get(Campaign, campaign_id).daily_limit == 125
+    assert {v.template for v in db.session.get(Campaign, campaign_id).variants} == {"A {first_name}",
+                                                                                   "B {first_name}"}
 
 
 def test_home_dashboard_shows_todays_sending_and_what_waits(app, db, client_for):

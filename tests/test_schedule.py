@@ -147,11 +147,13 @@ def test_inside_the_window_the_first_text_goes_out_now_and_what_went_out_today_c
     from app.schedule import describe_forecast
 
     now = local("2026-12-01 10:02")  # Tuesday
-    plan = forecast(100, now, sent_today=50)
+    plan = forecast(100, now, sent_today=50, spread=False)
     # 10 more today (60 - 50), then 60 Wednesday, the last 30 on Thursday
     assert plan == {"first": boston("2026-12-01 10:02"), "last": datetime(2026, 12, 3).date(), "sending_days": 3}
     assert describe_forecast(plan, 60, now).startswith("First text goes out now, the last about Dec 3 at 60 a day")
     assert forecast(100, now, sent_today=60)["first"] == boston("2026-12-02 09:00")  # today's quota is spent
+    # spread over the window, the 51st of 60 waits for 50/60 of 09:00-17:00: 15:40
+    assert forecast(100, now, sent_today=50)["first"] == boston("2026-12-01 15:40")
 
 
 def test_quiet_hours_of_the_recipients_move_the_first_text():
@@ -174,3 +176,11 @@ def test_the_start_date_days_and_the_daily_limit_shape_the_forecast():
     plan = forecast(250, now, days="5", limit=125, start_date=datetime(2026, 12, 10).date())  # Saturdays only
     assert plan == {"first": boston("2026-12-12 09:00"), "last": datetime(2026, 12, 19).date(), "sending_days": 2}
     assert forecast(0, now)["first"] is None
+
+
+def test_a_spread_day_waits_for_its_next_share_of_the_window():
+    # 2 a day over 09:00-17:00, one sent at 09:30: the second is due at 13:00 (half the window)
+    now = local("2026-12-01 09:30")
+    assert forecast(1, now, limit=2, sent_today=1)["first"] == boston("2026-12-01 13:00")
+    assert forecast(1, now, limit=2, sent_today=1, spread=False)["first"] == boston("2026-12-01 09:30")
+    assert forecast(1, now, limit=2, sent_today=0)["first"] == boston("2026-12-01 09:30")

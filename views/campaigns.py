@@ -56,6 +56,7 @@ def _refuse_unless(check, item):
 
 class CampaignRecipientView(ModelView):
     datamodel = SQLAInterface(CampaignRecipient)
+    list_title = "Recipients"
     base_permissions = ["can_list"]
     base_order = ("position", "asc")
     list_columns = ["position", "phone", "contact", "state", "variant", "status", "exclusion_reason", "sent_at",
@@ -72,7 +73,9 @@ class CampaignView(ModelView):
     show_columns = ["name", "status", "sending_number", "daily_limit", "start_date", "created_at", "started_at",
                     "finished_at"]
     add_columns = edit_columns = ["name"]
-    related_views = [CampaignVariantView, CampaignRecipientView]
+    label_columns = {"sending_number": "Sending number", "daily_limit": "Texts per day", "start_date": "Start date",
+                     "created_at": "Created", "started_at": "Started", "finished_at": "Finished"}
+    related_views = [CampaignRecipientView]  # the messages are written on the builder page
     show_template = "campaign_show.html"
 
     def pre_delete(self, item):
