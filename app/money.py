@@ -114,7 +114,8 @@ def _finish(**values):
 def update_jobs(now=None):
     """Accepted estimates (and estimates closed into an invoice) become one job each; a job never
     scheduled whose estimate is invoiced is Done; a job whose invoices are paid in full by payments
-    becomes Paid. Returns {"created": n, "done": n, "paid": n}."""
+    becomes Paid, and a Paid job whose payment is gone is Done again.
+    Returns {"created": n, "done": n, "paid": n, "unpaid": n}."""
     now = now or utcnow()
     invoiced = exists().where(Invoice.estimate_id == Estimate.id, Invoice.deleted.is_(False))
     new = db.session.execute(select(Estimate.id, Estimate.contact_id, Estimate.property_id, invoiced).where(
@@ -128,27 +129,37 @@ def update_jobs(now=None):
         Job.status == "Accepted", Job.scheduled_for.is_(None),
         exists().where(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False)))
         .values(status="Done").execution_options(synchronize_session=False)).rowcount
+    already_paid = set(db.session.scalars(select(Job.id).where(Job.status == "Paid")))
     for column in ("contact_id", "property_id"):
         value = select(getattr(Estimate, column)).where(Estimate.id == Job.estimate_id).scalar_subquery()
         db.session.execute(update(Job).where(getattr(Job, column).is_(None), value.is_not(None)).values({column: value})
                            .execution_options(synchronize_session=False))
-    # Jobs whose invoices QuickBooks shows paid off (balance 0), then what payments paid on them.
-    cleared = dict(db.session.execute(
-        select(Job.id, func.sum(Invoice.total))
-        .join(Invoice, and_(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False)))
-        .where(Job.status != "Paid").group_by(Job.id)
-        .having(func.coalesce(func.sum(Invoice.balance), 0) == 0)).all())
+    settled = _settled()
+    paid = [job_id for job_id, ok in settled.items() if ok and job_id not in already_paid]
+    update_many(db.session, Job.__table__, [{"id": i, "status": "Paid", "paid_at": now} for i in paid])
+    # A payment deleted or voided in QuickBooks (or an invoice reopened) puts the money back to
+    # waiting: the job is Done again until its invoices are settled once more. A job marked Paid by
+    # hand with no invoice in QuickBooks (paid in cash, say) is left as the person set it.
+    unpaid = [job_id for job_id in already_paid if settled.get(job_id) is False]
+    update_many(db.session, Job.__table__, [{"id": i, "status": "Done", "paid_at": None} for i in unpaid])
+    return {"created": len(rows), "done": done, "paid": len(paid), "unpaid": len(unpaid)}
+
+
+def _settled():
+    """{job id: settled} for every job with a live invoice: settled when QuickBooks shows each of
+    its invoices paid off (balance 0) and live payments cover their total."""
+    live_invoice = and_(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False))
+    totals = db.session.execute(select(Job.id, func.sum(Invoice.total), func.coalesce(func.sum(Invoice.balance), 0))
+                                .join(Invoice, live_invoice).group_by(Job.id)).all()
     paid_amounts = {}
-    for clause in where_in(db.session, Job.id, sorted(cleared)):
+    for clause in where_in(db.session, Job.id, [job_id for job_id, _, balance in totals if balance == 0]):
         paid_amounts.update(db.session.execute(
-            select(Job.id, func.sum(PaymentInvoice.amount))
-            .join(Invoice, and_(Invoice.estimate_id == Job.estimate_id, Invoice.deleted.is_(False)))
+            select(Job.id, func.sum(PaymentInvoice.amount)).join(Invoice, live_invoice)
             .join(PaymentInvoice, PaymentInvoice.invoice_id == Invoice.id)
             .join(Payment, and_(Payment.id == PaymentInvoice.payment_id, Payment.deleted.is_(False)))
             .where(clause).group_by(Job.id)).all())
-    paid = [job_id for job_id, total in cleared.items() if (paid_amounts.get(job_id) or 0) >= (total or 0)]
-    update_many(db.session, Job.__table__, [{"id": i, "status": "Paid", "paid_at": now} for i in paid])
-    return {"created": len(rows), "done": done, "paid": len(paid)}
+    return {job_id: balance == 0 and (paid_amounts.get(job_id) or 0) >= (total or 0)
+            for job_id, total, balance in totals}
 
 
 def _names(contact_ids):

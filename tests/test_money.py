@@ -206,6 +206,26 @@ def test_accepted_estimate_becomes_one_job_which_is_paid_when_payments_clear_its
     job = db.session.scalar(select(Job).join(Estimate).where(Estimate.qb_id == "10"))
     assert job.status == "Paid" and job.paid_at is not None
     assert db.session.scalar(select(func.count(Job.id))) == 2
+    # The second payment is deleted in QuickBooks: the invoice is open again and the job waits for money.
+    source.put("Invoice", invoice(20, 1, 1000, 400, "2026-12-01", estimate_id=10))
+    source.delete("Payment", "31")
+    run_sync(source=source)
+    db.session.refresh(job)
+    assert (job.status, job.paid_at) == ("Done", None)
+    sync = db.session.scalars(select(AuditLog).where(AuditLog.action == "sync").order_by(AuditLog.id.desc())).first()
+    assert sync.changes["jobs"]["unpaid"] == 1
+    # Paid again when a new payment clears it; a job marked Paid by hand with no invoice stays Paid.
+    source.put("Invoice", invoice(20, 1, 1000, 0, "2026-12-01", estimate_id=10))
+    source.put("Payment", payment(32, 1, "2026-11-28", [(20, 400)]))
+    cash = db.session.scalar(select(Job).join(Estimate).where(Estimate.qb_id == "11"))
+    source.delete("Invoice", "21")
+    run_sync(source=source)
+    cash.status = "Paid"
+    db.session.commit()
+    run_sync(source=source)
+    db.session.refresh(job)
+    db.session.refresh(cash)
+    assert (job.status, cash.status) == ("Paid", "Paid")
 
 
 def test_automatic_todos_are_created_once_and_closed_when_their_condition_ends(db):
