@@ -79,6 +79,9 @@ HISTORY_NIGHTLY_HOURS = int(os.environ.get("HISTORY_NIGHTLY_HOURS", "48"))
 # Downloaded MMS photos and voicemail audio; larger or other files are refused.
 MEDIA_FOLDER = os.environ.get("MEDIA_FOLDER", str(INSTANCE_DIR / "media"))
 MEDIA_MAX_MB = float(os.environ.get("MEDIA_MAX_MB", "10"))
+# Any S3-compatible bucket instead of MEDIA_FOLDER: s3://ACCESS:SECRET@HOST[:PORT]/BUCKET[/PREFIX]
+# (URL-encode the key and secret; ?region=R, default us-east-1; ?tls=0 for plain HTTP on a LAN).
+MEDIA_S3_URL = os.environ.get("MEDIA_S3_URL", "")
 # A banner when texts go out in business hours and no webhook arrived for this long.
 WEBHOOK_SILENCE_MINUTES = int(os.environ.get("WEBHOOK_SILENCE_MINUTES", "60"))
 # The address OpenPhone reaches this CRM at (webhooks are registered for it); empty: the address

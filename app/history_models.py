@@ -41,7 +41,7 @@ class Call(Model):
 
 
 class Media(Model):
-    """A photo or voicemail recording downloaded from OpenPhone into MEDIA_FOLDER."""
+    """A photo or voicemail recording downloaded from OpenPhone into storage (app/media.py)."""
     __tablename__ = "media"
     id = Column(Integer, primary_key=True)
     message_id = Column(Integer, ForeignKey("messages.id", ondelete="CASCADE"), index=True)
@@ -50,7 +50,7 @@ class Media(Model):
     url = Column(Text, nullable=False)
     content_type = Column(String(100))
     size = Column(BigInteger)
-    path = Column(String(500))  # relative to MEDIA_FOLDER
+    path = Column(String(500))  # its key in storage: under MEDIA_FOLDER or the MEDIA_S3_URL bucket
     status = Column(String(20), nullable=False, default="pending")  # stored, rejected, failed
     error = Column(Text)
     created_at = Column(DateTime, nullable=False, default=utcnow)

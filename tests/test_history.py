@@ -309,57 +309,6 @@ def test_integrations_lists_registered_webhooks_and_registers_the_missing_ones(a
 
 # --- media, calls on the timeline, the Inbox and the REST API --------------------------------
 
-def _photo_message(fake, phone, media_url, kind="image/png"):
-    return fake.history.add_message(NUMBER, phone, "Here is the crack", "incoming", datetime.now(timezone.utc),
-                                    media=[(media_url, kind)])
-
-
-def test_photos_are_checked_by_type_and_size_and_voicemails_kept(app, db, redis, history_fake, tmp_path):
-    from app.fake_history import MP3
-
-    app.config["MEDIA_FOLDER"] = str(tmp_path / "media")
-    fake = history_fake
-    _photo_message(fake, "+16175558001", fake.history.add_media("image/png", PNG))
-    _photo_message(fake, "+16175558002", fake.history.add_media("image/jpeg", size=50 * 1024 * 1024, body=b""))
-    _photo_message(fake, "+16175558003", fake.history.add_media("text/html", b"<html>not a photo</html>"))
-    _photo_message(fake, "+16175558004", fake.history.add_media(missing=True))
-    fake.history.add_call(NUMBER, "+16175558005", "incoming", "missed", datetime.now(timezone.utc),
-                          voicemail="Call me about the wall")
-    run = import_history(client=client(fake, redis))
-    assert run.status == "done", run.error
-    rows = {m.contact.phone if m.contact_id else None: m for m in db.session.scalars(select(Media))}
-    assert rows["+16175558001"].status == "stored" and rows["+16175558001"].size == len(PNG)
-    assert (tmp_path / "media" / rows["+16175558001"].path).read_bytes() == PNG
-    assert rows["+16175558002"].status == "rejected" and "MEDIA_MAX_MB" in rows["+16175558002"].error
-    assert rows["+16175558003"].status == "rejected" and "text/html" in rows["+16175558003"].error
-    assert rows["+16175558004"].status == "failed" and "404" in rows["+16175558004"].error
-    assert rows["+16175558005"].status == "stored" and rows["+16175558005"].content_type == "audio/mpeg"
-    assert (tmp_path / "media" / rows["+16175558005"].path).read_bytes() == MP3
-    assert list((tmp_path / "media").rglob("*.part")) == []
-    assert count(Message) == 4  # a refused photo never costs the text it came with
-    outcomes = dict(db.session.execute(select(HistoryItem.outcome, func.count()).where(HistoryItem.kind == "media")
-                                       .group_by(HistoryItem.outcome)).all())
-    assert outcomes == {"stored": 2, "rejected": 2, "failed": 1}
-
-
-def test_staff_cannot_fetch_media_of_another_users_contact(app, db, redis, history_fake, client_for, tmp_path):
-    from tests.conftest import user_id
-
-    app.config["MEDIA_FOLDER"] = str(tmp_path / "media")
-    _photo_message(history_fake, "+16175558101", history_fake.history.add_media("image/png", PNG))
-    assert import_history(client=client(history_fake, redis)).status == "done"
-    photo = db.session.scalar(select(Media))
-    photo.contact.assigned_user_id = user_id("staff")
-    db.session.commit()
-    url = f"/media/{photo.id}"
-    assert client_for("staff").get(url).data == PNG
-    assert client_for("staff2").get(url).status_code == 404
-    assert client_for("admin").get(url).data == PNG
-    page = client_for("staff").get(f"/conversations/thread/{photo.contact_id}").get_data(as_text=True)
-    assert f'src="{url}"' in page
-    assert client_for("staff2").get(f"/conversations/thread/{photo.contact_id}").status_code == 404
-
-
 def test_calls_on_the_timeline_in_the_inbox_and_the_rest_api_scoped_by_role(app, db, redis, history_fake,
                                                                            client_for):
     from tests.conftest import user_id

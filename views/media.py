@@ -1,5 +1,6 @@
-"""GET /media/<id>: a downloaded photo or voicemail, only for users who may see its contact."""
-from flask import abort, send_file
+"""GET /media/<id>: a downloaded photo or voicemail, only for users who may see its contact,
+streamed from wherever app/media.py keeps it (so no link to the storage ever leaves the site)."""
+from flask import Response, abort
 from flask_appbuilder import BaseView, expose, has_access
 
 from app.media import visible_media
@@ -14,8 +15,9 @@ class MediaView(BaseView):
         found = visible_media(pk)
         if found is None:
             abort(404)
-        media, path = found
-        return send_file(path, mimetype=media.content_type, max_age=3600)
+        media, chunks, size = found
+        return Response(chunks, mimetype=media.content_type, direct_passthrough=True,
+                        headers={"Content-Length": str(size), "Cache-Control": "private, max-age=3600"})
 
 
 def register(appbuilder):
