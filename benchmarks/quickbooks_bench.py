@@ -83,9 +83,8 @@ def main():
     fake = start_fake(args.port, token, args.rate)
     url = f"http://127.0.0.1:{args.port}"
     try:
-        from app.fake_server import wait_until_up
-
         from app.fake_quickbooks import SANDBOX_REALM_ID
+        from app.fake_server import wait_until_up
 
         started = time.perf_counter()
         if not wait_until_up(url, timeout=300):
