@@ -62,6 +62,8 @@ OPENPHONE_RATE_PER_SECOND = int(os.environ.get("OPENPHONE_RATE_PER_SECOND", "10"
 SANDBOX_PORT = int(os.environ.get("SANDBOX_PORT", "5055"))
 # How often every worker runs the recovery tick (re-enqueues what the database says is unfinished).
 WORKER_TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
+# How often an open Inbox or conversation fetches what came in (the send box keeps what is typed).
+INBOX_REFRESH_SECONDS = float(os.environ.get("INBOX_REFRESH_SECONDS", "15"))
 # Campaigns: the business's time zone (send windows, "today" for daily limits), and whether
 # the day's quota is spread across the window.
 CAMPAIGN_TIMEZONE = os.environ.get("CAMPAIGN_TIMEZONE", "America/New_York")

@@ -395,6 +395,7 @@ class Todo(Model):
 from flask_appbuilder.security.sqla.models import User  # noqa: E402,F401  (resolves "User" above)
 
 from app.history_models import Call, HistoryImport, HistoryItem, Media  # noqa: E402,F401  (OpenPhone history)
+from app.inbox_models import ConversationRead, ConversationState, SavedReply  # noqa: E402,F401  (the Inbox)
 from app.money_models import (  # noqa: E402,F401  (QuickBooks mirror and jobs)
     Estimate,
     Invoice,

@@ -27,13 +27,13 @@ csrf = CSRFProtect()
 # Patterns are regular expressions matched from the start; "$" anchors the end.
 _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignRecipientView"
                    "|CampaignVariantView|CampaignStatusApi|MessageView|ImportView|OptOutView|PossibleOptOutView|OptOutApi|InboxView"
-                   "|TodoView|HomeView|ConversationView"
-                   "|PropertyApi|ListApi|CampaignApi|MessageApi|CallApi|MediaView|ImportApi|ConversationApi"
+                   "|TodoView|HomeView|ConversationView|SavedReplyView"
+                   "|PropertyApi|ListApi|CampaignApi|MessageApi|CallApi|MediaView|ImportApi|ConversationApi|InboxApi"
                    "|" + "|".join(f"{v}View" for v in ("Estimate", "Invoice", "Payment", "Job", "UnscheduledJob",
                    "OpenEstimate", "PastDueInvoice", "MonthPayment", "LastMonthPayment", "ContactEstimate",
                    "ContactInvoice", "ContactPayment", "ContactJob")) + "|EstimateApi|InvoiceApi|PaymentApi|JobApi)$")
 _STAFF_VIEWS = "(ContactView|MessageView|InboxView|TodoView|HomeView|ConversationView|ContactApi|MessageApi)$"
-_MENUS = ("(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Possible opt-outs|Inbox|Todos"
+_MENUS = ("(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Possible opt-outs|Inbox|Saved replies|Todos"
           "|Money|Jobs|Estimates|Invoices|Payments)$")
 _STAFF_MENUS = "(Contacts|Messages|Inbox|Todos|Money|Jobs|Estimates|Invoices|Payments)$"
 # Money (views/money.py): Staff read their contacts' estimates, invoices and payments, and edit their jobs.
@@ -56,11 +56,12 @@ ROLES = {
         ["ContactView$", "(can_list|can_show|can_edit|can_send_text|can_do_not_text)$"],
         ["PossibleOptOutView$", "can_list$"],
         ["ContactApi$", "(can_get|can_info|can_put)$"],
-        ["(MessageView|InboxView|ConversationView|HomeView)$", "(can_list|can_show|can_send_text|can_thread|can_simulate_reply|can_index)$"],
+        ["(MessageView|InboxView|ConversationView|HomeView)$", "(can_list|can_show|can_send_text|can_thread|can_simulate_reply|can_file|can_index)$"],
         ["(ContactMessageView|ContactPropertyView)$", "can_list$"],
         ["(MessageApi|CallApi)$", "(can_get|can_info)$"],
         ["MediaView$", "can_get$"],
         ["ConversationApi$", "can_send_text$"],
+        ["InboxApi$", "can_get$"],
         ["TodoView$", "(can_list|can_show|can_add|can_edit)$"],
         [_MONEY_VIEWS, "(can_list|can_show)$"],
         ["JobView$", "can_edit$"],

@@ -35,7 +35,7 @@ SELF_SERVICE = {
     ("ResetMyPasswordView", "can_this_form_post"),
 }
 # Everything Staff may do; anything else (current or future) is refused.
-CONVERSATION = {"can_list", "can_show", "can_send_text", "can_thread", "can_simulate_reply"}
+CONVERSATION = {"can_list", "can_show", "can_send_text", "can_thread", "can_simulate_reply", "can_file"}
 STAFF_ALLOWED = {
     "ContactView": {"can_list", "can_show", "can_edit", "can_send_text", "can_do_not_text"},
     "PossibleOptOutView": {"can_list"},
@@ -47,6 +47,7 @@ STAFF_ALLOWED = {
     "CallApi": {"can_get", "can_info"},
     "MediaView": {"can_get"},  # a photo or voicemail of their own contact (the view checks which)
     "ConversationApi": {"can_send_text"},
+    "InboxApi": {"can_get"},
     "TodoView": {"can_list", "can_show", "can_add", "can_edit"},
     "HomeView": {"can_index"},
     # Their contacts' money: estimates, invoices, payments to read, jobs to schedule.

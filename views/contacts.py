@@ -1,6 +1,9 @@
 """Contacts, properties, lists and todos."""
-from flask_appbuilder import ModelView
+from flask import g, url_for
+from flask_appbuilder import ModelView, expose, has_access
+from markupsafe import Markup, escape
 
+from app import conversations
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, Property, Todo
 from app.security import AssignedToCurrentUser, ScopedInterface
 from views import money
@@ -14,6 +17,12 @@ STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
 
 
+def link_to(endpoint):
+    """A list column formatter: the related record's name, linked to its page."""
+    return lambda record: Markup('<a href="{}">{}</a>').format(url_for(endpoint, pk=record.id), escape(record)) \
+        if record is not None else ""
+
+
 class ContactPropertyView(ModelView):
     list_title = "Properties"
     datamodel = ScopedInterface(ContactProperty)
@@ -21,6 +30,7 @@ class ContactPropertyView(ModelView):
     base_filters = CONTACT_SCOPE
     search_form_query_rel_fields = {"contact": STAFF_SCOPE}
     list_columns = ["property", "role"]
+    formatters_columns = {"property": link_to("PropertyView.show")}
 
 
 class ContactMessageView(ModelView):
@@ -40,6 +50,7 @@ class ListMemberView(ModelView):
     base_filters = CONTACT_SCOPE
     search_form_query_rel_fields = {"contact": STAFF_SCOPE}
     list_columns = ["list", "contact", "added_at"]
+    formatters_columns = {"list": link_to("ListView.show"), "contact": link_to("ContactView.show")}
 
 
 class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNotTextMixin, ContactActionsMixin,
@@ -57,8 +68,17 @@ class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNot
     add_columns = ["first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state",
                    "mail_zip", "assigned_user", "notes"]
     edit_columns = add_columns
-    related_views = [ContactPropertyView, ListMemberView, ContactMessageView, *money.CONTACT_MONEY_VIEWS]
+    # The conversation (texts and calls) is on the page itself, once.
+    related_views = [ContactPropertyView, ListMemberView, *money.CONTACT_MONEY_VIEWS]
     show_template = "contact_show.html"
+
+    @expose("/show/<int:pk>", methods=["GET"])
+    @has_access
+    def show(self, pk):
+        """The contact's page; opening it reads their conversation for this user (else 404)."""
+        contact = conversations.open_conversation(pk, g.user.id)
+        return self.render_template(self.show_template, pk=pk, title="Details", contact=contact,
+                                    widgets=self._show(pk), related_views=self._related_views)
 
     def _init_forms(self):
         super()._init_forms()
@@ -70,6 +90,7 @@ class PropertyContactView(ModelView):
     datamodel = ScopedInterface(ContactProperty)
     base_permissions = ["can_list"]
     list_columns = ["contact", "role"]
+    formatters_columns = {"contact": link_to("ContactView.show")}
 
 
 class PropertyView(ModelView):

@@ -1,31 +1,25 @@
-"""Conversations, the Inbox, messages and failed webhook events."""
+"""Conversations (the thread page, its refresh, the send box), messages and failed webhook events."""
 import logging
 
 import httpx
-from flask import abort, current_app, flash, g, redirect, request, url_for
+from flask import current_app, flash, g, redirect, request, url_for
 from flask_appbuilder import BaseView, ModelView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.models.sqla.filters import FilterEqual
-from flask_appbuilder.security.decorators import protect
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from wtforms import ValidationError
+from flask_appbuilder.security.decorators import permission_name, protect
+from flask_wtf.csrf import generate_csrf
 
 from app import conversations, events
 from app.messages import TextError
 from app.models import Message, WebhookEvent
 from app.opt_outs import OptedOut
-from app.security import ScopedInterface, visible_contact
+from app.security import ScopedInterface
+from views import inbox
 from views.contacts import CONTACT_SCOPE
+from views.inbox import check_csrf
 
 log = logging.getLogger(__name__)
-
-
-def _check_csrf():
-    try:
-        validate_csrf(request.form.get("csrf_token"))
-    except (ValidationError, CSRFError):
-        abort(400, "The form expired; reload the page and try again.")
 
 
 class ConversationView(BaseView):
@@ -34,13 +28,21 @@ class ConversationView(BaseView):
     @expose("/thread/<int:contact_id>")
     @has_access
     def thread(self, contact_id):
-        contact = visible_contact(contact_id)
+        contact = conversations.open_conversation(contact_id, g.user.id)
         return self.render_template("conversation.html", contact=contact, title=f"Conversation with {contact}")
+
+    @expose("/thread_part/<int:contact_id>")
+    @has_access
+    @permission_name("thread")
+    def thread_part(self, contact_id):
+        """The thread alone, for the page's auto-refresh (the send box keeps what is being typed)."""
+        contact = conversations.open_conversation(contact_id, g.user.id)
+        return self.render_template("_thread.html", convo=conversations.conversation(contact.id))
 
     @expose("/send_text/<int:contact_id>", methods=["POST"])
     @has_access
     def send_text(self, contact_id):
-        _check_csrf()
+        check_csrf()
         try:
             conversations.send_text(contact_id, request.form.get("body"), g.user.id)
         except (OptedOut, TextError) as exc:
@@ -52,26 +54,13 @@ class ConversationView(BaseView):
     @expose("/simulate_reply/<int:contact_id>", methods=["POST"])
     @has_access
     def simulate_reply(self, contact_id):
-        _check_csrf()
+        check_csrf()
         try:
             conversations.simulate_reply(contact_id, request.form.get("body"))
             flash("The sandbox OpenPhone sent a reply; it appears here in a moment.", "success")
         except httpx.HTTPError as exc:
             flash(f"The sandbox OpenPhone is not answering ({exc}); is `crm run` running?", "danger")
         return redirect(request.form.get("next") or url_for("ContactView.show", pk=contact_id))
-
-
-class InboxView(BaseView):
-    route_base = "/inbox"
-    default_view = "list"
-
-    @expose("/")
-    @has_access
-    def list(self):
-        assigned = request.args.get("assigned", "")
-        if assigned not in ("", "none") and not assigned.isdigit():
-            assigned = ""
-        return self.render_template("inbox.html", title="Inbox", **conversations.inbox(assigned))
 
 
 class MessageView(ModelView):
@@ -125,7 +114,7 @@ class ConversationApi(BaseApi):
 def register(appbuilder):
     current_app.jinja_env.globals["conversation"] = conversations.conversation
     current_app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
-    appbuilder.add_view(InboxView, "Inbox", icon="fa-inbox", category="Inbox")
+    inbox.register(appbuilder)
     appbuilder.add_view(MessageView, "Messages", icon="fa-comments", category="Messages")
     appbuilder.add_view(WebhookEventView, "Failed events", icon="fa-exclamation-triangle", category="Messages")
     appbuilder.add_view_no_menu(ConversationView)

@@ -64,6 +64,7 @@ def live(tmp_path_factory):
         "SANDBOX_PORT": str(sandbox_port),
         "QUICKBOOKS_SANDBOX_PORT": str(free_port()),
         "WORKER_TICK_SECONDS": "1",
+        "INBOX_REFRESH_SECONDS": "2",
         "MAX_UPLOAD_MB": "2",
         "API_EXPORT_AUDIT_ROWS": "50",
         "PYTHONUNBUFFERED": "1",

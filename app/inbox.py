@@ -1,0 +1,263 @@
+"""The Inbox: every conversation in which something came in (a text, a missed call, a voicemail),
+filed by the team and read by each person.
+
+- Unread is per user: a conversation is unread for you when something came in after you last
+  opened it (its page or the contact page). One person reading does not hide it from another.
+- Done and snoozed are shared: the team answers a customer once. Done files the conversation until
+  the next inbound text or call; a snooze hides it until its time or the next inbound, whichever
+  comes first.
+- A conversation whose last inbound text is an opt-out (STOP, "remove me") is filed under
+  Opted out, not in the main list; a later text or call from them brings it back.
+- Staff see only the conversations of contacts assigned to them, counts included."""
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import and_, case, exists, func, not_, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.contacts import ContactError
+from app.extensions import db
+from app.history_models import MISSED_CALL_STATUSES, Call
+from app.inbox_models import ConversationRead, ConversationState
+from app.models import Contact, Message
+from app.schedule import utc
+from app.security import ASSIGN_REFUSED, scope_clause, user_scope, visible_contact
+from app.utc import utcnow
+
+FOLDERS = {"open": "Waiting", "unread": "Unread", "replied": "Replied", "snoozed": "Snoozed", "done": "Done",
+           "opted_out": "Opted out"}
+PAGE_SIZE = 100
+OPT_OUT_CLASSES = ("keyword", "phrase")
+SNOOZE_CHOICES = {"3h": "3 hours", "tomorrow": "Tomorrow 9:00", "monday": "Monday 9:00"}
+MAX_SNOOZE = timedelta(days=366)
+
+
+class InboxError(ValueError):
+    """A filing the user asked for that cannot be done; the message says why."""
+
+
+def _naive(now):
+    return utc(now).replace(tzinfo=None) if now is not None else utcnow()
+
+
+def _latest(query, partition, order):
+    """The rows of `query` that are the latest per partition (a window, in SQLite and PostgreSQL alike)."""
+    ranked = query.add_columns(func.row_number().over(partition_by=partition, order_by=order).label("rank")).subquery()
+    return select(ranked).where(ranked.c.rank == 1).subquery()
+
+
+def _conversations():
+    """One row per contact with something inbound: the last inbound text (time, body, opt-out
+    class), the last call to answer (time, voicemail) and the time of whichever came last."""
+    text = _latest(select(Message.contact_id, Message.created_at, Message.body, Message.opt_out_class)
+                   .where(Message.direction == "incoming", Message.kind == "sms", Message.contact_id.is_not(None)),
+                   Message.contact_id, (Message.created_at.desc(), Message.id.desc()))
+    calls = _latest(select(Call.contact_id, Call.created_at, Call.voicemail_url, Call.voicemail_transcript)
+                    .where(Call.direction == "incoming", Call.contact_id.is_not(None),
+                           or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None))),
+                    Call.contact_id, (Call.created_at.desc(), Call.id.desc()))
+    ids = select(text.c.contact_id).union(select(calls.c.contact_id)).subquery()
+    text_at, call_at = text.c.created_at, calls.c.created_at
+    last_in = case((call_at.is_(None), text_at), (text_at.is_(None), call_at), (call_at > text_at, call_at),
+                   else_=text_at)
+    return (select(ids.c.contact_id.label("contact_id"), last_in.label("last_in_at"), text_at.label("text_at"),
+                   text.c.body.label("text_body"), text.c.opt_out_class.label("opt_out_class"),
+                   call_at.label("call_at"), calls.c.voicemail_url.label("voicemail_url"),
+                   calls.c.voicemail_transcript.label("voicemail_transcript"))
+            .outerjoin(text, text.c.contact_id == ids.c.contact_id)
+            .outerjoin(calls, calls.c.contact_id == ids.c.contact_id).subquery())
+
+
+def _flags(convo, now):
+    """Each rule as a SQL condition over _conversations() joined with the state and the reader."""
+    state, read = ConversationState, ConversationRead
+    stop = and_(func.coalesce(convo.c.opt_out_class, "").in_(OPT_OUT_CLASSES),
+                or_(convo.c.call_at.is_(None), convo.c.call_at <= convo.c.text_at))
+    done = and_(state.done_at.is_not(None), state.done_at >= convo.c.last_in_at)
+    snoozed = and_(state.snoozed_until.is_not(None), state.snoozed_until > now,
+                   state.snoozed_at.is_not(None), state.snoozed_at >= convo.c.last_in_at)
+    replied = or_(
+        exists().where(Message.contact_id == convo.c.contact_id, Message.direction == "outgoing",
+                       Message.created_at > convo.c.last_in_at),
+        exists().where(Call.contact_id == convo.c.contact_id, Call.direction == "outgoing",
+                       Call.created_at > convo.c.last_in_at))
+    unread = or_(read.opened_at.is_(None), read.opened_at < convo.c.last_in_at)
+    filed = or_(stop, done, snoozed)
+    open_ = and_(not_(filed), not_(replied))
+    return {"open": open_, "unread": and_(open_, unread), "replied": and_(not_(filed), replied),
+            "snoozed": and_(not_(stop), not_(done), snoozed), "done": and_(not_(stop), done), "opted_out": stop,
+            "is_unread": unread, "is_replied": replied}
+
+
+def _query(columns, user_id, scope, assigned, now):
+    """columns(convo, flags) -> the SELECT list; joined, scoped and filtered by assignee."""
+    convo = _conversations()
+    flags = _flags(convo, now)
+    query = (select(*columns(convo, flags)).select_from(convo)
+             .join(Contact, Contact.id == convo.c.contact_id)
+             .outerjoin(ConversationState, ConversationState.contact_id == convo.c.contact_id)
+             .outerjoin(ConversationRead, and_(ConversationRead.contact_id == convo.c.contact_id,
+                                               ConversationRead.user_id == user_id)))
+    if scope is not None:
+        query = query.where(scope_clause(Contact, scope))
+    if assigned == "none":
+        query = query.where(Contact.assigned_user_id.is_(None))
+    elif assigned:
+        query = query.where(Contact.assigned_user_id == int(assigned))
+    return query, convo, flags
+
+
+def folder_counts(user_id, assigned="", now=None):
+    """{folder: number of conversations} for one user (their scope and their read state)."""
+    now = _naive(now)
+
+    def columns(convo, flags):
+        return [func.coalesce(func.sum(case((flags[name], 1), else_=0)), 0).label(name) for name in FOLDERS]
+
+    query, _, _ = _query(columns, user_id, user_scope(user_id), assigned, now)
+    row = db.session.execute(query).one()
+    return {name: int(row[i]) for i, name in enumerate(FOLDERS)}
+
+
+def unread_count(user_id, now=None):
+    """The number on the Inbox menu item: open conversations unread by this user, in their scope."""
+    return folder_counts(user_id, now=now)["unread"]
+
+
+def inbox(user_id, folder="open", assigned="", now=None, limit=PAGE_SIZE):
+    """The Inbox page: a folder's conversations, the latest inbound first, with the counts of
+    every folder and the users a conversation can be assigned to."""
+    now = _naive(now)
+    folder = folder if folder in FOLDERS else "open"
+    scope = user_scope(user_id)
+
+    def columns(convo, flags):
+        return [Contact, convo.c.last_in_at, convo.c.text_at, convo.c.text_body, convo.c.call_at,
+                convo.c.voicemail_url, convo.c.voicemail_transcript, flags["is_unread"].label("unread"),
+                flags["is_replied"].label("replied"), ConversationState.snoozed_until]
+
+    query, convo, flags = _query(columns, user_id, scope, assigned, now)
+    rows = db.session.execute(query.where(flags[folder])
+                              .order_by(convo.c.last_in_at.desc(), convo.c.contact_id.desc()).limit(limit)).all()
+    conversations = [{
+        "contact": contact, "last_in_at": last_in, "unread": bool(unread), "replied": bool(replied),
+        "snoozed_until": snoozed_until, "preview": _preview(text_at, body, call_at, voicemail, transcript),
+    } for contact, last_in, text_at, body, call_at, voicemail, transcript, unread, replied, snoozed_until in rows]
+    assignees = [] if scope is not None else db.session.scalars(
+        select(User).where(User.active.is_(True)).order_by(User.username)).all()
+    return {"conversations": conversations, "counts": folder_counts(user_id, assigned, now), "folder": folder,
+            "folders": FOLDERS, "assigned": assigned, "assignees": assignees, "scoped": scope is not None,
+            "snooze_choices": SNOOZE_CHOICES}
+
+
+def _preview(text_at, body, call_at, voicemail, transcript):
+    """What the list shows of the last thing that came in: the text, or the call."""
+    if call_at is None or (text_at is not None and text_at >= call_at):
+        return body or ""
+    if transcript:
+        return f"Voicemail: {transcript}"
+    return "Voicemail" if voicemail else "Missed call"
+
+
+def mark_read(contact_id, user_id, now=None):
+    """Record that this user opened the conversation now (one row per user and contact)."""
+    now = _naive(now)
+    dialect = db.engine.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(ConversationRead).values(user_id=user_id, contact_id=contact_id, opened_at=now)
+    db.session.execute(statement.on_conflict_do_update(index_elements=["user_id", "contact_id"],
+                                                       set_={"opened_at": now}))
+    db.session.commit()
+
+
+def conversation_state(contact_id, now=None):
+    """How the conversation with a contact is filed now: "done", "snoozed" or None (in the Inbox)."""
+    now = _naive(now)
+    convo = _conversations()
+    flags = _flags(convo, now)
+    row = db.session.execute(
+        select(case((flags["done"], "done"), (flags["snoozed"], "snoozed"), else_=None), ConversationState.snoozed_until)
+        .select_from(convo).outerjoin(ConversationState, ConversationState.contact_id == convo.c.contact_id)
+        .where(convo.c.contact_id == contact_id)).first()
+    return {"filed": row[0] if row else None, "snoozed_until": row[1] if row else None}
+
+
+def _state(contact_id):
+    """The contact's state row (created on first use) after checking the user may see the contact."""
+    contact = visible_contact(contact_id)
+    state = db.session.get(ConversationState, contact.id)
+    if state is None:
+        state = ConversationState(contact_id=contact.id)
+        db.session.add(state)
+    return state
+
+
+def mark_done(contact_id, user_id, now=None):
+    """File the conversation until the next inbound text or call (audited)."""
+    state = _state(contact_id)
+    state.done_at, state.done_by_id = _naive(now), user_id
+    state.snoozed_until = state.snoozed_at = state.snoozed_by_id = None
+    db.session.commit()
+    return state
+
+
+def move_to_inbox(contact_id, now=None):
+    """Undo Done and snooze: the conversation is back in the Inbox (audited)."""
+    state = _state(contact_id)
+    state.done_at = state.done_by_id = state.snoozed_until = state.snoozed_at = state.snoozed_by_id = None
+    db.session.commit()
+    return state
+
+
+def snooze_until(choice, now=None, zone=None):
+    """The naive UTC time a snooze choice means: a SNOOZE_CHOICES key, or a local date and time
+    ("2026-12-01T09:30", the company's zone). InboxError when it is not a time in the future."""
+    now = utc(now) if now is not None else utc(utcnow())
+    zone = ZoneInfo(zone or current_app.config["CAMPAIGN_TIMEZONE"])
+    local = now.astimezone(zone)
+    if choice == "3h":
+        until = now + timedelta(hours=3)
+    elif choice == "tomorrow":
+        until = datetime.combine(local.date() + timedelta(days=1), time(9), zone)
+    elif choice == "monday":
+        until = datetime.combine(local.date() + timedelta(days=7 - local.weekday()), time(9), zone)
+    else:
+        try:
+            until = datetime.fromisoformat((choice or "").strip()).replace(tzinfo=zone)
+        except ValueError:
+            raise InboxError("Pick when the conversation comes back: a choice from the list or a date and time.") from None
+    until = utc(until)
+    if until <= now:
+        raise InboxError("Pick a time in the future for the conversation to come back.")
+    if until - now > MAX_SNOOZE:
+        raise InboxError("Snooze for at most a year.")
+    return until.replace(tzinfo=None)
+
+
+def snooze(contact_id, choice, user_id, now=None):
+    """Hide the conversation until the time chosen or the next inbound, whichever is first (audited)."""
+    until = snooze_until(choice, now)
+    state = _state(contact_id)
+    state.snoozed_until, state.snoozed_at, state.snoozed_by_id = until, _naive(now), user_id
+    state.done_at = state.done_by_id = None
+    db.session.commit()
+    return state
+
+
+def assign(contact_id, assignee_id, acting_user_id):
+    """Assign the contact (and so the conversation) to a user, or to nobody (None). Admin and
+    Marketer only (ContactError for Staff); audited as a change of the contact."""
+    if user_scope(acting_user_id) is not None:
+        raise ContactError({"assigned_user": ASSIGN_REFUSED})
+    contact = visible_contact(contact_id)
+    if assignee_id is not None:
+        user = db.session.get(User, assignee_id)
+        if user is None or not user.active:
+            raise InboxError("Pick an active user to assign the conversation to.")
+    contact.assigned_user_id = assignee_id
+    db.session.commit()
+    return contact
+
