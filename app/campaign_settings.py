@@ -3,6 +3,7 @@ messages A and optional B, the sending settings. Checked as a whole and saved in
 refused with a message per field and nothing changed. Also what the page shows while typing (a
 preview from a real member, segments, cost) and the test text to the user's own phone."""
 from datetime import date, time
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import distinct, func, select
@@ -316,6 +317,18 @@ def sending_plan(campaign, counts, now=None):
         locations=forecast_locations(campaign, planned=from_rows), spread=current_app.config["CAMPAIGN_SPREAD"])
     lead = "Next send" if campaign.status == "running" else "First text goes out"
     return {"text": schedule.describe_forecast(forecast, campaign.daily_limit, now, lead=lead), **forecast}
+
+
+def campaign_times(campaign):
+    """[(what, when)] for the campaign page header, to the minute in the company's time zone."""
+    zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
+    stamps = (("created", campaign.created_at), ("started", campaign.started_at), ("finished", campaign.finished_at))
+    shown = []
+    for label, stamp in stamps:
+        if stamp is not None:
+            local = schedule.utc(stamp).astimezone(zone)
+            shown.append((label, f"{local:%b} {local.day}, {local:%Y %H:%M} {schedule.zone_label(local)}"))
+    return shown
 
 
 def weekday_names():

@@ -188,3 +188,15 @@ def test_unschedule_and_cancel_are_audited_at_both_doors(db, client_for, post_fo
                if "status" in (row_changes or {})]
     assert (str(first.id), "marketer", ["scheduled", "draft"]) in [(o, u, list(s)) for o, u, s in changes]
     assert (str(second.id), "marketer", ["scheduled", "cancelled"]) in [(o, u, list(s)) for o, u, s in changes]
+
+
+def test_the_campaign_page_heads_with_its_name_and_times_to_the_minute_in_the_company_zone(db, client_for, homeowners):
+    from datetime import datetime
+
+    campaign = make_campaign(db, [db.session.get(ContactList, homeowners)], name="Heading check",
+                             created_at=datetime(2026, 12, 1, 14, 5, 59, 123456), started_at=datetime(2026, 7, 1, 13, 0))
+    page = client_for("marketer").get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
+    assert '<h2 id="campaign-name">Heading check</h2>' in page
+    # stored as UTC: 14:05 UTC in December is 09:05 EST, 13:00 UTC in July is 09:00 EDT
+    assert "created Dec 1, 2026 09:05 ET &middot; started Jul 1, 2026 09:00 ET</p>" in page
+    assert "14:05:59" not in page and "None" not in page[page.index('id="campaign-name"'):]

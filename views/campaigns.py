@@ -150,6 +150,7 @@ class CampaignView(ModelView):
                                     related_views=self._related_views, exclusions=EXCLUSIONS,
                                     sending_plan=campaign_settings.sending_plan(campaign, counts),
                                     test_phone=campaign_settings.remembered_test_phone(g.user.id),
+                                    times=campaign_settings.campaign_times(campaign),
                                     weekdays=dict(campaign_settings.weekday_names()), **page)
 
     @expose("/transition/<int:pk>/<status>", methods=["POST"])
