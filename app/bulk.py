@@ -4,9 +4,11 @@ SQLite (the embedded run) takes the plain path: IN lists, executemany, nothing t
 import operator
 import zlib
 
-from sqlalchemy import any_, bindparam, select, text, union_all, update
+from sqlalchemy import any_, bindparam, event, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.pool import Pool
 
 CHUNK = 900  # IN-list size that every database accepts
 
@@ -78,19 +80,64 @@ def insert_rows(session, table, rows, conflict=None, returning=(), same=None):
         session.execute(stmt, rows)
         return []
     columns = list(rows[0])
-    names = ", ".join(columns)
-    staging = f"staging_{table.name}_{zlib.crc32(names.encode()):08x}"
     on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
+    staging = stage(session, table, columns, map(_getter(columns), rows))
+    back = f" RETURNING {', '.join(returning)}" if returning else ""
+    targets = ", ".join([*columns, *same])
+    selected = ", ".join([*columns, *(f"%({c})s" for c in same)])
     with connection.connection.driver_connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
-                       f"SELECT {names} FROM {table.name} WITH NO DATA; DELETE FROM {staging}")
-        _copy(cursor, staging, columns, map(_getter(columns), rows))
-        back = f" RETURNING {', '.join(returning)}" if returning else ""
-        targets = ", ".join([*columns, *same])
-        selected = ", ".join([*columns, *(f"%({c})s" for c in same)])
         cursor.execute(f"INSERT INTO {table.name} ({targets}) SELECT {selected} FROM {staging}{on_conflict}{back}",
                        same or None)
         return cursor.fetchall() if returning else []
+
+
+def stage(session, table, columns, rows, extra=()):
+    """Put rows (tuples: columns of table, then the extra (name, SQL type) columns) into a
+    temporary staging table of this connection, emptied first; returns its name. Set-based
+    statements then read it. PostgreSQL: COPY into a table made once per connection (ON COMMIT
+    DELETE ROWS empties it at every commit, so it is emptied here only when this transaction
+    filled it; after a rollback it may be gone or hold rows, and is made if need be and emptied).
+    SQLite: executemany into a temporary table."""
+    names = ", ".join([*columns, *(name for name, _type in extra)])
+    staging = f"staging_{table.name}_{zlib.crc32(names.encode()):08x}"
+    shape = ", ".join([*columns, *(f"CAST(NULL AS {sql_type}) AS {name}" for name, sql_type in extra)])
+    connection = session.connection()
+    if not is_postgresql(connection):
+        connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {shape} "
+                                   f"FROM {table.name} WHERE 0")
+        connection.exec_driver_sql(f"DELETE FROM {staging}")
+        marks = ", ".join("?" * (len(columns) + len(extra)))
+        connection.exec_driver_sql(f"INSERT INTO {staging} ({names}) VALUES ({marks})", list(rows))
+        return staging
+    known = connection.info.setdefault("staging", {})
+    with connection.connection.driver_connection.cursor() as cursor:
+        if staging not in known:
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+                           f"SELECT {shape} FROM {table.name} WITH NO DATA; DELETE FROM {staging}")
+        elif known[staging] == "filled":
+            cursor.execute(f"DELETE FROM {staging}")
+        known[staging] = "filled"
+        _copy(cursor, staging, names.split(", "), rows)
+    return staging
+
+
+@event.listens_for(Engine, "commit")
+def _emptied(connection):
+    known = connection.info.get("staging", {})
+    for staging in known:
+        known[staging] = "empty"
+
+
+@event.listens_for(Engine, "rollback")
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget(connection, *_savepoint):
+    connection.info.pop("staging", None)
+
+
+@event.listens_for(Pool, "reset")
+def _forget_on_return(_dbapi_connection, record, _reset_state):
+    """The pool rolls back a connection given back with its transaction open."""
+    record.info.pop("staging", None)
 
 
 def append_rows(session, table, columns, rows):

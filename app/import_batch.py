@@ -1,16 +1,17 @@
 """One batch of an import: turn file rows into contacts, properties, opt-outs and outcomes,
 with a handful of set-based statements per batch (never one ORM object per row)."""
 import dataclasses
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from app.bulk import ids_by, insert_rows, update_many, where_in
+from app.bulk import ids_by, insert_rows, stage, update_many, where_in
 from app.contacts import CONTACT_FIELDS, match_contacts, normalize_email, normalize_phone, save_contacts
-from app.models import Contact, ContactProperty, ListMember, OptOut, Property, utcnow
+from app.models import Contact, ImportRow, OptOut, Property, utcnow
 from app.opt_outs import phone_hash
 
 FOOTER_START = "The information contained in this report"
@@ -159,6 +160,7 @@ class Batch:
         self.properties = {}  # line -> property values
         self.rejected = {}  # line -> cells
         self.phones = {}  # line -> phone (do-not-contact lists)
+        self.property_ids = {}  # line -> id of the property saved for it
 
     def row(self, line, outcome, reason=None, cells=None):
         self.outcomes[(line, 0)] = Outcome(outcome, reason)
@@ -195,21 +197,38 @@ class Batch:
             if number == 2 and other and other.contact is contact:
                 how = "phone" if contact["phone"] else "email"
                 mine.reason = f"same {how} as the primary owner: one contact for both"
-        return {c["id"] for _o, c in results}
 
-    def save_list_members(self, session, contact_ids):
-        if self.settings.list_id and contact_ids:
-            now = utcnow()
-            insert_rows(session, ListMember.__table__, [{"contact_id": cid} for cid in sorted(contact_ids)],
-                        conflict=["list_id", "contact_id"], same={"list_id": self.settings.list_id, "added_at": now})
-
-    def outcome_rows(self):
+    def save_outcomes(self, session):
+        """Record every outcome, and link the people to their properties and the list, set-based:
+        the outcomes go into one staging table that three INSERT ... SELECT statements read."""
         rows = []
         for (line, number), o in sorted(self.outcomes.items()):
             contact_id = o.contact["id"] if isinstance(o.contact, dict) else o.contact
-            raw = self.rejected[line] if number == 0 and line in self.rejected else None
-            rows.append((self.settings.import_id, line, number, o.outcome, o.reason, contact_id, raw))
-        return rows
+            raw = json.dumps(self.rejected[line]) if number == 0 and line in self.rejected else None
+            rows.append((line, number, o.outcome, o.reason, contact_id, raw,
+                         self.property_ids.get(line) if number else None))
+        if not rows:
+            return
+        staged = stage(session, ImportRow.__table__, STAGED_OUTCOMES, rows, extra=(("property_id", "INTEGER"),))
+        columns = ", ".join(STAGED_OUTCOMES)
+        session.execute(text(f"INSERT INTO import_rows (import_id, {columns}) SELECT :import_id, {columns} "
+                             f"FROM {staged}"), {"import_id": self.settings.import_id})
+        if not any(row[4] for row in rows):
+            return
+        # A person's first row (in file order) names the role they have on a property.
+        session.execute(text(
+            "INSERT INTO contact_properties (contact_id, property_id, role) SELECT contact_id, property_id, "
+            f"CASE MIN(line * 4 + person) % 4 WHEN 1 THEN '{PEOPLE[0][2]}' ELSE '{PEOPLE[1][2]}' END FROM {staged} "
+            "WHERE property_id IS NOT NULL AND contact_id IS NOT NULL GROUP BY contact_id, property_id "
+            "ON CONFLICT (contact_id, property_id) DO NOTHING"))
+        if self.settings.list_id:
+            session.execute(text(
+                f"INSERT INTO list_members (list_id, contact_id, added_at) SELECT DISTINCT :list_id, contact_id, :now "
+                f"FROM {staged} WHERE contact_id IS NOT NULL ON CONFLICT (list_id, contact_id) DO NOTHING"),
+                {"list_id": self.settings.list_id, "now": utcnow()})
+
+
+STAGED_OUTCOMES = ("line", "person", "outcome", "reason", "contact_id", "raw")
 
 
 def _whose(number, person):
@@ -271,16 +290,8 @@ def parse_propertyradar(batch):
 
 
 def save_propertyradar(session, batch):
-    contact_ids = batch.match(session)
-    property_ids = _save_properties(session, batch)
-    links = {}
-    for (line, number), o in batch.outcomes.items():
-        if number and isinstance(o.contact, dict):
-            links.setdefault((o.contact["id"], property_ids[line]), PEOPLE[number - 1][2])
-    insert_rows(session, ContactProperty.__table__, [
-        {"contact_id": c, "property_id": p, "role": role} for (c, p), role in sorted(links.items())
-    ], conflict=["contact_id", "property_id"])
-    batch.save_list_members(session, contact_ids)
+    batch.match(session)
+    batch.property_ids = _save_properties(session, batch)
 
 
 def _save_properties(session, batch):
@@ -335,8 +346,7 @@ def parse_contacts_file(batch):
 
 
 def save_contacts_file(session, batch):
-    contact_ids = batch.match(session)
-    batch.save_list_members(session, contact_ids)
+    batch.match(session)
 
 
 def parse_dnc(batch):

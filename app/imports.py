@@ -6,7 +6,6 @@ committed with every batch, a heartbeat that doubles as the claim token, and one
 ImportRow outcome per data row and per person, from which every count is read.
 """
 import gc
-import json
 import logging
 import queue
 import re
@@ -374,7 +373,7 @@ def _save_batch(settings, batch, end, claim):
         try:
             _begin_batch()
             FORMATS[settings.format].save(db.session, batch)
-            _write_outcomes(batch.outcome_rows())
+            batch.save_outcomes(db.session)
             data_rows = batch.data_rows()
         except Exception as exc:
             if not bulk.refused(db.session, exc):
@@ -408,7 +407,7 @@ def _save_apart(settings, rows):
         with db.session.begin_nested():
             batch = _parse(settings, rows)
             FORMATS[settings.format].save(db.session, batch)
-            _write_outcomes(batch.outcome_rows())
+            batch.save_outcomes(db.session)
         return batch.data_rows()
     except Exception as exc:
         if not bulk.refused(db.session, exc):
@@ -421,21 +420,13 @@ def _save_apart(settings, rows):
     reason = str(getattr(refusal, "orig", refusal)).strip().splitlines()[0][:300]
     refused = Batch(settings, [])
     refused.row(line, "error", f"the database refused this row: {reason}", [c.replace("\x00", "") for c in cells])
-    _write_outcomes(refused.outcome_rows())
+    refused.save_outcomes(db.session)
     return 1
 
 
 def _analyze():
     """Fresh planner statistics while tables grow from empty (else PostgreSQL keeps seq-scanning)."""
     bulk.analyze(db.session, "contacts", "properties", "contact_properties", "list_members", "opt_outs")
-
-
-OUTCOME_COLUMNS = ("import_id", "line", "person", "outcome", "reason", "contact_id", "raw")
-
-
-def _write_outcomes(rows):
-    bulk.append_rows(db.session, ImportRow.__table__, OUTCOME_COLUMNS,
-                     [row[:6] + (None if row[6] is None else json.dumps(row[6]),) for row in rows])
 
 
 def _finish(claim, status, error):
