@@ -50,7 +50,7 @@ DEFAULT_REGION = os.environ.get("DEFAULT_REGION", "US")
 UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", str(INSTANCE_DIR / "uploads"))
 MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", "100"))
 MAX_CONTENT_LENGTH = MAX_UPLOAD_MB * 1024 * 1024 + 64 * 1024
-IMPORT_BATCH_SIZE = int(os.environ.get("IMPORT_BATCH_SIZE", "2000"))  # rows per transaction and checkpoint
+IMPORT_BATCH_SIZE = int(os.environ.get("IMPORT_BATCH_SIZE", "1000"))  # rows per transaction and checkpoint
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "60"))  # heartbeat age that means the worker died
 
 # OpenPhone. Without an API key the CRM texts through the built-in fake (sandbox mode).
