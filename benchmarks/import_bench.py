@@ -10,7 +10,7 @@ with the numbers: on a shared machine both ratios move with it.
 The database's business tables are emptied first: point it at a scratch database.
 
 tracemalloc is off unless asked for: it hooks every allocation and made the import ~40% slower
-(100,000 rows: 63.0 s with it, 43.3 s without, load 5-6), a cost no real import pays, so the
+(100,000 rows: 63.0 s with it, 43.3 s without, in two runs at load 5-10), a cost no real import pays, so the
 ratios are taken without it. The goal's memory figure is the resident set, printed either way.
 """
 import argparse
