@@ -9,6 +9,7 @@ page's last item), fail_next_get (status codes for the next API GETs)."""
 import base64
 import json
 import random
+import secrets
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -229,7 +230,8 @@ class History:
             return 400, {"message": "url and events are required"}
         hook = {"id": "WH" + uuid.uuid4().hex[:10], "url": url, "events": events, "status": "enabled",
                 "label": payload.get("label"), "resourceIds": payload.get("resourceIds") or ["*"],
-                "key": "whsec_fake", "createdAt": iso(datetime.now(timezone.utc)), "object": kind}
+                "key": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+                "createdAt": iso(datetime.now(timezone.utc)), "object": kind}
         self.webhooks.append(hook)
         return 201, {"data": hook}
 

@@ -1,6 +1,10 @@
 """Is OpenPhone still delivering webhooks? When the last one arrived, a warning when texts go
 out in business hours and none came for WEBHOOK_SILENCE_MINUTES, and the webhooks OpenPhone
-has registered for this CRM's URL (OpenPhone's webhooks API), registering the missing ones."""
+has registered for this CRM's URL (OpenPhone's webhooks API), registering the missing ones.
+
+OpenPhone gives each webhook it creates its own signing key: the CRM stores the keys of the
+webhooks it registers (encrypted, as integration secrets are) and accepts a delivery signed by
+any of them as well as by the webhook secret (Settings -> Integrations or OPENPHONE_WEBHOOK_SECRET)."""
 import logging
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -10,13 +14,15 @@ from sqlalchemy import func, select
 
 from app import audit
 from app.extensions import db
-from app.models import Message, WebhookEvent, utcnow
-from app.openphone import OpenPhoneError, client_from_config
+from app.integration_secrets import SecretUnreadable, get_secret, set_secret
+from app.models import IntegrationSecret, Message, WebhookEvent, utcnow
+from app.openphone import OpenPhoneError, client_from_config, verify_signature, webhook_secret
 
 log = logging.getLogger(__name__)
 # The events the CRM applies, by OpenPhone's webhook kind (POST /v1/webhooks/<kind>).
 REQUIRED = {"messages": ["message.received", "message.delivered"],
             "calls": ["call.completed", "call.recording.completed"]}
+KEY_PREFIX = "openphone_webhook_key:"  # + OpenPhone's webhook id: that webhook's signing key
 BUSINESS_DAYS, BUSINESS_HOURS = range(0, 5), range(8, 18)  # Monday-Friday, 8:00-18:00 local
 
 
@@ -61,7 +67,9 @@ def registered_webhooks(url=None):
 
 
 def register_missing(url, user_id=None):
-    """Register one webhook per kind for the events OpenPhone does not yet send to `url`."""
+    """Register one webhook per kind for the events OpenPhone does not yet send to `url`, and keep
+    each new webhook's signing key. Each is committed as soon as OpenPhone created it, so a later
+    failure never loses the key of a webhook that exists."""
     state = registered_webhooks(url)
     if state["error"]:
         raise OpenPhoneError(state["error"])
@@ -71,6 +79,33 @@ def register_missing(url, user_id=None):
         if events:
             hook = client_from_config().create_webhook(kind, url, events)
             created.append(hook)
+            keyed = bool(hook.get("id") and hook.get("key"))
+            if keyed:
+                set_secret(KEY_PREFIX + str(hook["id"]), hook["key"], user_id=user_id)
             audit.record("create", "openphone_webhooks", None,
-                         detail=f"{kind} webhook {hook.get('id')} for {url}: {', '.join(events)}")
+                         detail=f"{kind} webhook {hook.get('id')} for {url}: {', '.join(events)}; "
+                                + ("its signing key stored encrypted" if keyed else "OpenPhone gave no signing key"))
+            db.session.commit()
     return created
+
+
+def webhook_keys():
+    """The signing keys of the webhooks the CRM registered. Raises OpenPhoneError for a key the
+    configured ENCRYPTION_KEY cannot read (the webhook answers 503 and OpenPhone retries)."""
+    names = db.session.scalars(select(IntegrationSecret.name).where(IntegrationSecret.name.startswith(KEY_PREFIX))
+                               .order_by(IntegrationSecret.updated_at.desc())).all()
+    try:
+        return [get_secret(name) for name in names]
+    except SecretUnreadable as exc:
+        raise OpenPhoneError(str(exc)) from exc
+
+
+def verify_webhook(headers, body):
+    """None when the raw body is signed by the webhook secret or by a registered webhook's own
+    key, else why not (the secret's verdict). Raises OpenPhoneError for an unreadable secret."""
+    reason = verify_signature(webhook_secret(current_app.config), headers, body)
+    if reason is None:
+        return None
+    if any(verify_signature(key, headers, body) is None for key in webhook_keys()):
+        return None
+    return reason

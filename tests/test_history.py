@@ -1,4 +1,6 @@
 """The OpenPhone history import against the fake OpenPhone over real HTTP."""
+import base64
+import json
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -305,6 +307,42 @@ def test_integrations_lists_registered_webhooks_and_registers_the_missing_ones(a
                                                             "message.delivered", "message.received"]
     assert 'id="webhooks-complete"' in admin.get("/settings/integrations/").get_data(as_text=True)
     assert count(AuditLog, AuditLog.object_type == "openphone_webhooks") == 2
+
+
+def test_each_registered_webhooks_own_signing_key_is_stored_encrypted_and_verifies(app, db, history_fake,
+                                                                                 client_for, post_form, run_jobs):
+    import time as clock
+
+    from app.models import AuditLog, IntegrationSecret, WebhookEvent
+    from app.openphone import sign_legacy, sign_standard
+    from app.webhook_health import KEY_PREFIX, webhook_keys
+
+    post_form(client_for("admin"), "/settings/integrations/webhooks/register")
+    hooks = {h["id"]: h["key"] for h in history_fake.history.webhooks}
+    assert len(hooks) == 2 and len(set(hooks.values())) == 2  # one key per webhook
+    stored = {row.name: row.ciphertext for row in db.session.scalars(select(IntegrationSecret))}
+    assert set(stored) == {KEY_PREFIX + hook_id for hook_id in hooks}
+    assert not any(key[len("whsec_"):][:16] in text for key in hooks.values() for text in stored.values())
+    assert sorted(webhook_keys()) == sorted(hooks.values())
+    audited = db.session.scalars(select(AuditLog).where(AuditLog.action == "secret_changed")).all()
+    assert sorted(a.object_id for a in audited) == sorted(stored) and all(a.username == "admin" for a in audited)
+    assert not any(key in json.dumps([a.detail, a.changes]) for key in hooks.values() for a in audited)
+
+    def post(body, headers):
+        return app.test_client().post("/webhooks/openphone", data=body, headers=headers).status_code
+
+    def event(n):
+        return json.dumps({"id": f"EVkey{n}", "type": "message.received", "data": {"object": {
+            "id": f"ACkey{n}", "from": "+16175559901", "to": ["+16175550100"], "text": f"hi {n}"}}}).encode()
+
+    first, second = hooks.values()
+    now = int(clock.time())
+    assert post(event(1), sign_standard(first, event(1), "msg_1", now)) == 200
+    assert post(event(2), {"openphone-signature": sign_legacy(second, event(2), now * 1000)}) == 200
+    assert post(event(3), sign_standard(app.config["OPENPHONE_WEBHOOK_SECRET"], event(3), "msg_3", now)) == 200
+    forged = "whsec_" + base64.b64encode(b"not a key OpenPhone gave us").decode()
+    assert post(event(4), sign_standard(forged, event(4), "msg_4", now)) == 401
+    assert sorted(db.session.scalars(select(WebhookEvent.provider_event_id))) == ["EVkey1", "EVkey2", "EVkey3"]
 
 
 # --- media, calls on the timeline, the Inbox and the REST API --------------------------------

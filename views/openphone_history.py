@@ -44,7 +44,7 @@ def register_missing(user_id):
     url = webhook_health.crm_webhook_url(request.url_root)
     try:
         created = webhook_health.register_missing(url, user_id=user_id)
-    except OpenPhoneError as exc:
+    except OpenPhoneError as exc:  # the webhooks created before the failure are kept, with their keys
         db.session.rollback()
         current_app.logger.warning("registering webhooks failed: %s", exc)
         flash(f"OpenPhone did not register the webhooks: {exc}", "danger")
