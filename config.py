@@ -52,6 +52,9 @@ MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", "100"))
 MAX_CONTENT_LENGTH = MAX_UPLOAD_MB * 1024 * 1024 + 64 * 1024
 IMPORT_BATCH_SIZE = int(os.environ.get("IMPORT_BATCH_SIZE", "1000"))  # rows per transaction and checkpoint
 IMPORT_STALE_SECONDS = int(os.environ.get("IMPORT_STALE_SECONDS", "60"))  # heartbeat age that means the worker died
+# A contact export up to this many rows downloads at once; a bigger one is made by a job, with progress.
+EXPORT_DIRECT_ROWS = int(os.environ.get("EXPORT_DIRECT_ROWS", "5000"))
+EXPORT_STALE_SECONDS = int(os.environ.get("EXPORT_STALE_SECONDS", "60"))  # heartbeat age that means the worker died
 
 # OpenPhone. Without an API key the CRM texts through the built-in fake (sandbox mode).
 OPENPHONE_API_KEY = os.environ.get("OPENPHONE_API_KEY", "")

@@ -1,9 +1,7 @@
 """Bulk actions on contacts: add to or remove from a list, assign, opt out, export, text."""
 import io
-import re
 
 from flask import current_app
-from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import delete, select, update
 
@@ -12,10 +10,11 @@ from app.campaigns import add_draft_variant
 from app.contacts import ContactError
 from app.exports import export_contacts
 from app.extensions import db
-from app.models import Campaign, Contact, ContactList, ListMember, utcnow
+from app.models import OWN_LISTS, Campaign, Contact, ContactList, ListMember, utcnow
 from app.opt_outs import opt_out
 from app.queue import enqueue
-from app.security import ASSIGN_REFUSED, scope_clause, user_scope
+from app.search import matching_contacts
+from app.security import ASSIGN_REFUSED, user_scope
 
 CHUNK = 1000
 
@@ -56,17 +55,19 @@ def export_csv(contact_ids):
 
 
 def text_selected(contact_ids, user_id=None, sending_number=None):
-    """A draft campaign whose audience is a new list holding exactly these contacts."""
-
-    stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S")
-    lst = ContactList(name=f"Selected contacts {stamp}", description=f"{len(contact_ids)} contacts picked by hand",
-                      created_by_id=user_id)
-    db.session.add(lst)
-    db.session.flush()
-    add_to_list(contact_ids, lst.id)
-    campaign = Campaign(name=f"Text {len(contact_ids)} selected contacts", created_by_id=user_id, lists=[lst],
+    """A draft campaign whose audience is exactly these contacts: a list of its own, which Lists and
+    the list pickers do not show and which goes when the campaign is deleted. The campaign's send
+    rules (opt-outs, the frequency cap, legal hours) apply to it as to any list."""
+    campaign = Campaign(name=f"Text {len(contact_ids)} selected contacts", created_by_id=user_id,
                         sending_number=sending_number or current_app.config["OPENPHONE_FROM"])
     db.session.add(add_draft_variant(campaign))
+    db.session.flush()
+    picked = ContactList(name=f"Picked for campaign {campaign.id}", campaign_id=campaign.id, created_by_id=user_id,
+                         description=f"{len(contact_ids)} contacts picked by hand")
+    db.session.add(picked)
+    db.session.flush()
+    add_to_list(contact_ids, picked.id)
+    campaign.lists = [picked]
     return campaign
 
 
@@ -91,16 +92,7 @@ def apply(action, contact_ids, argument=None, user_id=None):
 def matching_contact_ids(search_args, user_id=None):
     """Ids of every contact matching the contact list's filter arguments ({"_flt_0_first_name": ["Ann"]}),
     among those the acting user may see."""
-    filters = SQLAInterface(Contact, db.session).get_filters()
-    for arg, values in (search_args or {}).items():
-        match = re.fullmatch(r"_flt_(\d+)_(.+)", arg)
-        if match:
-            filters.add_filter_index(match.group(2), int(match.group(1)), list(values))
-    query = filters.apply_all(select(Contact.id))
-    scope = user_scope(user_id)
-    if scope is not None:
-        query = query.where(scope_clause(Contact, scope))
-    return list(db.session.scalars(query.order_by(Contact.id)))
+    return list(db.session.scalars(matching_contacts(search_args, user_id).order_by(Contact.id)))
 
 
 def apply_to_matching(action, search_args, argument=None, user_id=None):
@@ -121,7 +113,8 @@ def enqueue_apply_to_matching(action, search_args, argument, user_id):
 def choices(kind):
     """(id, name) rows a bulk action's form offers: every list ("list") or every active user ("user")."""
     if kind == "list":
-        return db.session.execute(select(ContactList.id, ContactList.name).order_by(ContactList.name)).all()
+        return db.session.execute(select(ContactList.id, ContactList.name).where(OWN_LISTS)
+                                  .order_by(ContactList.name)).all()
     if kind == "user":
         return db.session.execute(select(User.id, User.username).where(User.active.is_(True))
                                   .order_by(User.username)).all()

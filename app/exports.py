@@ -2,18 +2,24 @@
 per file saying who exported what and how many rows."""
 import csv
 import io
+import os
 import re
+from datetime import timedelta
+from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import select
+from flask_appbuilder.security.sqla.models import User
+from sqlalchemy import func, select, update
 
 from app import audit
 from app.extensions import db
-from app.models import Contact, ListMember
-from app.queue import get_redis
+from app.models import Contact, Export, ListMember, utcnow
+from app.queue import enqueue, get_redis
+from app.search import matching_contacts, scoped
 
 COLUMNS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip",
            "source", "assigned_user_id", "created_at"]
+EXPORT_PROGRESS_ROWS = 1000
 FORMULA_START = ("=", "+", "-", "@")
 # Spreadsheets skip leading blanks before a formula (" =1+1"), and a leading tab or CR is a
 # known way to smuggle one in ("\t=1+1").
@@ -67,19 +73,34 @@ def csv_lines(what, header, rows, phone_columns=(), detail=None, object_id=None)
         audit.record_export(what, count, detail=detail, object_id=object_id)
 
 
-def export_contacts(out, contact_ids=None, list_ids=None):
-    """Write contacts (all, the given ids, or the members of the given lists) as CSV to a text stream."""
+def contacts_query(contact_ids=None, list_ids=None, search=None, user_id=None):
+    """The export's columns for every contact chosen (the given ids, the members of the given lists, those
+    matching the contact list's filter arguments, or all), among those user_id (None: the system) may see."""
     query = select(*(getattr(Contact, c) for c in COLUMNS)).order_by(Contact.id)
     if contact_ids is not None:
         query = query.where(Contact.id.in_(list(contact_ids)))
     if list_ids is not None:
         query = query.where(Contact.id.in_(select(ListMember.contact_id).where(ListMember.list_id.in_(list_ids))))
-    scope = "selected" if contact_ids is not None else "lists" if list_ids is not None else "all"
+    if search is not None:
+        query = query.where(Contact.id.in_(matching_contacts(search, user_id)))
+    return scoped(query, Contact, user_id)
+
+
+def export_contacts(out, contact_ids=None, list_ids=None, search=None, user_id=None, detail=None, object_id=None,
+                    progress=None):
+    """Write the chosen contacts (see contacts_query) as CSV to a text stream; returns the number of rows.
+    progress(rows) is called every EXPORT_PROGRESS_ROWS rows."""
+    query = contacts_query(contact_ids, list_ids, search, user_id)
+    if detail is None:
+        scope = "selected" if contact_ids is not None else "lists" if list_ids is not None else "all"
+        detail = f"{scope} contacts"
     count = -1  # the header line
     rows = db.session.execute(query.execution_options(yield_per=2000))
-    for text in csv_lines("contacts", COLUMNS, rows, phone_columns=["phone"], detail=f"{scope} contacts"):
+    for text in csv_lines("contacts", COLUMNS, rows, phone_columns=["phone"], detail=detail, object_id=object_id):
         out.write(text)
         count += 1
+        if progress and count and count % EXPORT_PROGRESS_ROWS == 0:
+            progress(count)
     return count
 
 
@@ -108,3 +129,87 @@ def record_api_read(what, rows, detail=None):
         return
     count = total if total - rows <= threshold else rows
     audit.record_export(what, count, detail=f"read over the API ({total} rows in this window); {detail or ''}".strip())
+
+
+# --- exports too big for one request: a job writes the file, the row holds its state --------------
+
+def selection_args(selection):
+    """contacts_query's arguments for an export's stored selection ({"list_id": 3} or {"search": {...}})."""
+    if "list_id" in selection:
+        return {"list_ids": [int(selection["list_id"])]}
+    return {"search": selection.get("search") or {}}
+
+
+def count_selection(selection, user_id):
+    """How many contacts the selection holds for this user, from the rows."""
+    query = contacts_query(user_id=user_id, **selection_args(selection))
+    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+
+
+def selection_csv(selection, user_id, description):
+    """The selection as CSV lines, for a download in the request (small selections)."""
+    rows = db.session.execute(contacts_query(user_id=user_id, **selection_args(selection))
+                              .execution_options(yield_per=2000))
+    return csv_lines("contacts", COLUMNS, rows, phone_columns=["phone"], detail=description)
+
+
+def start_export(selection, description, user_id):
+    """Record an export of the selection for this user and queue the job that writes it."""
+    export = Export(created_by_id=user_id, description=description[:255], selection=selection, status="queued",
+                    total_rows=count_selection(selection, user_id))
+    db.session.add(export)
+    db.session.commit()
+    enqueue("jobs.exports.run_export_job", export.id)
+    return export
+
+
+def run_export(export_id):
+    """Claim a queued export and write its file (the one exporter: formula cells neutralised, one audit
+    row), with its progress committed every EXPORT_PROGRESS_ROWS rows. Returns the final status."""
+    claimed = db.session.execute(update(Export).where(Export.id == export_id, Export.status == "queued")
+                                 .values(status="running", started_at=utcnow(), heartbeat_at=utcnow(), rows_done=0))
+    db.session.commit()
+    if claimed.rowcount != 1:
+        return None
+    export = db.session.get(Export, export_id)
+    user = db.session.get(User, export.created_by_id) if export.created_by_id else None
+    folder = Path(current_app.config["UPLOAD_FOLDER"]) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path, part = folder / f"export-{export_id}.csv", folder / f"export-{export_id}.csv.part"
+
+    def progress(rows):
+        with db.engine.begin() as connection:  # the export's own session is reading rows
+            connection.execute(update(Export).where(Export.id == export_id)
+                               .values(rows_done=rows, heartbeat_at=utcnow()))
+
+    try:
+        with audit.acting_as(export.created_by_id, user.username if user else "system"), \
+                open(part, "w", encoding="utf-8", newline="") as out:
+            rows = export_contacts(out, user_id=export.created_by_id, detail=export.description, object_id=export_id,
+                                   progress=progress, **selection_args(export.selection))
+        os.replace(part, path)
+        values = {"status": "succeeded", "rows_done": rows, "total_rows": rows, "stored_path": str(path)}
+    except Exception as exc:  # noqa: BLE001 - the export's page shows why it failed
+        db.session.rollback()
+        current_app.logger.exception("export %s failed", export_id)
+        values = {"status": "failed", "error": f"The export stopped: {exc}. Start it again."}
+    db.session.execute(update(Export).where(Export.id == export_id).values(finished_at=utcnow(), **values))
+    db.session.commit()
+    return values["status"]
+
+
+def recover_exports():
+    """Re-enqueue exports whose worker died (stale heartbeat) or whose job Redis lost; they start over."""
+    cutoff = utcnow() - timedelta(seconds=current_app.config["EXPORT_STALE_SECONDS"])
+    stale = Export.status.in_(("queued", "running")) & (func.coalesce(Export.heartbeat_at, Export.created_at) < cutoff)
+    restarted = db.session.scalars(update(Export).where(stale).values(status="queued", heartbeat_at=utcnow())
+                                   .returning(Export.id)).all()
+    db.session.commit()
+    for export_id in restarted:
+        enqueue("jobs.exports.run_export_job", export_id)
+    return len(restarted)
+
+
+def visible_export(export_id, user_id):
+    """The export if this user asked for it, else None (an export holds the contacts its user may see)."""
+    return db.session.scalar(select(Export).where(Export.id == export_id, Export.created_by_id == user_id))

@@ -17,8 +17,10 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    func,
+    select,
 )
-from sqlalchemy.orm import relationship
+from sqlalchemy.orm import column_property, relationship
 
 from app.utc import utcnow  # noqa: F401 - callers take it with the models
 
@@ -121,6 +123,9 @@ class ContactList(Model):
     description = Column(Text)
     created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"))
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    # Set on the contacts picked by hand for one campaign ("Text selected"): hidden from Lists and
+    # every list picker, and deleted with its campaign.
+    campaign_id = Column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
     members = relationship("ListMember", back_populates="list", cascade="all, delete-orphan")
 
     def __repr__(self):
@@ -137,6 +142,12 @@ class ListMember(Model):
 
     def __repr__(self):
         return str(self.list)
+
+
+# Lists people made (Lists, the pickers), as opposed to one campaign's hand-picked contacts.
+OWN_LISTS = ContactList.campaign_id.is_(None)
+ContactList.member_count = column_property(
+    select(func.count()).where(ListMember.list_id == ContactList.id).correlate_except(ListMember).scalar_subquery())
 
 
 class OptOut(Model):
@@ -305,6 +316,28 @@ class Import(Model):
 
     def __repr__(self):
         return self.filename
+
+
+class Export(Model):
+    """A CSV file of contacts made by a job (a whole list or filter too big for one request): its
+    state, progress and the file to download when done."""
+    __tablename__ = "exports"
+    id = Column(Integer, primary_key=True)
+    created_by_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), index=True)
+    description = Column(String(255), nullable=False)  # what was asked for: "list Spring", "contacts matching ..."
+    selection = Column(JSON, nullable=False)  # {"list_id": 3} or {"search": {"_flt_0_first_name": ["Ann"]}}
+    status = Column(String(20), nullable=False, default="queued", index=True)  # queued, running, succeeded, failed
+    total_rows = Column(Integer)
+    rows_done = Column(Integer, nullable=False, default=0)
+    stored_path = Column(String(500))
+    error = Column(Text)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    started_at = Column(DateTime)
+    heartbeat_at = Column(DateTime)
+    finished_at = Column(DateTime)
+
+    def __repr__(self):
+        return self.description
 
 
 class ImportRow(Model):

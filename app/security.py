@@ -29,6 +29,7 @@ _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignR
                    "|CampaignVariantView|CampaignStatusApi|MessageView|ImportView|OptOutView|PossibleOptOutView|OptOutApi|InboxView"
                    "|TodoView|HomeView|ConversationView|SavedReplyView"
                    "|PropertyApi|ListApi|CampaignApi|MessageApi|CallApi|MediaView|ImportApi|ConversationApi|InboxApi"
+                   "|SearchView|SearchApi|ExportView|ExportApi"
                    "|" + "|".join(f"{v}View" for v in ("Estimate", "Invoice", "Payment", "Job", "UnscheduledJob",
                    "OpenEstimate", "PastDueInvoice", "MonthPayment", "LastMonthPayment", "ContactEstimate",
                    "ContactInvoice", "ContactPayment", "ContactJob")) + "|EstimateApi|InvoiceApi|PaymentApi|JobApi)$")
@@ -63,6 +64,8 @@ ROLES = {
         ["ConversationApi$", "can_send_text$"],
         ["InboxApi$", "can_get$"],
         ["TodoView$", "(can_list|can_show|can_add|can_edit)$"],
+        ["(SearchView|SearchApi)$", "(can_index|can_get)$"],  # their own contacts only, like every screen
+        ["(ExportView|ExportApi)$", "(can_contacts|can_show|can_download|can_post|can_get)$"],
         [_MONEY_VIEWS, "(can_list|can_show)$"],
         ["JobView$", "can_edit$"],
         ["(Estimate|Invoice|Payment|Job)Api$", "(can_get|can_info)$"],

@@ -57,6 +57,9 @@ STAFF_ALLOWED = {
                                                  "LastMonthPayment", "ContactEstimate", "ContactInvoice",
                                                  "ContactPayment", "ContactJob")},
     **{f"{name}Api": {"can_get", "can_info"} for name in ("Estimate", "Invoice", "Payment", "Job")},
+    # Search and export find and hold their own contacts only (app/search.py scopes every query).
+    "SearchView": {"can_index"}, "SearchApi": {"can_get"},
+    "ExportView": {"can_contacts", "can_show", "can_download"}, "ExportApi": {"can_post", "can_get", "can_download"},
 }
 # Admin only: QuickBooks customers and the review of ambiguous matches.
 QUICKBOOKS_ADMIN_VIEWS = re.compile(r"(QbCustomerView|CustomerReviewView)$")

@@ -28,3 +28,7 @@ def register(appbuilder):
     settings.register(appbuilder)
     money.register(appbuilder)
     media.register(appbuilder)
+    from views import exports, search
+
+    exports.register(appbuilder)
+    search.register(appbuilder)

@@ -10,8 +10,7 @@ from app.models import Campaign, Contact, ContactList, Estimate, Import, Invoice
 from app.security import ScopedInterface
 from views.campaigns import api_save_campaign
 from views.contact_forms import ContactApiRulesMixin
-from views.contacts import CONTACT_SCOPE, STAFF_SCOPE
-from views.counts import EstimatingInterface
+from views.contacts import CONTACT_SCOPE, OWN_LISTS, STAFF_SCOPE, ContactInterface
 
 CONTACT_FIELDS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city",
                   "mail_state", "mail_zip", "source", "assigned_user.id", "notes", "created_at"]
@@ -37,7 +36,7 @@ class ContactRecordsApi(AuditedReads, ModelRestApi):
 
 class ContactApi(AuditedReads, ContactApiRulesMixin, ModelRestApi):
     resource_name = "contact"
-    datamodel = EstimatingInterface(Contact)
+    datamodel = ContactInterface(Contact)
     base_filters = STAFF_SCOPE
     list_columns = show_columns = CONTACT_FIELDS
     add_columns = edit_columns = EDITABLE
@@ -54,6 +53,7 @@ class PropertyApi(ModelRestApi):
 class ListApi(ModelRestApi):
     resource_name = "list"
     datamodel = ScopedInterface(ContactList)
+    base_filters = OWN_LISTS
     list_columns = show_columns = ["id", "name", "description", "created_at"]
     add_columns = edit_columns = ["name", "description"]
 

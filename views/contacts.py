@@ -1,10 +1,11 @@
 """Contacts, properties, lists and todos."""
-from flask import g, url_for
+from flask import g, request, url_for
 from flask_appbuilder import ModelView, expose, has_access
 from markupsafe import Markup, escape
 
-from app import conversations
+from app import conversations, lists
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, Property, Todo
+from app.search import ContactFilterConverter
 from app.security import AssignedToCurrentUser, ScopedInterface
 from views import money
 from views.contact_actions import ContactActionsMixin
@@ -15,6 +16,13 @@ from views.opt_outs import DoNotTextMixin
 
 STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
+OWN_LISTS = [["id", lists.OwnListsOnly, None]]
+
+
+class ContactInterface(EstimatingInterface):
+    """The contacts' datamodel: a phone filter that takes any format, "Contains" first for text."""
+
+    filter_converter_class = ContactFilterConverter
 
 
 def link_to(endpoint):
@@ -47,17 +55,18 @@ class ListMemberView(ModelView):
     list_title = "List memberships"
     datamodel = ScopedInterface(ListMember)
     base_permissions = ["can_list", "can_delete"]
-    base_filters = CONTACT_SCOPE
-    search_form_query_rel_fields = {"contact": STAFF_SCOPE}
+    base_filters = CONTACT_SCOPE + [["list_id", lists.OwnListsOnly, None]]
+    search_form_query_rel_fields = {"contact": STAFF_SCOPE, "list": OWN_LISTS}
     list_columns = ["list", "contact", "added_at"]
     formatters_columns = {"list": link_to("ListView.show"), "contact": link_to("ContactView.show")}
 
 
 class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNotTextMixin, ContactActionsMixin,
                   ContactDataMixin, ModelView):
-    datamodel = EstimatingInterface(Contact)
+    datamodel = ContactInterface(Contact)
     base_filters = STAFF_SCOPE
     base_order = ("id", "desc")
+    list_template = "contact_list.html"
     list_columns = ["first_name", "last_name", "phone", "email", "source", "assigned_user", "created_at"]
     search_columns = ["first_name", "last_name", "phone", "email", "source", "assigned_user", "created_at"]
     show_fieldsets = [
@@ -104,11 +113,22 @@ class PropertyView(ModelView):
 
 class ListView(ModelView):
     datamodel = ScopedInterface(ContactList)
+    base_filters = OWN_LISTS
     base_order = ("created_at", "desc")
-    list_columns = ["name", "description", "created_at"]
+    list_columns = ["name", "member_count", "description", "created_at"]
+    show_columns = ["name", "description", "member_count", "created_at"]
+    label_columns = {"member_count": "Members"}
     add_columns = edit_columns = ["name", "description"]
     search_columns = ["name", "created_at"]
-    related_views = [ListMemberView]
+    show_template = "list_show.html"
+
+    @expose("/show/<pk>", methods=["GET"])
+    @has_access
+    def show(self, pk):
+        widgets = self._show(pk)
+        members = lists.members_page(int(pk), request.args.get("members_page", 0, type=int), user_id=g.user.id)
+        return self.render_template(self.show_template, pk=pk, title=self.show_title, widgets=widgets,
+                                    related_views=self._related_views, members=members)
 
 
 class TodoView(ModelView):

@@ -1,0 +1,117 @@
+"""Finding contacts and properties: the global search box, and the contact list's filters (a phone
+in any format, "(978) 656-7092", "978-656-7092", "9786567092" or "+19786567092", finds the same
+contact), which bulk actions and exports of "every contact matching the filter" read too."""
+import re
+
+from flask import current_app
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.filters import FilterContains, SQLAFilterConverter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import and_, false, func, or_, select
+
+from app.contacts import normalize_phone
+from app.extensions import db
+from app.models import Contact, ContactProperty, Property
+from app.security import scope_clause, user_scope
+
+MIN_PHONE_DIGITS = 4  # fewer digits than this would match most of the book
+FILTER_ARG = re.compile(r"_flt_(\d+)_(.+)")
+
+
+def phone_clause(column, text):
+    """Rows whose phone is the number typed in any format, or contains its digits ("656-7092");
+    None when the text holds too few digits to mean a phone."""
+    e164 = normalize_phone(text, current_app.config["DEFAULT_REGION"])
+    if e164:
+        return column == e164
+    digits = re.sub(r"\D", "", text or "")
+    if len(digits) < MIN_PHONE_DIGITS:
+        return None
+    return column.like(f"%{digits}%")
+
+
+class PhoneMatches(BaseFilter):
+    """The contact list's phone filter: the number in any format, or a part of it."""
+
+    name = "Matches"
+    arg_name = "phone"
+
+    def apply(self, query, value):
+        clause = phone_clause(getattr(self.model, self.column_name), value)
+        return query.filter(false() if clause is None else clause)
+
+
+class ContactFilterConverter(SQLAFilterConverter):
+    """FAB's filters, except that a phone column is matched in any format and text columns offer
+    "Contains" first (a name is rarely typed from its first letter)."""
+
+    def convert(self, col_name):
+        filters = super().convert(col_name) or []
+        contains = [f for f in filters if isinstance(f, FilterContains)]
+        filters = contains + [f for f in filters if not isinstance(f, FilterContains)]
+        return [PhoneMatches(col_name, self.datamodel), *filters] if col_name == "phone" else filters
+
+
+class ContactSearchInterface(SQLAInterface):
+    """The contact list's filter choices, shared by the screen and by "every contact matching the filter"."""
+
+    filter_converter_class = ContactFilterConverter
+
+
+def matching_contacts(search_args, user_id=None):
+    """SELECT contacts.id for every contact matching the contact list's filter arguments
+    ({"_flt_0_first_name": ["Ann"]}), among those the acting user may see."""
+    filters = ContactSearchInterface(Contact, db.session).get_filters()
+    for arg, values in (search_args or {}).items():
+        match = FILTER_ARG.fullmatch(arg)
+        if match:
+            filters.add_filter_index(match.group(2), int(match.group(1)), list(values))
+    return scoped(filters.apply_all(select(Contact.id)), Contact, user_id)
+
+
+def scoped(query, model, user_id):
+    scope = user_scope(user_id)
+    return query if scope is None else query.where(scope_clause(model, scope))
+
+
+def describe_filter(search_args):
+    """The filter in words, for an export's name: "first_name contains Ann, phone matches 978"."""
+    words = []
+    for arg, values in sorted((search_args or {}).items()):
+        match = FILTER_ARG.fullmatch(arg)
+        if match:
+            words.append(f"{match.group(2)} {', '.join(values)}")
+    return "; ".join(words) or "every contact"
+
+
+def _contains(column, term):
+    return column.ilike(f"%{term}%")
+
+
+def _contact_clause(q):
+    """A contact whose name, phone, email or mailing street matches the text."""
+    terms = q.split()
+    name = and_(*(or_(_contains(Contact.first_name, t), _contains(Contact.last_name, t)) for t in terms))
+    clauses = [name, _contains(Contact.email, q), _contains(Contact.mail_address, q)]
+    phone = phone_clause(Contact.phone, q)
+    if phone is not None:
+        clauses.append(phone)
+    return or_(*clauses)
+
+
+def search(q, user_id=None, limit=20):
+    """{"contacts": [...], "properties": [...]}: up to `limit` of each that match the text, among those
+    the user (None: everyone) may see. A contact matches by name (every word), phone in any format,
+    email or mailing street; a property by its street address, or through a contact who matches it
+    (its owners)."""
+    q = " ".join((q or "").split())[:200]
+    if len(q) < 2:
+        return {"contacts": [], "properties": [], "q": q}
+    contacts = scoped(select(Contact).where(_contact_clause(q)), Contact, user_id)
+    contacts = db.session.scalars(contacts.order_by(Contact.last_name, Contact.first_name, Contact.id).limit(limit))
+    owned_by_match = scoped(select(ContactProperty.property_id).join(Contact).where(_contact_clause(q)), Contact,
+                            user_id)
+    properties = select(Property).where(or_(_contains(Property.address, q), Property.apn == q,
+                                            Property.id.in_(owned_by_match)))
+    properties = scoped(properties, Property, user_id).order_by(func.lower(Property.address), Property.id).limit(limit)
+    return {"contacts": list(contacts), "properties": list(db.session.scalars(properties)), "q": q}
