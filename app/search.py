@@ -5,7 +5,7 @@ import re
 
 from flask import current_app
 from flask_appbuilder.models.filters import BaseFilter
-from flask_appbuilder.models.sqla.filters import FilterContains, SQLAFilterConverter
+from flask_appbuilder.models.sqla.filters import FilterStartsWith, SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import and_, false, func, or_, select
 
@@ -42,14 +42,14 @@ class PhoneMatches(BaseFilter):
 
 
 class ContactFilterConverter(SQLAFilterConverter):
-    """FAB's filters, except that a phone column is matched in any format and text columns offer
-    "Contains" first (a name is rarely typed from its first letter)."""
+    """FAB's filters, except that a phone column's first one ("Starts with", useless on "+1...") matches
+    the number in any format. The others keep their places, so links with _flt_<n>_ stay valid."""
 
     def convert(self, col_name):
         filters = super().convert(col_name) or []
-        contains = [f for f in filters if isinstance(f, FilterContains)]
-        filters = contains + [f for f in filters if not isinstance(f, FilterContains)]
-        return [PhoneMatches(col_name, self.datamodel), *filters] if col_name == "phone" else filters
+        if col_name == "phone" and filters and isinstance(filters[0], FilterStartsWith):
+            return [PhoneMatches(col_name, self.datamodel), *filters[1:]]
+        return filters
 
 
 class ContactSearchInterface(SQLAInterface):

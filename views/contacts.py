@@ -20,7 +20,7 @@ OWN_LISTS = [["id", lists.OwnListsOnly, None]]
 
 
 class ContactInterface(EstimatingInterface):
-    """The contacts' datamodel: a phone filter that takes any format, "Contains" first for text."""
+    """The contacts' datamodel: its phone filter takes a number in any format."""
 
     filter_converter_class = ContactFilterConverter
 

@@ -1,13 +1,15 @@
-"""The home page: Money waiting first (accepted estimates not scheduled, open estimates,
-invoices past due, payments this month), then today's sending against each number's limit, running campaigns, conversations
-waiting for a reply, running imports and opt-outs this week."""
+"""The home page: a getting-started checklist on a new install; Money waiting (accepted estimates
+not scheduled, open estimates, invoices past due, payments this month); overnight activity, the
+latest replies and today's to-dos; yesterday's campaign numbers; today's sending against each
+number's limit, running campaigns, conversations waiting for a reply, running imports and opt-outs
+this week."""
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app, g
 from flask_appbuilder import IndexView, expose
 
-from app import analytics, money, schedule, webhook_health
+from app import analytics, home, money, schedule, webhook_health
 from app.security import current_user_scope
 
 
@@ -32,5 +34,7 @@ class HomeView(IndexView):
                                     todos=analytics.todays_todos(local_today, scope),
                                     overnight=overnight, overnight_since_local=overnight_since_local,
                                     sync=money.last_sync(),
+                                    replies=home.recent_replies(scope), yesterday=home.yesterday_campaigns(now, scope),
+                                    getting_started=None if scope is not None else home.getting_started(),
                                     last_webhook_at=webhook_health.last_webhook_at(),
                                     webhook_silence=webhook_health.silence_warning())
