@@ -6,14 +6,23 @@ from datetime import date, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, or_, select
 
 from app import audit, campaigns, schedule
 from app.campaigns import CampaignError, forecast_locations, texts_sent_today
 from app.contacts import normalize_phone
 from app.extensions import db
 from app.messages import MAX_LENGTH, TextError, enqueue_send, queue_text
-from app.models import DEFAULT_WINDOW_DAYS, Campaign, CampaignVariant, Contact, ContactList, ListMember, Message
+from app.models import (
+    DEFAULT_WINDOW_DAYS,
+    OWN_LISTS,
+    Campaign,
+    CampaignVariant,
+    Contact,
+    ContactList,
+    ListMember,
+    Message,
+)
 from app.opt_outs import OptedOut
 from app.texts import TemplateError, estimate_cost, render_template, segment_info, token_values, validate_template
 
@@ -206,10 +215,13 @@ def campaign_values(campaign=None):
             **{flag: getattr(campaign, flag) for flag in FLAGS}}
 
 
-def list_choices():
-    """(id, name, members) for every list, the builder's audience picker."""
+def list_choices(campaign_id=None):
+    """(id, name, members) for every list, the builder's audience picker; a campaign's own list of
+    hand-picked contacts ("Text selected") is offered only on that campaign."""
     members = select(func.count(ListMember.contact_id)).where(ListMember.list_id == ContactList.id).scalar_subquery()
-    return db.session.execute(select(ContactList.id, ContactList.name, members).order_by(ContactList.name)).all()
+    offered = OWN_LISTS if campaign_id is None else or_(OWN_LISTS, ContactList.campaign_id == campaign_id)
+    return db.session.execute(select(ContactList.id, ContactList.name, members).where(offered)
+                              .order_by(ContactList.name)).all()
 
 
 def sample_member(list_ids):

@@ -37,3 +37,11 @@ def members_page(list_id, page=0, per_page=MEMBERS_PER_PAGE, user_id=None):
 def own_list(list_id):
     """The list with this id if people see it (not a campaign's picked contacts), else None."""
     return db.session.scalar(select(ContactList).where(ContactList.id == list_id, OWN_LISTS))
+
+
+def own_list_ids(list_ids):
+    """The ids among these of lists people see (a campaign preselected from a list's page)."""
+    if not list_ids:
+        return []
+    return list(db.session.scalars(select(ContactList.id).where(ContactList.id.in_(list_ids), OWN_LISTS)
+                                   .order_by(ContactList.id)))

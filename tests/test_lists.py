@@ -112,3 +112,26 @@ def test_staff_cannot_open_lists(db, client_for):
     assert staff.get(f"/listview/show/{lst.id}").status_code in (302, 403)
     assert staff.get("/api/v1/list/", headers=bearer("staff")).status_code in (401, 403)
     assert NUMBER
+
+
+def checked_lists(page):
+    """{list name: checked?} of the campaign builder's audience checkboxes."""
+    return {name.strip(): bool(checked) for checked, name in re.findall(
+        r'<input type="checkbox" name="lists" value="\d+"\s*(checked)?>\s*([^<]+?)\s*<span', page)}
+
+
+def test_text_this_list_opens_a_new_campaign_with_the_list_chosen(db, client_for):
+    spring, fall = ContactList(name="Spring"), ContactList(name="Fall")
+    db.session.add_all([spring, fall])
+    picked = people(db, 2, spring)
+    marketer = client_for("marketer")
+    text_selected(marketer, [c.id for c in picked])
+    draft = db.session.scalars(select(Campaign)).one()
+    page = marketer.get(f"/campaignview/add?list_id={spring.id}").get_data(as_text=True)
+    assert checked_lists(page) == {"Fall": False, "Spring": True}  # the picked contacts' list is not offered
+    assert checked_lists(marketer.get("/campaignview/add").get_data(as_text=True)) == {"Fall": False, "Spring": False}
+    hidden = draft.lists[0]
+    assert checked_lists(marketer.get(f"/campaignview/add?list_id={hidden.id}").get_data(as_text=True)) == {
+        "Fall": False, "Spring": False}
+    own = checked_lists(marketer.get(f"/campaignview/edit/{draft.id}").get_data(as_text=True))
+    assert own == {"Fall": False, f"Picked for campaign {draft.id}": True, "Spring": False}

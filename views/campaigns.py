@@ -7,7 +7,7 @@ from flask_appbuilder.api import expose as api_expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from wtforms.validators import ValidationError
 
-from app import analytics, audit, campaign_settings, campaigns, winners
+from app import analytics, audit, campaign_settings, campaigns, lists, winners
 from app.campaign_settings import CampaignInputError
 from app.campaigns import CampaignError, NoSuchCampaign
 from app.extensions import db
@@ -100,6 +100,8 @@ class CampaignView(ModelView):
     def _builder(self, campaign):
         errors = {}
         values = campaign_settings.campaign_values(campaign)
+        if campaign is None and request.method == "GET":  # "Text this list" on a list's page: ?list_id=N
+            values["lists"] = lists.own_list_ids(request.args.getlist("list_id", type=int))
         if request.method == "POST":
             values = _posted(request.form)
             try:
@@ -111,7 +113,8 @@ class CampaignView(ModelView):
                 return redirect(url_for(".show", pk=saved.id))
         return self.render_template(
             "campaign_builder.html", title=self.edit_title if campaign else self.add_title, campaign=campaign,
-            values=values, errors=errors, lists=campaign_settings.list_choices(), tokens=TOKENS,
+            values=values, errors=errors, tokens=TOKENS,
+            lists=campaign_settings.list_choices(campaign.id if campaign else None),
             weekdays=campaign_settings.weekday_names(), zone=current_app.config["CAMPAIGN_TIMEZONE"],
             notice=campaigns.edit_notice(campaign) if campaign is not None and campaign.status != "draft" else None,
             preview=campaign_settings.preview_messages(values))
