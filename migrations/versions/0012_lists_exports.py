@@ -1,14 +1,14 @@
 """Lists that belong to one campaign ("Text selected", hidden from Lists), exports made by a job,
 and trigram indexes for the global search by street address (PostgreSQL only).
 
-Revision ID: 0011_lists_exports
-Revises: 0010_calls_from_messages
+Revision ID: 0012_lists_exports
+Revises: 0011_inbox
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011_lists_exports'
-down_revision = '0010_calls_from_messages'
+revision = '0012_lists_exports'
+down_revision = '0011_inbox'
 branch_labels = None
 depends_on = None
 
