@@ -4,7 +4,7 @@ SQLite (the embedded run) takes the plain path: IN lists, executemany, nothing t
 import operator
 import zlib
 
-from sqlalchemy import any_, bindparam, event, select, text, union_all, update
+from sqlalchemy import Text, any_, bindparam, cast, event, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError
@@ -46,7 +46,11 @@ def where_in(session, column, values):
     if not values:
         return []
     if is_postgresql(session):
-        return [column == any_(bindparam(f"any_{column.name}", values, type_=postgresql.ARRAY(column.type)))]
+        # One array literal that the server parses: ~0.2 us of our CPU a value against ~0.7 us for
+        # psycopg dumping a list.
+        literal = "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+        array = cast(bindparam(f"any_{column.name}", literal, type_=Text), postgresql.ARRAY(column.type))
+        return [column == any_(array)]
     return [column.in_(values[i:i + CHUNK]) for i in range(0, len(values), CHUNK)]
 
 
@@ -60,8 +64,9 @@ def select_in(session, query, *conditions):
         yield from session.execute(one).mappings()
 
 
-def insert_rows(session, table, rows, conflict=None, returning=(), same=None):
-    """INSERT many rows (dicts with the same keys); ON CONFLICT (conflict) DO NOTHING when given.
+def insert_rows(session, table, rows, conflict=None, returning=(), same=None, columns=None):
+    """INSERT many rows (dicts with the same keys, or with at least `columns` when given);
+    ON CONFLICT (conflict) DO NOTHING when given.
 
     `same`: {column: value} for every row (timestamps, the list): sent once, not once per row.
     Returns the `returning` columns of the rows actually inserted, as tuples. PostgreSQL: COPY
@@ -72,6 +77,8 @@ def insert_rows(session, table, rows, conflict=None, returning=(), same=None):
     same = same or {}
     connection = session.connection()
     if not is_postgresql(connection):
+        if columns:
+            rows = [{c: row[c] for c in columns} for row in rows]
         rows = [{**row, **same} for row in rows] if same else rows
         stmt = sqlite.insert(table)
         stmt = stmt.on_conflict_do_nothing(index_elements=conflict) if conflict else stmt
@@ -79,7 +86,7 @@ def insert_rows(session, table, rows, conflict=None, returning=(), same=None):
             return [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)), rows)]
         session.execute(stmt, rows)
         return []
-    columns = list(rows[0])
+    columns = list(columns or rows[0])
     on_conflict = f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING" if conflict else ""
     staging = stage(session, table, columns, map(_getter(columns), rows))
     back = f" RETURNING {', '.join(returning)}" if returning else ""

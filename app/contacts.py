@@ -217,7 +217,7 @@ def match_contacts(session, people, overwrite=()):
         if contact is None and phone and email in by_email and not by_email[email]["phone"]:
             contact = by_email[email]  # an email-only contact gains its phone
         if contact is None:
-            contact = {"id": None, "_new": True, **{f: person.get(f) for f in CONTACT_FIELDS}}
+            contact = dict(person, id=None, _new=True)  # a person holds the CONTACT_FIELDS
             new.append(contact)
             outcome = "created"
         else:
@@ -236,7 +236,7 @@ def save_contacts(session, new, changed, source):
     """Write matched contacts: insert the new ones (ids filled in), update the changed ones."""
     now = utcnow()
     table = Contact.__table__
-    inserted = bulk.insert_rows(session, table, [{f: c[f] for f in CONTACT_FIELDS} for c in new], conflict=["phone"],
+    inserted = bulk.insert_rows(session, table, new, columns=CONTACT_FIELDS, conflict=["phone"],
                                 returning=("id", "phone", "email"),
                                 same={"source": source, "created_at": now, "updated_at": now})
     ids = {}
