@@ -113,11 +113,13 @@ class PropertyView(ModelView):
 
 class ListView(ModelView):
     datamodel = ScopedInterface(ContactList)
+    list_title, show_title, add_title, edit_title = "Lists", "List", "New list", "Edit list"
     base_filters = OWN_LISTS
     base_order = ("created_at", "desc")
     list_columns = ["name", "member_count", "description", "created_at"]
     show_columns = ["name", "description", "member_count", "created_at"]
-    label_columns = {"member_count": "Members"}
+    label_columns = {"member_count": "Members", "created_at": "Created"}
+    formatters_columns = {"description": lambda text: text or ""}
     add_columns = edit_columns = ["name", "description"]
     search_columns = ["name", "created_at"]
     show_template = "list_show.html"

@@ -14,7 +14,7 @@ from tests.e2e.test_journeys import create_user
 
 PEOPLE = [("Mary", "O'Brien", 9786567092, "mary@example.com")] + [
     (f"Neighbour{i}", "Quincy", f"617-555-{i:04d}", f"n{i}@example.com") for i in range(1, 11)] + [
-    ("=HYPERLINK(\"x\")", "Formula", "(617) 555-0999", None)]
+    ("@SUM(1)", "Formula", "(617) 555-0999", None)]
 
 
 def shot(page, name):
@@ -85,9 +85,16 @@ def test_marketer_uploads_xlsx_sees_the_list_searches_a_formatted_phone_and_expo
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
     assert rows[0][:4] == ["id", "first_name", "last_name", "phone"] and len(rows) - 1 == members
     assert ["Mary", "O'Brien", "+19786567092"] in [r[1:4] for r in rows]
-    assert ["'=HYPERLINK(\"x\")", "Formula", "+16175550999"] in [r[1:4] for r in rows]
+    assert ["'@SUM(1)", "Formula", "+16175550999"] in [r[1:4] for r in rows]
     audited = sql(live, "SELECT changes FROM audit_log WHERE action = 'export' AND username = 'lena' "
                         "ORDER BY id DESC LIMIT 1")
     assert '"count": 12' in str(audited).replace("'", '"')
     shot(marketer, "7-after-export")
+
+    # Home: the checklist ticked the import from its row; OpenPhone stays to do (the sandbox runs).
+    marketer.goto(base + "/")
+    assert marketer.get_attribute("#getting-started [data-step=import]", "data-done") == "yes"
+    assert marketer.get_attribute("#getting-started [data-step=openphone]", "data-done") == "no"
+    assert marketer.locator("#recent-replies").is_visible() and marketer.locator("#yesterday-box").is_visible()
+    shot(marketer, "8-home")
     marketer.context.close()
