@@ -69,7 +69,9 @@ WORKER_TICK_SECONDS = float(os.environ.get("WORKER_TICK_SECONDS", "5"))
 INBOX_REFRESH_SECONDS = float(os.environ.get("INBOX_REFRESH_SECONDS", "15"))
 # Campaigns: the business's time zone (send windows, "today" for daily limits), and whether
 # the day's quota is spread across the window.
-CAMPAIGN_TIMEZONE = os.environ.get("CAMPAIGN_TIMEZONE", "America/New_York")
+# The company's time zone: every time on screen is shown in it (stored times are UTC).
+COMPANY_TIMEZONE = os.environ.get("COMPANY_TIMEZONE", "America/New_York")
+CAMPAIGN_TIMEZONE = os.environ.get("CAMPAIGN_TIMEZONE", COMPANY_TIMEZONE)
 CAMPAIGN_SPREAD = os.environ.get("CAMPAIGN_SPREAD", "1") == "1"
 OPENPHONE_TIMEOUT_SECONDS = float(os.environ.get("OPENPHONE_TIMEOUT_SECONDS", "15"))
 # A send that got no clear answer is looked up in OpenPhone's message list after this delay.
@@ -149,7 +151,7 @@ FAB_INDEX_VIEW = "views.home.HomeView"
 # FAB's password screens with the password policy and the current-password check.
 SECURITY_VIEWS = {name: f"views.security.{cls}" for name, cls in (
     ("userdbmodelview", "UserDBModelView"), ("resetmypasswordview", "ResetMyPasswordView"),
-    ("resetpasswordview", "ResetPasswordView"))}
+    ("resetpasswordview", "ResetPasswordView"), ("rolemodelview", "RoleModelView"))}
 FAB_PASSWORD_HASH_METHOD = os.environ.get("FAB_PASSWORD_HASH_METHOD", "scrypt")
 WTF_CSRF_ENABLED = True
 WTF_CSRF_TIME_LIMIT = None

@@ -1,9 +1,12 @@
 """The one place that registers every view and API with Flask-AppBuilder."""
+from flask import current_app
+
 from views import (
     api,
     audit,
     campaigns,
     contacts,
+    display,
     health,
     imports,
     media,
@@ -16,6 +19,7 @@ from views import (
 
 
 def register(appbuilder):
+    display.install(current_app)
     contacts.register(appbuilder)
     opt_outs.register(appbuilder)
     audit.register(appbuilder)

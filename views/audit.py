@@ -1,11 +1,11 @@
 """The audit log: read-only, Admin only; and the history block of a record's page."""
 from flask import current_app
-from flask_appbuilder import ModelView
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
 from app import audit
 from app.extensions import appbuilder as _appbuilder
 from app.models import AuditLog
+from views.display import ModelView
 
 
 class AuditLogView(ModelView):

@@ -1,7 +1,7 @@
 """Campaigns: settings, messages, preview, plan, start/pause/cancel, A/B results and charts."""
 
 from flask import Response, current_app, flash, g, jsonify, redirect, request, stream_with_context, url_for
-from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder import expose, has_access
 from flask_appbuilder.api import BaseApi, protect
 from flask_appbuilder.api import expose as api_expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
@@ -13,6 +13,7 @@ from app.campaigns import CampaignError, NoSuchCampaign
 from app.extensions import db
 from app.models import Campaign, CampaignRecipient, CampaignVariant
 from app.texts import TOKENS, TemplateError, validate_template
+from views.display import ModelView
 
 # The exclusions the plan records, in the words the page uses.
 EXCLUSIONS = (("opted_out", "Opted out"), ("texted_before", "Texted before"),

@@ -1,6 +1,6 @@
 """Contacts, properties, lists and todos."""
 from flask import g, request, url_for
-from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder import expose, has_access
 from markupsafe import Markup, escape
 
 from app import conversations, lists
@@ -12,6 +12,7 @@ from views.contact_actions import ContactActionsMixin
 from views.contact_data import ContactDataMixin
 from views.contact_forms import ContactRulesMixin, StaffAssignmentMixin, with_contact_rules
 from views.counts import EstimatedPager, EstimatingInterface
+from views.display import ModelView
 from views.opt_outs import DoNotTextMixin
 
 STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]

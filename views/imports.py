@@ -1,12 +1,13 @@
 """Imports: upload, mapping step, live progress, cancel, rejected rows download."""
 from flask import Response, abort, current_app, flash, g, jsonify, redirect, request, stream_with_context, url_for
-from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import contact_actions, imports
 from app.import_files import BadFile, inspect_file
 from app.models import Import
+from views.display import ModelView
 
 
 class ImportView(ModelView):

@@ -1,7 +1,7 @@
 """The Inbox (folders, Done, snooze, assign, the list's auto-refresh), the unread count on its menu
 item, and the saved replies screen."""
 from flask import abort, current_app, flash, g, redirect, request, url_for
-from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.security.decorators import permission_name, protect
 from flask_login import current_user
@@ -14,6 +14,7 @@ from app.inbox_models import SavedReply
 from app.saved_replies import check_reply
 from app.security import ScopedInterface
 from app.texts import TemplateError
+from views.display import ModelView
 
 
 def check_csrf():

@@ -3,7 +3,7 @@ import logging
 
 import httpx
 from flask import current_app, flash, g, redirect, request, url_for
-from flask_appbuilder import BaseView, ModelView, expose, has_access
+from flask_appbuilder import BaseView, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.api import BaseApi
 from flask_appbuilder.models.sqla.filters import FilterEqual
@@ -17,6 +17,7 @@ from app.opt_outs import OptedOut
 from app.security import ScopedInterface
 from views import inbox
 from views.contacts import CONTACT_SCOPE
+from views.display import ModelView
 from views.inbox import check_csrf
 
 log = logging.getLogger(__name__)

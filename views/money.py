@@ -3,7 +3,7 @@ customers' match outcomes and the review list for ambiguous ones; POST /webhooks
 from datetime import date
 
 from flask import abort, flash, redirect, request, url_for
-from flask_appbuilder import ModelView, expose, has_access
+from flask_appbuilder import expose, has_access
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.filters import BaseFilter
 from wtforms import SelectField
@@ -14,6 +14,7 @@ from app.analytics import money_filters
 from app.models import Estimate, Invoice, Job, Payment, QbCustomer
 from app.money_models import JOB_STATUSES
 from app.security import AssignedToCurrentUser, ScopedInterface
+from views.display import ModelView
 
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]  # as views/contacts.py: Staff see their contacts' money
 READ_ONLY = ["can_list", "can_show"]

@@ -1,7 +1,7 @@
 """Opt-outs: the list and its "+", the REST API, "Do not text" on a contact, and Possible
 opt-outs (replies a person decides on). Every one of them writes through app.opt_outs.opt_out."""
 from flask import abort, current_app, flash, g, redirect, request, url_for
-from flask_appbuilder import ModelRestApi, ModelView, expose, has_access
+from flask_appbuilder import ModelRestApi, expose, has_access
 from flask_appbuilder.actions import action
 from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
 from flask_appbuilder.models.filters import BaseFilter
@@ -14,6 +14,7 @@ from app.extensions import db
 from app.models import Message, OptOut
 from app.opt_outs import InvalidPhone, mark_do_not_text, opt_out, review_reply
 from app.security import AssignedToCurrentUser, ScopedInterface
+from views.display import ModelView
 
 API_SOURCES = ("api", "manual", "dnc")
 

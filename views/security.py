@@ -13,6 +13,7 @@ from wtforms.validators import DataRequired, EqualTo, ValidationError
 
 from app.extensions import appbuilder
 from app.users import MIN_PASSWORD_LENGTH, check_password, password_problem
+from views.display import PlainViewMixin
 
 POLICY = (f"At least {MIN_PASSWORD_LENGTH} characters; not one of the most common passwords and not the "
           "user name. A few unrelated words make a good one.")
@@ -85,7 +86,8 @@ class ResetPasswordView(fab.ResetPasswordView):
               "info")
 
 
-class UserDBModelView(fab.UserDBModelView):
+class UserDBModelView(PlainViewMixin, fab.UserDBModelView):
+    list_title, show_title, add_title, edit_title = "Users", "User", "New user", "Edit user"
     add_form_extra_fields = {
         **fab.UserDBModelView.add_form_extra_fields,
         "password": password_field(lambda form: form.username.data, "Password"),
@@ -95,3 +97,7 @@ class UserDBModelView(fab.UserDBModelView):
     def pre_add(self, item):
         check_password(item.password, item.username)  # the message is shown if the form let it through
         super().pre_add(item)
+
+
+class RoleModelView(PlainViewMixin, fab.RoleModelView):
+    list_title, show_title, add_title, edit_title = "Roles", "Role", "New role", "Edit role"
