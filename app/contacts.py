@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from app import bulk
 from app.extensions import db
 from app.models import Contact, utcnow
+from app.names import proper_names
 
 _NANP = re.compile(r"^\s*(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s.-]?([2-9]\d{2})[\s.-]?(\d{4})\s*$")
 
@@ -99,7 +100,8 @@ def clean_contact(values, contact_id=None, region=None):
     """The rules every door applies to one contact before it is written.
 
     values: {field: raw value} (missing fields are left alone). Returns the cleaned values
-    (text trimmed, empty -> None, phone in E.164, email lower-cased) or raises ContactError:
+    (text trimmed, empty -> None, names in proper case with name_as_received when that changed
+    them, phone in E.164, email lower-cased) or raises ContactError:
     an invalid phone or email, a value over its column's length (never cut), no name, phone
     or email at all, or a phone another contact (not contact_id) already has."""
     region = region or current_app.config["DEFAULT_REGION"]
@@ -107,6 +109,7 @@ def clean_contact(values, contact_id=None, region=None):
     for field, value in values.items():
         value = str(value).replace("\x00", "").strip() if value is not None else None
         cleaned[field] = value or None
+    proper_names(cleaned)  # "MARY O'BRIEN" -> "Mary O'Brien", the name as received kept
     limits = column_limits()
     for field, value in cleaned.items():
         if field in limits and field != "phone" and value and len(value) > limits[field]:
@@ -170,7 +173,8 @@ def contact_for_phone(phone, source="inbound"):
 
 # --- Matching and merging many people at once (imports) ---------------------------------
 
-CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip")
+CONTACT_FIELDS = ("first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state", "mail_zip",
+                  "name_as_received")
 
 
 def _fetch_contacts(session, people):
@@ -188,12 +192,15 @@ def _fetch_contacts(session, people):
 def _merge(contact, person, overwrite):
     """Fill the contact's empty fields from the person (or overwrite chosen ones). True if changed."""
     changed = False
-    for field in CONTACT_FIELDS:
+    for field in CONTACT_FIELDS[:-1]:
         value = person.get(field)
         if value and value != contact.get(field) and (not contact.get(field) or field in overwrite):
             contact[field] = value
             contact.setdefault("_changed", set()).add(field)
             changed = True
+    if person.get("name_as_received") and contact.get("_changed", set()) & {"first_name", "last_name"}:
+        contact["name_as_received"] = person["name_as_received"]  # follows the name it came with
+        contact["_changed"].add("name_as_received")
     return changed
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from app.bulk import ids_by, insert_rows, stage, update_many, where_in
 from app.contacts import CONTACT_FIELDS, match_contacts, normalize_email, normalize_phone, save_contacts
 from app.models import Contact, ImportRow, OptOut, Property, utcnow
+from app.names import proper_names
 from app.opt_outs import phone_hash
 
 FOOTER_START = "The information contained in this report"
@@ -169,6 +170,7 @@ class Batch:
 
     def person(self, line, number, person, cells):
         """Queue a person for matching, or skip one with neither a valid phone nor an email."""
+        proper_names(person)
         raw_phone = (person.pop("raw_phone", None) or "").strip()
         person["phone"] = normalize_phone(raw_phone, self.settings.region) if raw_phone else None
         person["email"] = normalize_email(person.get("email"))

@@ -30,6 +30,8 @@ class Contact(Model):
     id = Column(Integer, primary_key=True)
     first_name = Column(String(100), index=True)
     last_name = Column(String(100), index=True)
+    # The name as the list, form or sync gave it, when the contact rules changed its case ("MARY O'BRIEN").
+    name_as_received = Column(String(201))
     phone = Column(String(20), unique=True)  # E.164
     email = Column(String(255), index=True)
     mail_address = Column(String(255))

@@ -10,6 +10,8 @@ from app.contacts import EDITABLE_FIELDS, ContactError, apply_contact_rules, cle
 from app.extensions import db
 from app.security import check_assignment, current_user_scope
 
+NAME_FIELDS = ("first_name", "last_name", "name_as_received")
+
 
 def _visible(contact):
     scope = current_user_scope()
@@ -48,7 +50,8 @@ def with_contact_rules(form_class):
                     target.errors = [*target.errors, message]
                 return False
             for field, value in cleaned.items():
-                getattr(self, field).data = value
+                if field not in NAME_FIELDS:  # pre_add / pre_update case names and keep them as typed
+                    getattr(self, field).data = value
             return valid
 
     return ContactForm

@@ -73,7 +73,7 @@ class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNot
     show_fieldsets = [
         ("Contact", {"fields": ["first_name", "last_name", "phone", "email", "source", "assigned_user", "notes"]}),
         ("Mailing address", {"fields": ["mail_address", "mail_city", "mail_state", "mail_zip"], "expanded": False}),
-        ("Record", {"fields": ["created_at", "updated_at"], "expanded": False}),
+        ("Record", {"fields": ["created_at", "updated_at", "name_as_received"], "expanded": False}),
     ]
     add_columns = ["first_name", "last_name", "phone", "email", "mail_address", "mail_city", "mail_state",
                    "mail_zip", "assigned_user", "notes"]
@@ -81,6 +81,7 @@ class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNot
     # The conversation (texts and calls) is on the page itself, once.
     related_views = [ContactPropertyView, ListMemberView, *money.CONTACT_MONEY_VIEWS]
     show_template = "contact_show.html"
+    label_columns = {"name_as_received": "Name as received"}
 
     @expose("/show/<int:pk>", methods=["GET"])
     @has_access
