@@ -6,7 +6,7 @@ from datetime import date, time
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import distinct, func, or_, select
+from sqlalchemy import func, or_, select
 
 from app import audit, campaigns, schedule
 from app.campaigns import CampaignError, forecast_locations, texts_sent_today
@@ -236,9 +236,9 @@ def list_audience(list_ids):
     """People with a phone in these lists (before planning: the most who could be texted)."""
     if not list_ids:
         return 0
-    return db.session.scalar(select(func.count(distinct(Contact.phone))).join(
-        ListMember, ListMember.contact_id == Contact.id).where(ListMember.list_id.in_(list_ids),
-                                                               Contact.phone.is_not(None)))
+    members = select(ListMember.contact_id).where(ListMember.list_id.in_(list_ids))
+    return db.session.scalar(select(func.count(Contact.id)).where(Contact.id.in_(members),
+                                                                  Contact.phone.is_not(None)))
 
 
 def render_sample(template, contact, opt_out_line, today=None):
@@ -327,8 +327,11 @@ def sending_plan(campaign, counts, now=None):
         current_app.config["CAMPAIGN_TIMEZONE"], now, start_date=campaign.start_date,
         sent_today=texts_sent_today(campaign.sending_number, now) if campaign.status == "running" else 0,
         locations=forecast_locations(campaign, planned=from_rows), spread=current_app.config["CAMPAIGN_SPREAD"])
-    lead = "Next send" if campaign.status == "running" else "First text goes out"
-    return {"text": schedule.describe_forecast(forecast, campaign.daily_limit, now, lead=lead), **forecast}
+    running = campaign.status == "running"
+    text = schedule.describe_forecast(forecast, campaign.daily_limit, now,
+                                      lead="Next send" if running else "First text goes out",
+                                      soon="now" if running else "as soon as it starts")
+    return {"text": text, **forecast}
 
 
 def campaign_times(campaign):

@@ -571,15 +571,17 @@ def _enqueue(func_path, *args, job_id=None):
     return enqueue(func_path, *args, job_id=job_id)
 
 
-def forecast_locations(campaign, planned=True, limit=200):
-    """(state, phone) samples of where the people still to text are, one per state and area code:
-    the quiet hours a sending forecast must respect. Planned: the queued recipients; else the lists."""
-    area = func.substr(R.phone, 1, 5) if planned else func.substr(Contact.phone, 1, 5)
+def forecast_locations(campaign, planned=True, sample=5000):
+    """(state, phone) examples of where the people still to text are, one per state and area code
+    among a sample of them: the quiet hours a sending forecast must respect. Planned: the queued
+    recipients; else the lists' members. (A sample keeps a 100,000-person page fast; the
+    forecast is "about" anyway.)"""
     if planned:
-        query = select(R.state, func.min(R.phone)).where(R.campaign_id == campaign.id, R.status == "queued")
-        query = query.group_by(R.state, area)
+        rows = (select(R.state.label("state"), R.phone.label("phone"))
+                .where(R.campaign_id == campaign.id, R.status == "queued").limit(sample).subquery())
     else:
-        query = (select(literal(None), func.min(Contact.phone)).join(ListMember, ListMember.contact_id == Contact.id)
-                 .where(ListMember.list_id.in_([lst.id for lst in campaign.lists]), Contact.phone.is_not(None))
-                 .group_by(area))
-    return [tuple(row) for row in db.session.execute(query.limit(limit)).all()]
+        members = select(ListMember.contact_id).where(ListMember.list_id.in_([lst.id for lst in campaign.lists]))
+        rows = (select(literal(None).label("state"), Contact.phone.label("phone"))
+                .where(Contact.id.in_(members), Contact.phone.is_not(None)).limit(sample).subquery())
+    query = select(rows.c.state, func.min(rows.c.phone)).group_by(rows.c.state, func.substr(rows.c.phone, 1, 5))
+    return [tuple(row) for row in db.session.execute(query).all()]

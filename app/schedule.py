@@ -180,15 +180,17 @@ def zone_label(moment):
     return name[0] + name[2] if len(name) == 3 and name[1] in "SD" and name[2] == "T" else name
 
 
-def describe_forecast(forecast, daily_limit, now, lead="First text goes out"):
-    """"first text goes out Monday 09:00 ET, the last about Jan 22 at 60 a day" in words."""
+def describe_forecast(forecast, daily_limit, now, lead="First text goes out", soon="now"):
+    """"first text goes out Monday 09:00 ET, the last about Jan 22 at 60 a day" in words; `soon`
+    stands for a first text due within minutes."""
     first, last = forecast["first"], forecast["last"]
     if first is None:
         return "No text can go out: the sending window never opens (check the days, hours and start date)."
     local_now = now.astimezone(first.tzinfo)
-    when = "now" if first <= local_now + FORECAST_STEP and first.date() == local_now.date() else (
-        f"{first:%A} {first:%H:%M} {zone_label(first)}" if (first.date() - local_now.date()).days < 7
-        else f"{first:%A %b} {first.day} {first:%H:%M} {zone_label(first)}")
+    days_away = (first.date() - local_now.date()).days
+    day = "today" if days_away == 0 else f"{first:%A}" if days_away < 7 else f"{first:%A %b} {first.day}"
+    when = soon if first <= local_now + FORECAST_STEP and days_away == 0 else \
+        f"{day} {first:%H:%M} {zone_label(first)}"
     text = f"{lead} {when}"
     if last is None:
         return f"{text}; at {daily_limit} a day the last would be more than ten years away."

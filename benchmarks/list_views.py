@@ -103,6 +103,28 @@ def percentile(sorted_ms, pct):
     return sorted_ms[min(len(sorted_ms) - 1, int(round(pct / 100 * (len(sorted_ms) - 1))))]
 
 
+def admin_app(database_url, redis_url):
+    """A migrated app on database_url (created if missing) with the roles and an Admin "bench-admin";
+    returns (app, the admin's password)."""
+    ensure_database(database_url)
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.extensions import db
+    from app.users import ensure_user, sync_roles
+
+    password = "bench-" + str(random.randrange(10**9))
+    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url,
+                      "INSTANCE_DIR": Path(tempfile.mkdtemp(prefix="crm-bench-")), "AUTH_RATE_LIMITED": False})
+    with app.app_context():
+        upgrade()
+        sync_roles()
+        user, _ = ensure_user("bench-admin", password, "Admin")
+        app.appbuilder.sm.reset_password(user.id, password)
+        db.session.commit()
+    return app, password
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1/crm_bench_list_views")
@@ -112,22 +134,10 @@ def main():
     parser.add_argument("--reseed", action="store_true")
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
-    from flask_migrate import upgrade
-
-    from app import create_app
+    app, password = admin_app(args.database_url, args.redis_url)
     from app.extensions import db
-    from app.users import ensure_user, sync_roles
 
-    password = "bench-" + str(random.randrange(10**9))
-    app = create_app({"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-                      "INSTANCE_DIR": Path(tempfile.mkdtemp(prefix="crm-bench-")), "AUTH_RATE_LIMITED": False})
     with app.app_context():
-        upgrade()
-        sync_roles()
-        user, _ = ensure_user("bench-admin", password, "Admin")
-        app.appbuilder.sm.reset_password(user.id, password)
-        db.session.commit()
         have = db.session.scalar(text("SELECT count(*) FROM contacts"))
         if args.reseed or have != args.contacts:
             seed(db, args.contacts)

@@ -153,7 +153,9 @@ def test_inside_the_window_the_first_text_goes_out_now_and_what_went_out_today_c
     assert describe_forecast(plan, 60, now).startswith("First text goes out now, the last about Dec 3 at 60 a day")
     assert forecast(100, now, sent_today=60)["first"] == boston("2026-12-02 09:00")  # today's quota is spent
     # spread over the window, the 51st of 60 waits for 50/60 of 09:00-17:00: 15:40
-    assert forecast(100, now, sent_today=50)["first"] == boston("2026-12-01 15:40")
+    paced = forecast(100, now, sent_today=50)
+    assert paced["first"] == boston("2026-12-01 15:40")
+    assert describe_forecast(paced, 60, now, lead="Next send").startswith("Next send today 15:40 ET, the last about")
 
 
 def test_quiet_hours_of_the_recipients_move_the_first_text():

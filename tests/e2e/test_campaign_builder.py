@@ -78,7 +78,7 @@ def test_marketer_builds_an_ab_campaign_on_one_page_tests_it_and_starts_it(live,
     assert marketer.inner_text("#campaign-plan .plan-queued") == "3"
     assert marketer.inner_text("#campaign-plan .reason-opted_out") == "1"
     # The clock of the live server is a Tuesday 14:00 in Boston: inside the window, 3 people at 125 a day.
-    assert marketer.inner_text("#campaign-forecast") == "First text goes out now, the last the same day (125 a day)."
+    assert marketer.inner_text("#campaign-forecast") == "First text goes out as soon as it starts, the last the same day (125 a day)."
     shot(marketer, "scheduled")
     marketer.click("button:has-text('Start')")
 
