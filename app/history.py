@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from app import audit, bulk
 from app.calls import store_call
@@ -22,7 +22,7 @@ from app.events import reply_recipient
 from app.extensions import db
 from app.history_models import Call, HistoryImport, HistoryItem, Media
 from app.media import download_pending
-from app.models import Message, utcnow
+from app.models import CampaignRecipient, Message, utcnow
 from app.openphone import NotFound, PermanentError, call_values, client_from_config, parse_time
 from app.opt_outs import classify_opt_out, is_opted_out, opt_in, opt_out
 from app.queue import enqueue, get_redis, job_alive
@@ -315,52 +315,49 @@ def _unique(items):
 
 
 def _save_messages(run, contact, phone, items):
+    """A page's texts in one INSERT ... ON CONFLICT DO NOTHING (OpenPhone's id is unique): a text a
+    webhook stored first, or stores meanwhile, is 'existing'. A reply is attributed to the campaign
+    text it answers; the look-up runs only for a phone that was ever sent one."""
     items = _unique(items)
-    existing = set(db.session.scalars(select(Message.provider_id).where(
-        Message.provider_id.in_([m["id"] for m in items])))) if items else set()
-    outcomes, created = [], []
-    with audit.bulk():
-        for item in items:
-            if item["id"] in existing:
-                outcomes.append(dict(kind="message", provider_id=item["id"], outcome="existing", phone=phone))
-                continue
-            message = _message(item, contact, phone)
-            try:
-                with db.session.begin_nested():
-                    db.session.add(message)
-            except IntegrityError:  # a webhook stored it a moment ago
-                outcomes.append(dict(kind="message", provider_id=item["id"], outcome="existing", phone=phone))
-                continue
-            created.append((item, message))
-    for item, message in created:
-        outcomes.append(dict(kind="message", provider_id=item["id"], outcome="created", phone=phone,
-                             message_id=message.id))
+    if not items:
+        return
+    answerable = db.session.scalar(select(CampaignRecipient.id).where(
+        CampaignRecipient.phone == phone, CampaignRecipient.sent_at.is_not(None)).limit(1)) is not None
+    rows = [_message_row(item, contact, phone, answerable) for item in items]
+    inserted = dict(bulk.insert_rows(db.session, Message.__table__, [row for row, _ in rows],
+                                     conflict=["provider_id"], returning=("provider_id", "id")))
+    outcomes = []
+    for item, (row, recipient) in zip(items, rows, strict=True):
+        message_id = inserted.get(row["provider_id"])
+        outcomes.append(dict(kind="message", provider_id=item["id"], outcome="created" if message_id else "existing",
+                             phone=phone, message_id=message_id))
+        if message_id is None:
+            continue
+        if recipient is not None:
+            recipient.replied_at = min(recipient.replied_at or row["created_at"], row["created_at"])
         for media in item.get("media") or []:
             if isinstance(media, dict) and media.get("url"):
-                db.session.add(Media(message_id=message.id, contact_id=contact.id, url=media["url"],
+                db.session.add(Media(message_id=message_id, contact_id=contact.id, url=media["url"],
                                      content_type=media.get("type"), status="pending"))
-    if created:
-        audit.record("import", "messages", None, detail=f"history import {run.id}: {len(created)} texts with {phone}")
+    if inserted:
+        audit.record("import", "messages", None, detail=f"history import {run.id}: {len(inserted)} texts with {phone}")
     _record_many(run, outcomes)
 
 
-def _message(item, contact, phone):
+def _message_row(item, contact, phone, answerable):
+    """(the messages row of one OpenPhone text, the campaign recipient a reply answers or None)."""
     incoming = item.get("direction") == "incoming"
     at = parse_time(item.get("createdAt")) or utcnow()
     text = _clean(item.get("text") if item.get("text") is not None else (item.get("body") or ""))
-    ours = _clean(item.get("to")[0] if incoming and item.get("to") else item.get("from"))
+    ours = (_clean(item.get("to")[0] if incoming and item.get("to") else item.get("from")) or "")[:40]
     status = str(item.get("status") or ("received" if incoming else "sent"))[:20]
-    message = Message(direction="incoming" if incoming else "outgoing", kind="sms", body=text, status=status,
-                      provider_id=item["id"], from_phone=phone if incoming else (ours or "")[:40],
-                      to_phone=(ours or "")[:40] if incoming else phone, contact_id=contact.id, created_at=at,
-                      sent_at=None if incoming else at, delivered_at=at if status == "delivered" else None,
-                      source=SOURCE, opt_out_class=classify_opt_out(text) if incoming else None)
-    if incoming:
-        recipient = reply_recipient(phone, at)
-        if recipient is not None:
-            message.campaign_recipient_id = recipient.id
-            recipient.replied_at = min(recipient.replied_at or at, at)
-    return message
+    recipient = reply_recipient(phone, at) if incoming and answerable else None
+    return dict(direction="incoming" if incoming else "outgoing", kind="sms", body=text, status=status,
+                provider_id=str(item["id"])[:64], from_phone=phone if incoming else ours,
+                to_phone=ours if incoming else phone, contact_id=contact.id, created_at=at,
+                sent_at=None if incoming else at, delivered_at=at if status == "delivered" else None,
+                source=SOURCE, opt_out_class=classify_opt_out(text) if incoming else None,
+                campaign_recipient_id=recipient.id if recipient else None), recipient
 
 
 def _apply_opt_out(phone):
