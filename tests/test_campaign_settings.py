@@ -148,7 +148,7 @@ def test_send_a_test_to_my_phone_goes_through_the_outbox_once_and_is_no_campaign
     marketer = client_for("marketer")
     page = post_form(marketer, f"/campaignview/test_text/{campaign.id}", {"variant": "B", "phone": "(617) 555-0199"},
                      follow_redirects=True).get_data(as_text=True)
-    assert "Test of message B queued to +16175550199" in page
+    assert "Test of message B queued to (617) 555-0199" in page
     run_jobs()
     sent = httpx.get(fake_openphone.url + "/_fake/sent").json()["data"]
     assert [(m["to"], m["text"]) for m in sent] == [(["+16175550199"], "Hey Maria!\nReply STOP to opt out.")]

@@ -7,7 +7,7 @@ from flask_appbuilder.api import expose as api_expose
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from wtforms.validators import ValidationError
 
-from app import analytics, audit, campaign_settings, campaigns, lists, winners
+from app import analytics, audit, campaign_settings, campaigns, display, lists, winners
 from app.campaign_settings import CampaignInputError
 from app.campaigns import CampaignError, NoSuchCampaign
 from app.extensions import db
@@ -133,7 +133,7 @@ class CampaignView(ModelView):
         try:
             message = campaign_settings.send_test_text(pk, request.form.get("variant", "A"),
                                                        request.form.get("phone", ""), g.user.id)
-            flash(f"Test of message {request.form.get('variant', 'A')} queued to {message.to_phone}: "
+            flash(f"Test of message {request.form.get('variant', 'A')} queued to {display.phone(message.to_phone)}: "
                   "it is not counted as a campaign text.", "success")
         except CampaignError as exc:
             db.session.rollback()
