@@ -3,12 +3,12 @@ from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, exists, func, or_, select
-from sqlalchemy.orm import aliased
 
 from app.campaigns import STATUS_ORDER, TRANSITIONS, edit_notice, exclusion_counts
 from app.exports import csv_lines
 from app.extensions import db
 from app.history_models import MISSED_CALL_STATUSES, Call
+from app.inbox import waiting_count
 from app.models import (
     DEFAULT_DAILY_LIMIT,
     Campaign,
@@ -168,49 +168,6 @@ def recipients_csv(campaign_id):
                          object_id=campaign_id, detail=f"recipients of campaign {campaign_id}")
 
 
-def waiting_conversations(user_id=None, assigned=None):
-    """The Inbox and the dashboard's "waiting for a reply": contacts whose last text is an inbound
-    one that is not an opt-out (a STOP waits for nobody), as (Message, Contact) rows. user_id limits
-    them to one user's contacts (Staff); assigned filters by assignee ("none": unassigned)."""
-    last = (select(Message.contact_id, func.max(Message.id).label("last_id"))
-            .where(Message.direction.in_(("incoming", "outgoing")), Message.kind == "sms",
-                   Message.contact_id.is_not(None))
-            .group_by(Message.contact_id).subquery())
-    query = (select(Message, Contact).join(last, Message.id == last.c.last_id)
-             .join(Contact, Contact.id == Message.contact_id)
-             .where(Message.direction == "incoming",
-                    or_(Message.opt_out_class.is_(None), Message.opt_out_class.not_in(("keyword", "phrase")))))
-    return _in_inbox_scope(query, user_id, assigned)
-
-
-def _in_inbox_scope(query, user_id, assigned):
-    """An Inbox query limited to a Staff user's contacts, and to the assignee picked on screen
-    ("none": nobody's; a user id: theirs)."""
-    if user_id is not None:
-        query = query.where(Contact.assigned_user_id == user_id)
-    if assigned == "none":
-        query = query.where(Contact.assigned_user_id.is_(None))
-    elif assigned:
-        query = query.where(Contact.assigned_user_id == int(assigned))
-    return query
-
-
-def calls_to_answer(user_id=None, assigned=None):
-    """The Inbox's calls to answer: a missed incoming call or a voicemail after which nothing went
-    back to the contact (no text sent, no call made), as (Call, Contact) rows; scoped like
-    waiting_conversations."""
-    later = aliased(Call)
-    answered = or_(
-        exists().where(Message.contact_id == Call.contact_id, Message.direction == "outgoing",
-                       Message.created_at > Call.created_at),
-        exists().where(later.contact_id == Call.contact_id, later.direction == "outgoing",
-                       later.created_at > Call.created_at))
-    query = (select(Call, Contact).join(Contact, Contact.id == Call.contact_id)
-             .where(Call.direction == "incoming",
-                    or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None)), ~answered))
-    return _in_inbox_scope(query, user_id, assigned)
-
-
 def dashboard(now_day_bounds, default_limit=DEFAULT_DAILY_LIMIT, user_id=None):
     """The home page: texts today per number against its limit, running campaigns, conversations
     waiting for a reply, running imports, opt-outs this week. For a user_id limited to their own
@@ -232,7 +189,7 @@ def dashboard(now_day_bounds, default_limit=DEFAULT_DAILY_LIMIT, user_id=None):
     numbers = [{"number": n, "sent": sent.get(n, 0), "limit": limits.get(n, default_limit)}
                for n in sorted(set(sent) | set(limits))]
     running = db.session.scalars(campaigns.where(Campaign.status == "running").order_by(Campaign.id)).all()
-    waiting = db.session.scalar(select(func.count()).select_from(waiting_conversations(user_id).subquery()))
+    waiting = waiting_count(user_id)
     imports = db.session.scalars(theirs(select(Import).where(Import.status.in_(("queued", "running"))), Import)
                                  .order_by(Import.id)).all()
     opt_outs = select(func.count(OptOut.id)).where(OptOut.active.is_(True), OptOut.source != "erasure",

@@ -110,16 +110,24 @@ def _query(columns, user_id, scope, assigned, now):
     return query, convo, flags
 
 
-def folder_counts(user_id, assigned="", now=None):
-    """{folder: number of conversations} for one user (their scope and their read state)."""
-    now = _naive(now)
-
+def _counts(user_id, scope, assigned, now):
     def columns(convo, flags):
         return [func.coalesce(func.sum(case((flags[name], 1), else_=0)), 0).label(name) for name in FOLDERS]
 
-    query, _, _ = _query(columns, user_id, user_scope(user_id), assigned, now)
+    query, _, _ = _query(columns, user_id, scope, assigned, now)
     row = db.session.execute(query).one()
     return {name: int(row[i]) for i, name in enumerate(FOLDERS)}
+
+
+def folder_counts(user_id, assigned="", now=None):
+    """{folder: number of conversations} for one user (their scope and their read state)."""
+    return _counts(user_id, user_scope(user_id), assigned, _naive(now))
+
+
+def waiting_count(scope=None, now=None):
+    """The conversations waiting for an answer (the Inbox's first folder): everyone's, or those of
+    the contacts assigned to one Staff user (scope = their id). The home page shows this number."""
+    return _counts(None, scope, "", _naive(now))["open"]
 
 
 def unread_count(user_id, now=None):

@@ -336,3 +336,20 @@ def test_the_contact_page_has_the_name_edit_open_panels_and_one_conversation(app
     assert page.count('id="conversation"') == 1 and page.count("Is Friday OK?") == 1
     order = [page.index(s) for s in ("Is Friday OK?", "call-missed", "Friday at 10")]
     assert order == sorted(order), "texts and calls in the order they happened"
+
+
+def test_home_counts_exactly_the_conversations_the_inbox_shows_waiting(app, db, client_for, post_form, contacts):
+    mine, theirs = contacts
+    text_in(db, mine, "Is Friday OK?", 10)
+    call_in(db, theirs, 11)
+
+    def numbers(client):
+        home = client.get("/").get_data(as_text=True)
+        page = client.get("/inbox/").get_data(as_text=True)
+        waiting = re.search(r'id="dashboard-waiting">\s*(\d+)\s*<', home).group(1)
+        return int(waiting), int(re.search(r'data-folder="open">(\d+)<', page).group(1))
+
+    admin, staff = client_for("admin"), client_for("staff")
+    assert numbers(admin) == (2, 2) and numbers(staff) == (1, 1)
+    post_form(admin, f"/inbox/done/{mine}")
+    assert numbers(admin) == (1, 1) and numbers(staff) == (0, 0)
