@@ -8,6 +8,7 @@ from flask import abort, current_app
 from sqlalchemy import func, select
 
 from app import campaigns, inbox, schedule
+from app.display import phone
 from app.extensions import db
 from app.history_models import Call
 from app.media import media_for
@@ -66,10 +67,11 @@ def check_texting_hours(contact, now):
         opens += QUIET_HOURS_STEP
         if schedule.is_legal_now(state, contact.phone, opens):
             break
-    zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
+    zone = ZoneInfo(current_app.config["COMPANY_TIMEZONE"])
     local = opens.astimezone(zone)
     where = schedule.effective_state(state, contact.phone) or "an unknown state (the strictest hours apply)"
-    raise TextError(f"It is outside the hours a text may reach {contact.phone} ({where}), so nothing was queued. "
+    raise TextError(f"It is outside the hours a text may reach {phone(contact.phone)} ({where}), so nothing was "
+                    "queued. "
                     f"Send it from {local:%A} {local:%-d %b} at {local:%H:%M} ({local.tzname()}).")
 
 

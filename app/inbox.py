@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import and_, case, exists, func, not_, or_, select
+from sqlalchemy import and_, case, exists, func, literal, not_, null, or_, select, true, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -43,47 +43,40 @@ def _naive(now):
     return utc(now).replace(tzinfo=None) if now is not None else utcnow()
 
 
-def _latest(query, partition, order):
-    """The rows of `query` that are the latest per partition (a window, in SQLite and PostgreSQL alike)."""
-    ranked = query.add_columns(func.row_number().over(partition_by=partition, order_by=order).label("rank")).subquery()
-    return select(ranked).where(ranked.c.rank == 1).subquery()
-
-
 def _conversations():
-    """One row per contact with something inbound: the last inbound text (time, body, opt-out
-    class), the last call to answer (time, voicemail) and the time of whichever came last."""
-    text = _latest(select(Message.contact_id, Message.created_at, Message.body, Message.opt_out_class)
-                   .where(Message.direction == "incoming", Message.kind == "sms", Message.contact_id.is_not(None)),
-                   Message.contact_id, (Message.created_at.desc(), Message.id.desc()))
-    calls = _latest(select(Call.contact_id, Call.created_at, Call.voicemail_url, Call.voicemail_transcript)
-                    .where(Call.direction == "incoming", Call.contact_id.is_not(None),
-                           or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None))),
-                    Call.contact_id, (Call.created_at.desc(), Call.id.desc()))
-    ids = select(text.c.contact_id).union(select(calls.c.contact_id)).subquery()
-    text_at, call_at = text.c.created_at, calls.c.created_at
-    last_in = case((call_at.is_(None), text_at), (text_at.is_(None), call_at), (call_at > text_at, call_at),
-                   else_=text_at)
-    return (select(ids.c.contact_id.label("contact_id"), last_in.label("last_in_at"), text_at.label("text_at"),
-                   text.c.body.label("text_body"), text.c.opt_out_class.label("opt_out_class"),
-                   call_at.label("call_at"), calls.c.voicemail_url.label("voicemail_url"),
-                   calls.c.voicemail_transcript.label("voicemail_transcript"))
-            .outerjoin(text, text.c.contact_id == ids.c.contact_id)
-            .outerjoin(calls, calls.c.contact_id == ids.c.contact_id).subquery())
+    """One row per contact with something inbound: the last thing that came in (a text, or a
+    missed call or voicemail: its time, kind, text, opt-out class, voicemail) and whether a text
+    or a call went back to them after it."""
+    texts = (select(Message.contact_id, Message.created_at, literal("text").label("kind"), Message.body,
+                    Message.opt_out_class, null().label("voicemail_url"), null().label("voicemail_transcript"))
+             .where(Message.direction == "incoming", Message.kind == "sms", Message.contact_id.is_not(None)))
+    calls = (select(Call.contact_id, Call.created_at, literal("call").label("kind"), null(), null(),
+                    Call.voicemail_url, Call.voicemail_transcript)
+             .where(Call.direction == "incoming", Call.contact_id.is_not(None),
+                    or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None))))
+    inbound = union_all(texts, calls).subquery()
+    ranked = select(inbound, func.row_number().over(
+        partition_by=inbound.c.contact_id, order_by=inbound.c.created_at.desc()).label("rank")).subquery()
+    replied = or_(
+        exists().where(Message.contact_id == ranked.c.contact_id, Message.direction == "outgoing",
+                       Message.created_at > ranked.c.created_at),
+        exists().where(Call.contact_id == ranked.c.contact_id, Call.direction == "outgoing",
+                       Call.created_at > ranked.c.created_at))
+    # Materialized: each conversation's "replied" is looked up once, however many folders use it.
+    return (select(ranked.c.contact_id, ranked.c.created_at.label("last_in_at"), ranked.c.kind, ranked.c.body,
+                   ranked.c.opt_out_class, ranked.c.voicemail_url, ranked.c.voicemail_transcript,
+                   replied.label("replied"))
+            .where(ranked.c.rank == 1).cte("conversations").prefix_with("MATERIALIZED"))
 
 
 def _flags(convo, now):
     """Each rule as a SQL condition over _conversations() joined with the state and the reader."""
     state, read = ConversationState, ConversationRead
-    stop = and_(func.coalesce(convo.c.opt_out_class, "").in_(OPT_OUT_CLASSES),
-                or_(convo.c.call_at.is_(None), convo.c.call_at <= convo.c.text_at))
+    stop = and_(convo.c.kind == "text", func.coalesce(convo.c.opt_out_class, "").in_(OPT_OUT_CLASSES))
     done = and_(state.done_at.is_not(None), state.done_at >= convo.c.last_in_at)
     snoozed = and_(state.snoozed_until.is_not(None), state.snoozed_until > now,
                    state.snoozed_at.is_not(None), state.snoozed_at >= convo.c.last_in_at)
-    replied = or_(
-        exists().where(Message.contact_id == convo.c.contact_id, Message.direction == "outgoing",
-                       Message.created_at > convo.c.last_in_at),
-        exists().where(Call.contact_id == convo.c.contact_id, Call.direction == "outgoing",
-                       Call.created_at > convo.c.last_in_at))
+    replied = convo.c.replied == true()
     unread = or_(read.opened_at.is_(None), read.opened_at < convo.c.last_in_at)
     filed = or_(stop, done, snoozed)
     open_ = and_(not_(filed), not_(replied))
@@ -127,12 +120,18 @@ def folder_counts(user_id, assigned="", now=None):
 def waiting_count(scope=None, now=None):
     """The conversations waiting for an answer (the Inbox's first folder): everyone's, or those of
     the contacts assigned to one Staff user (scope = their id). The home page shows this number."""
-    return _counts(None, scope, "", _naive(now))["open"]
+    return _count("open", None, scope, _naive(now))
+
+
+def _count(folder, user_id, scope, now):
+    query, _, flags = _query(lambda convo, flags: [func.count()], user_id, scope, "", now)
+    return db.session.scalar(query.where(flags[folder]))
 
 
 def unread_count(user_id, now=None):
-    """The number on the Inbox menu item: open conversations unread by this user, in their scope."""
-    return folder_counts(user_id, now=now)["unread"]
+    """The number on the Inbox menu item (every page): conversations waiting and unread by this
+    user, in their scope."""
+    return _count("unread", user_id, user_scope(user_id), _naive(now))
 
 
 def inbox(user_id, folder="open", assigned="", now=None, limit=PAGE_SIZE):
@@ -143,17 +142,17 @@ def inbox(user_id, folder="open", assigned="", now=None, limit=PAGE_SIZE):
     scope = user_scope(user_id)
 
     def columns(convo, flags):
-        return [Contact, convo.c.last_in_at, convo.c.text_at, convo.c.text_body, convo.c.call_at,
-                convo.c.voicemail_url, convo.c.voicemail_transcript, flags["is_unread"].label("unread"),
-                flags["is_replied"].label("replied"), ConversationState.snoozed_until]
+        return [Contact, convo.c.last_in_at, convo.c.kind, convo.c.body, convo.c.voicemail_url,
+                convo.c.voicemail_transcript, flags["is_unread"].label("unread"), convo.c.replied,
+                ConversationState.snoozed_until]
 
     query, convo, flags = _query(columns, user_id, scope, assigned, now)
     rows = db.session.execute(query.where(flags[folder])
                               .order_by(convo.c.last_in_at.desc(), convo.c.contact_id.desc()).limit(limit)).all()
     conversations = [{
         "contact": contact, "last_in_at": last_in, "unread": bool(unread), "replied": bool(replied),
-        "snoozed_until": snoozed_until, "preview": _preview(text_at, body, call_at, voicemail, transcript),
-    } for contact, last_in, text_at, body, call_at, voicemail, transcript, unread, replied, snoozed_until in rows]
+        "snoozed_until": snoozed_until, "preview": _preview(kind, body, voicemail, transcript),
+    } for contact, last_in, kind, body, voicemail, transcript, unread, replied, snoozed_until in rows]
     assignees = [] if scope is not None else db.session.scalars(
         select(User).where(User.active.is_(True)).order_by(User.username)).all()
     return {"conversations": conversations, "counts": folder_counts(user_id, assigned, now), "folder": folder,
@@ -161,9 +160,9 @@ def inbox(user_id, folder="open", assigned="", now=None, limit=PAGE_SIZE):
             "snooze_choices": SNOOZE_CHOICES}
 
 
-def _preview(text_at, body, call_at, voicemail, transcript):
+def _preview(kind, body, voicemail, transcript):
     """What the list shows of the last thing that came in: the text, or the call."""
-    if call_at is None or (text_at is not None and text_at >= call_at):
+    if kind == "text":
         return body or ""
     if transcript:
         return f"Voicemail: {transcript}"
@@ -224,7 +223,7 @@ def snooze_until(choice, now=None, zone=None):
     """The naive UTC time a snooze choice means: a SNOOZE_CHOICES key, or a local date and time
     ("2026-12-01T09:30", the company's zone). InboxError when it is not a time in the future."""
     now = utc(now) if now is not None else utc(utcnow())
-    zone = ZoneInfo(zone or current_app.config["CAMPAIGN_TIMEZONE"])
+    zone = ZoneInfo(zone or current_app.config["COMPANY_TIMEZONE"])
     local = now.astimezone(zone)
     if choice == "3h":
         until = now + timedelta(hours=3)

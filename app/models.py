@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
+    text,
 )
 from sqlalchemy.orm import column_property, relationship
 
@@ -262,7 +263,10 @@ class CampaignRecipient(Model):
 
 class Message(Model):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_contact_created", "contact_id", "created_at"),)
+    __table_args__ = (Index("ix_messages_contact_created", "contact_id", "created_at"),
+                      # the Inbox reads the few inbound texts among the many sent (app/inbox.py)
+                      Index("ix_messages_incoming_contact", "contact_id", "created_at",
+                            postgresql_where=text("direction = 'incoming'"), sqlite_where=text("direction = 'incoming'")))
     id = Column(Integer, primary_key=True)
     contact_id = Column(Integer, ForeignKey("contacts.id", ondelete="SET NULL"))
     campaign_recipient_id = Column(Integer, ForeignKey("campaign_recipients.id", ondelete="SET NULL"), index=True)

@@ -302,7 +302,7 @@ def test_one_off_texts_keep_the_quiet_hours_on_the_form_and_the_api(app, db, cli
     staff = client_for("staff")
     post_form(staff, f"/conversations/send_text/{mine}", {"body": "Are you free tomorrow?"})
     page = staff.get(f"/contactview/show/{mine}").get_data(as_text=True)
-    assert "Not sent: It is outside the hours a text may reach +16175550123 (MA)" in page
+    assert "Not sent: It is outside the hours a text may reach (617) 555-0123 (MA)" in page
     assert "Send it from Wednesday 25 Nov at 08:00 (EST)" in page
     api = staff.post("/api/v1/conversation/send_text", json={"contact_id": mine, "body": "Hi"},
                      headers={"X-CSRFToken": csrf_token(app, staff)})
