@@ -147,10 +147,12 @@ def count_selection(selection, user_id):
 
 
 def selection_csv(selection, user_id, description):
-    """The selection as CSV lines, for a download in the request (small selections)."""
+    """The selection as CSV lines, for a download in the request (small selections). The query runs
+    when the first line is read: a server-side cursor opened in the view would not outlive the commit
+    that ends the request before the response streams."""
     rows = db.session.execute(contacts_query(user_id=user_id, **selection_args(selection))
                               .execution_options(yield_per=2000))
-    return csv_lines("contacts", COLUMNS, rows, phone_columns=["phone"], detail=description)
+    yield from csv_lines("contacts", COLUMNS, rows, phone_columns=["phone"], detail=description)
 
 
 def start_export(selection, description, user_id):
