@@ -4,6 +4,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from app import display
 from tests.e2e.conftest import ADMIN_PASSWORD, sign_in
 
 
@@ -65,6 +66,6 @@ def test_money_waiting_shows_the_sandbox_books_and_a_job_gets_scheduled(live, pa
     page.wait_for_load_state()
     page.goto(job_url)
     shown = page.locator("body").inner_text()
-    assert "Scheduled" in shown and (date.today() + timedelta(days=3)).isoformat() in shown
+    assert "Scheduled" in shown and display.day(date.today() + timedelta(days=3)) in shown  # e.g. "Dec 3, 2026"
     assert "injection kit" in shown and "Balance due" in shown
     wait_for(page, base + "/", "#money-unscheduled-count", "2", timeout=30)
