@@ -35,7 +35,7 @@ _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignR
                    "ContactInvoice", "ContactPayment", "ContactJob")) + "|EstimateApi|InvoiceApi|PaymentApi|JobApi)$")
 _STAFF_VIEWS = "(ContactView|MessageView|InboxView|TodoView|HomeView|ConversationView|ContactApi|MessageApi)$"
 _MENUS = ("(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Possible opt-outs|Inbox|Saved replies|Todos"
-          "|Money|Jobs|Estimates|Invoices|Payments)$")
+          "|Money|Jobs|Estimates|Invoices|Payments|Settings)$")
 _STAFF_MENUS = "(Contacts|Messages|Inbox|Todos|Money|Jobs|Estimates|Invoices|Payments)$"
 # Money (views/money.py): Staff read their contacts' estimates, invoices and payments, and edit their jobs.
 _MONEY_VIEWS = ("(Estimate|Invoice|Payment|Job|UnscheduledJob|OpenEstimate|PastDueInvoice|MonthPayment"

@@ -15,7 +15,7 @@ def test_login_page_renders(app):
 
 def test_admin_sees_every_menu(client_for):
     html = client_for("admin").get("/").get_data(as_text=True)
-    for menu in ["Contacts", "Properties", "Lists", "Opt-outs", "Audit log", "Security"]:
+    for menu in ["Contacts", "Properties", "Lists", "Opt-outs", "Audit log", "Settings", "Users", "Roles"]:
         assert menu in html, menu
 
 

@@ -18,9 +18,9 @@ from tests.conftest import csrf_token, user_id
 ROLES = ("Admin", "Marketer", "Staff", "anonymous")
 USERNAMES = {"Admin": "admin", "Marketer": "marketer", "Staff": "staff"}
 
-# Reachable without logging in: login/logout, static files, the health probe, the JWT login,
-# and signed webhooks (their handlers check the provider's signature instead).
-PUBLIC = re.compile(r"(static|appbuilder\.static|health\..*|HomeView\.index|AuthDBView\..*|UtilView\.back"
+# Reachable without logging in: login/logout, static files and the favicon, the health probe, the JWT
+# login, and signed webhooks (their handlers check the provider's signature instead).
+PUBLIC = re.compile(r"(static|appbuilder\.static|crm\.(static|favicon)|health\..*|HomeView\.index|AuthDBView\..*|UtilView\.back"
                     r"|LocaleView\.index|SecurityApi\.(login|refresh)|.*[Ww]ebhook.*)$")
 SECURITY_VIEWS = re.compile(r"(User|Role|Permission|ViewMenu|Group|ResetPassword|ResetMyPassword|Security"
                             r"|OpenApi|Swagger|Menu)")
@@ -227,7 +227,7 @@ def _base_permissions(view_name, permission):
 
 
 @pytest.mark.parametrize("role,hidden", [
-    ("Marketer", ["Security", "List Users", "Audit log", "Settings", "Integrations"]),
+    ("Marketer", ["Security", "List Users", "Users", "Roles", "Audit log", "Integrations", "Failed events"]),
     ("Staff", ["Security", "Audit log", "Properties", "Lists", "Opt-outs", "Imports", "Campaigns", "Settings"]),
 ])
 def test_menus_hide_what_a_role_cannot_open(client_for, role, hidden):

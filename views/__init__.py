@@ -9,6 +9,7 @@ from views import (
     display,
     health,
     imports,
+    layout,
     media,
     messages,
     money,
@@ -20,6 +21,7 @@ from views import (
 
 def register(appbuilder):
     display.install(current_app)
+    layout.register(appbuilder)
     contacts.register(appbuilder)
     opt_outs.register(appbuilder)
     audit.register(appbuilder)
@@ -36,3 +38,6 @@ def register(appbuilder):
 
     exports.register(appbuilder)
     search.register(appbuilder)
+    from views import navigation
+
+    navigation.arrange(appbuilder.menu)  # last: every view has added its menu item

@@ -10,6 +10,9 @@ from views.display import ModelView
 
 class AuditLogView(ModelView):
     datamodel = SQLAInterface(AuditLog)
+    list_title, show_title = "Audit log", "Audit log entry"
+    label_columns = {"at": "When", "username": "Who", "user_id": "User id", "action": "What", "object_type": "Record",
+                     "object_id": "Record id", "ip": "IP address"}
     base_permissions = ["can_list", "can_show"]
     base_order = ("at", "desc")
     list_columns = ["at", "username", "action", "object_type", "object_id", "detail"]

@@ -14,6 +14,17 @@ PHONE_COLUMNS = re.compile(r"(^|_)phone$|^sending_number$|^phone_number$")
 MONEY_COLUMNS = re.compile(r"^(amount|total|balance|estimated_value|estimated_equity|estimate_total|invoiced|paid)$")
 
 
+# Column headings in plain words where the column's name does not say it ("created_at" -> "Added").
+LABELS = {"created_at": "Added", "updated_at": "Updated", "assigned_user": "Assigned to", "mail_address": "Mailing address",
+          "mail_city": "Mailing city", "mail_state": "Mailing state", "mail_zip": "Mailing ZIP", "zip": "ZIP",
+          "apn": "APN", "email": "Email", "sms": "SMS", "to_phone": "To", "from_phone": "From", "qb_id": "QuickBooks id"}
+
+
+def label_for(column):
+    """'first_name' -> 'First name' (FAB would say 'First Name')."""
+    return LABELS.get(column) or column.replace("_", " ").strip().capitalize()
+
+
 def zone():
     return current_app.config["COMPANY_TIMEZONE"]
 
@@ -100,6 +111,10 @@ class PlainViewMixin:
         # and show templates (times with their zone on a record's page, without in a list).
         named = {c for c in {*self.list_columns, *self.show_columns} if named_column(c)}
         self.formatters_columns = {**{c: formatter_for(c) for c in named}, **self.formatters_columns}
+
+    @staticmethod
+    def _prettify_column(name):
+        return label_for(name)
 
     def post_add(self, item):
         super().post_add(item)
