@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+import httpx
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate import upgrade
@@ -200,22 +201,30 @@ def run_command(host, port, workers):
     init_database()
     refuse_unsafe_production(current_app)
     env = dict(os.environ, REDIS_URL=current_app.config["REDIS_URL"])
-    sandbox = []
+    children = []
     if sandbox_mode(current_app.config):  # no key in the environment or on screen: the built-in fake
         command, extra = fake_openphone.sandbox_child(current_app.config, port)
         env.update(extra)
-        sandbox = [subprocess.Popen(command, env=env)]
+        children.append(subprocess.Popen(command, env=env))
         click.echo(f"Sandbox mode: no OPENPHONE_API_KEY, texts go to the fake OpenPhone on port "
                    f"{current_app.config['SANDBOX_PORT']}")
-    sandbox += start_quickbooks_sandbox(env, port)
-    children = sandbox + [subprocess.Popen(WORKER_COMMAND, env=env) for _ in range(workers)]
+    quickbooks = spawn_quickbooks_sandbox(env, port)
+    # The web server loads the app once before it forks its workers (--preload). The URL is printed
+    # once the login page answers; the workers start after it, so they do not slow the web's start.
     children.append(subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
-         "--access-logfile", "-", "run:create_wsgi()"], env=env))
-    click.echo(f"CRM running on http://{host}:{port}  (Ctrl-C stops)")
+         "--preload", "--log-level", "warning", "--access-logfile", "-", "run:create_wsgi()"], env=env))
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per look at the login page
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     try:
+        while not stop and all(child.poll() is None for child in children) and not page_answers(url + "/login/"):
+            time.sleep(0.5)
+        if not stop and all(child.poll() is None for child in children):
+            click.echo(f"CRM running on http://{host}:{port}  (Ctrl-C stops)")
+            children += [subprocess.Popen(WORKER_COMMAND, env=env) for _ in range(workers)]
+            children += connect_quickbooks_sandbox(quickbooks)
         while not stop and all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -223,19 +232,35 @@ def run_command(host, port, workers):
     stop_processes(children, timeout=10)
 
 
-def start_quickbooks_sandbox(env, port):
-    """Without QUICKBOOKS_CLIENT_ID: start the seeded fake QuickBooks and connect to it, so a
-    fresh install's morning screen has money on it. Returns the started process (or none)."""
+def page_answers(url):
+    """True once the web server serves this page."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def spawn_quickbooks_sandbox(env, port):
+    """Without QUICKBOOKS_CLIENT_ID: start the seeded fake QuickBooks (connect_quickbooks_sandbox
+    connects to it), so a fresh install's morning screen has money on it. Returns (process,
+    refresh token), or None; sets the webhook verifier in env."""
     if not settings(current_app.config)["sandbox"]:
-        return []
+        return None
     sandbox_port = current_app.config["QUICKBOOKS_SANDBOX_PORT"]
     if not fake_server.port_free(sandbox_port):
         click.echo(f"QUICKBOOKS_SANDBOX_PORT {sandbox_port} is in use: the fake QuickBooks is not started "
                    "(set QUICKBOOKS_SANDBOX_PORT to a free port).")
-        return []
+        return None
     command, extra, token = fake_quickbooks.sandbox_child(current_app.config, port)
     env["QUICKBOOKS_WEBHOOK_VERIFIER"] = extra["QUICKBOOKS_WEBHOOK_VERIFIER"]
-    child = subprocess.Popen(command, env=dict(env, **extra))
+    return subprocess.Popen(command, env=dict(env, **extra)), token
+
+
+def connect_quickbooks_sandbox(started):
+    """Wait for the fake QuickBooks and connect to it. Returns the running process (or none)."""
+    if started is None:
+        return []
+    child, token = started
     if not fake_server.wait_until_up(settings(current_app.config)["base_url"], timeout=60) or child.poll() is not None:
         click.echo("The fake QuickBooks did not start; QuickBooks stays disconnected.")
         stop_processes([child], timeout=5)
@@ -367,6 +392,8 @@ def create_wsgi():
     refuses unsafe settings (app/production.py)."""
     app = create_app()
     refuse_unsafe_production(app)
+    with app.app_context():  # gunicorn --preload forks after this: no connection may be shared
+        db.engine.dispose()
     return app
 
 

