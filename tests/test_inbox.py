@@ -237,6 +237,7 @@ def test_opening_a_conversation_reads_it_for_that_user_only(app, db, client_for,
     assert badge(staff.get("/inbox/").get_data(as_text=True)) == 1
     thread = staff.get(f"/conversations/thread/{mine}").get_data(as_text=True)
     assert "Is Friday OK?" in thread and badge(thread) == 0
+    assert 'inbox-unread" title="Unread conversations" style="display:none">0<' in thread, "no badge at 0"
     assert badge(client_for("admin").get("/inbox/").get_data(as_text=True)) == 1
     admin = client_for("admin")
     assert badge(admin.get(f"/contactview/show/{mine}").get_data(as_text=True)) == 0, "the contact page reads it"
