@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app, request
 from sqlalchemy import func, select
 
-from app import audit
+from app import audit, display
 from app.extensions import db
 from app.integration_secrets import SecretUnreadable, get_secret, set_secret
 from app.models import IntegrationSecret, Message, WebhookEvent, utcnow
@@ -44,7 +44,7 @@ def silence_warning(now=None):
     last = last_webhook_at()
     if not sent or (last is not None and last >= since):
         return None
-    when = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "ever"
+    when = f"since {display.when(last, current_app.config['COMPANY_TIMEZONE'])}" if last else "ever"
     return (f"No webhook from OpenPhone {when}, while {sent} text(s) went out in the last {minutes} minutes: "
             f"replies and delivery reports may be missing. Check Settings -> Integrations -> Webhooks.")
 

@@ -283,12 +283,12 @@ def test_health_and_home_show_the_last_webhook_and_warn_of_silence_in_business_h
                                 attempts=1, received_at=tuesday_11am - timedelta(minutes=90)))
     db.session.commit()
     warning = silence_warning(tuesday_11am)
-    assert warning.startswith("No webhook from OpenPhone since 2026-12-01 14:30 UTC, while 1 text(s) went out")
+    assert warning.startswith("No webhook from OpenPhone since Dec 1, 2026 9:30 AM EST, while 1 text(s) went out")
     assert silence_warning(tuesday_11am - timedelta(minutes=45)) is None  # a webhook came within the hour
     assert silence_warning(datetime(2026, 12, 6, 16, 0)) is None  # Sunday
     assert client_for("admin").get("/health").get_json()["last_webhook_at"] == "2026-12-01T14:30:00Z"
     home = client_for("admin").get("/").get_data(as_text=True)
-    assert "Last webhook from OpenPhone: 2026-12-01 14:30 UTC" in home
+    assert "Last webhook from OpenPhone: Dec 1, 2026 9:30 AM EST" in home  # the company's zone
 
 
 def test_integrations_lists_registered_webhooks_and_registers_the_missing_ones(app, db, history_fake, client_for,
