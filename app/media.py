@@ -68,6 +68,12 @@ class FolderStorage:
         except StorageError:
             return False
 
+    def delete(self, key):
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+
     def get(self, key):
         """(chunks, size) of a stored file."""
         path = self._path(key)
@@ -118,6 +124,12 @@ class S3Storage:
         except BotoCoreError as exc:
             raise StorageError(f"S3 unreachable for {key}: {exc}") from exc
         return True
+
+    def delete(self, key):
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 refused to delete {key}: {exc}") from exc
 
     def get(self, key):
         """(chunks, size) of a stored object, streamed from the bucket."""

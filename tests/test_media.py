@@ -137,3 +137,30 @@ def test_a_bucket_that_refuses_marks_the_photo_failed_and_keeps_the_text(app, db
     photo = _db.session.scalar(select(Media))
     assert photo.status == "failed" and "NoSuchBucket" in photo.error and photo.path is None
     assert _db.session.scalar(select(func.count()).select_from(Message)) == 1
+
+
+def test_erasing_a_contact_deletes_their_photos_and_recordings_from_storage(app, db, redis, fake_openphone,
+                                                                            media_store, client_for, post_form):
+    fake = fake_openphone
+    _photo_message(fake, "+16175558301", fake.history.add_media("image/png", PNG))
+    fake.history.add_call(NUMBER, "+16175558301", "incoming", "missed", datetime.now(timezone.utc),
+                          voicemail="Call me about the wall")
+    _photo_message(fake, "+16175558302", fake.history.add_media("image/png", PNG))  # someone else's
+    assert import_history(client=client(fake, redis)).status == "done"
+    theirs = _db.session.scalars(select(Media).join(Media.contact).where(Media.status == "stored")).all()
+    erased = [m for m in theirs if m.contact.phone == "+16175558301"]
+    kept = [m for m in theirs if m.contact.phone == "+16175558302"]
+    assert len(erased) == 2 and len(kept) == 1
+    paths, contact_id = [m.path for m in erased], erased[0].contact_id
+    for path in paths:
+        assert media_store(path)  # stored before
+    response = post_form(client_for("admin"), f"/contactview/erase/{contact_id}", {"confirm": "erase"})
+    assert response.status_code == 302
+    _db.session.expire_all()
+    for path in paths:
+        with pytest.raises(Exception):  # gone from the folder or the bucket
+            media_store(path)
+    rows = _db.session.scalars(select(Media).where(Media.id.in_([m.id for m in erased]))).all()
+    assert {(m.status, m.path, m.url) for m in rows} == {("erased", None, "")}
+    assert media_store(kept[0].path) == PNG  # another person's photo stays
+    assert client_for("admin").get(f"/media/{rows[0].id}").status_code == 404

@@ -7,6 +7,7 @@ from flask_appbuilder import expose, has_access
 
 from app import contact_data
 from app.extensions import db
+from app.media import StorageError
 
 
 class ContactDataMixin:
@@ -30,8 +31,14 @@ class ContactDataMixin:
         if request.form.get("confirm") != "erase":
             flash("Tick the box to confirm the erasure.", "warning")
             return redirect(url_for(".erase", pk=pk))
-        counts = contact_data.erase_contact(pk, user_id=g.user.id)
+        try:
+            counts = contact_data.erase_contact(pk, user_id=g.user.id)
+        except StorageError as exc:
+            db.session.rollback()
+            flash(f"Nothing was erased: the stored photos and recordings could not be deleted ({exc}). "
+                  "Try again once media storage answers.", "danger")
+            return redirect(url_for(".erase", pk=pk))
         db.session.commit()
-        flash(f"Contact {pk} erased: {counts['messages']} messages blanked, the phone is kept only as a hash "
-              "so it is never texted again.", "success")
+        flash(f"Contact {pk} erased: {counts['messages']} messages blanked, {counts['media_files_deleted']} photos "
+              "and recordings deleted, the phone is kept only as a hash so it is never texted again.", "success")
         return redirect(url_for(".list"))
