@@ -16,7 +16,7 @@ from tests.test_imports import assert_matches_truth, business_state, make_sample
 
 def test_upload_mapping_progress_and_rejected_download(app, db, client_for, post_form, run_jobs):
     marketer = client_for("marketer")
-    assert "Import CSV" in marketer.get("/contactview/list/").get_data(as_text=True)
+    assert "Import a list" in marketer.get("/contactview/list/").get_data(as_text=True)
     assert marketer.get("/importview/upload").status_code == 200
     data = b"Full Name,Cell,Mail\nAnn Lee,617-253-1000,ann@example.com\nNo Contact,,\n"
     response = post_form(marketer, "/importview/upload", {"file": (io.BytesIO(data), "people.csv"),

@@ -109,7 +109,7 @@ def _progress(pk):
 
 def register(appbuilder):
     appbuilder.add_view(ImportView, "Imports", icon="fa-upload", category="Imports")
-    # "Import CSV" from the Contacts and Lists menus (the Imports menu permission covers both links)
+    # "Import a list" (CSV or Excel) from the Contacts and Lists menus (the Imports menu permission covers both links)
     for category in ("Contacts", "Lists"):
-        appbuilder.add_link("Imports", href="/importview/upload", icon="fa-upload", label="Import CSV",
+        appbuilder.add_link("Imports", href="/importview/upload", icon="fa-upload", label="Import a list",
                             category=category)
