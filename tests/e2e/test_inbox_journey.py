@@ -76,7 +76,8 @@ def test_staff_answer_a_text_on_a_phone_with_a_saved_reply_and_mark_it_done(live
     assert phone.locator(".inbox-unread").first.text_content().strip() == "0", "opening it reads it"
     phone.fill("#send-text textarea", "Let me check the calendar")
     simulate_reply(page, contact_url, "Also, it got wider after the rain.")
-    phone.wait_for_function("document.getElementById('thread').innerText.includes('wider after the rain')")
+    # The auto-refresh brings the reply in (a selector wait: the page's CSP forbids evaluating strings).
+    phone.wait_for_selector("#thread >> text=wider after the rain")
     assert phone.input_value("#send-text textarea") == "Let me check the calendar", "the refresh kept the draft"
     shot(phone, "phone-conversation-refreshed")
 
