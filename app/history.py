@@ -9,13 +9,12 @@ item's outcome (created, existing, skipped, restarted) is a HistoryItem row. Eve
 takes a slot of the one 10 requests/second limit the sender uses (app/openphone.py)."""
 import logging
 from datetime import timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from app import audit, bulk
+from app import audit, bulk, display
 from app.calls import store_call
 from app.contacts import contact_for_phone, normalize_phone
 from app.events import reply_recipient
@@ -103,7 +102,7 @@ def enqueue_nightly_if_due(now=None):
     Nothing until a first import has finished."""
     config = current_app.config
     now = now or utcnow()
-    local = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(config["CAMPAIGN_TIMEZONE"]))
+    local = display.local_time(now, config["CAMPAIGN_TIMEZONE"])
     if local.hour < config["HISTORY_NIGHTLY_HOUR"]:
         return 0
     if db.session.scalar(select(HistoryImport.id).where(HistoryImport.status == "done").limit(1)) is None:

@@ -1,15 +1,14 @@
 """Money: running a QuickBooks sync, the jobs accepted estimates become, and the automatic
 to-dos (schedule the job, follow up the estimate, chase the invoice, call back)."""
 import logging
-from datetime import timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from app import audit, quickbooks
+from app import audit, display, quickbooks
 from app.bulk import insert_rows, update_many, where_in
 from app.extensions import db
 from app.history_models import MISSED_CALL_STATUSES, Call
@@ -171,8 +170,7 @@ def _names(contact_ids):
 
 def business_day(now):
     """The business's date (CAMPAIGN_TIMEZONE) at a naive UTC moment: what "today" means on screens."""
-    zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
-    return now.replace(tzinfo=timezone.utc).astimezone(zone).date()
+    return display.local_time(now, current_app.config["CAMPAIGN_TIMEZONE"]).date()
 
 
 def due_todos(now=None):

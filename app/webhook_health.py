@@ -7,7 +7,6 @@ webhooks it registers (encrypted, as integration secrets are) and accepts a deli
 any of them as well as by the webhook secret (Settings -> Integrations or OPENPHONE_WEBHOOK_SECRET)."""
 import logging
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from flask import current_app, request
 from sqlalchemy import func, select
@@ -35,7 +34,7 @@ def silence_warning(now=None):
     and no webhook arrived in that time; else None."""
     now = now or utcnow()
     minutes = current_app.config["WEBHOOK_SILENCE_MINUTES"]
-    local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"]))
+    local = display.local_time(now, current_app.config["CAMPAIGN_TIMEZONE"])
     if local.weekday() not in BUSINESS_DAYS or local.hour not in BUSINESS_HOURS:
         return None
     since = now - timedelta(minutes=minutes)

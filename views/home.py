@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app, g
 from flask_appbuilder import IndexView, expose
 
-from app import analytics, home, money, schedule, webhook_health
+from app import analytics, display, home, money, schedule, webhook_health
 from app.security import current_user_scope
 
 
@@ -27,7 +27,7 @@ class HomeView(IndexView):
         zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
         local_today = now.astimezone(zone).date()
         overnight = analytics.overnight_activity(now, current_app.config["CAMPAIGN_TIMEZONE"], scope)
-        overnight_since_local = overnight["since"].replace(tzinfo=timezone.utc).astimezone(zone).strftime("%a %H:%M")
+        overnight_since_local = display.local_time(overnight["since"], current_app.config["CAMPAIGN_TIMEZONE"]).strftime("%a %H:%M")
         return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board,
                                     scoped=scope is not None, money=analytics.money_waiting(local_today, scope),
                                     quickbooks=money.quickbooks_status(),
