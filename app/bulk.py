@@ -205,20 +205,26 @@ def ids_by(session, table, column, values, extra=None):
 
 # --- planner settings and locks (PostgreSQL only) --------------------------------------------
 
-def prefer_btree_lookups(session):
-    """For the rest of this transaction, equality look-ups use the b-tree indexes.
+def tune_batch(session):
+    """Settings for the rest of one import batch's transaction (PostgreSQL; SQLite has none).
 
-    The trigram (GIN) indexes that serve "contains" searches can only be read by bitmap scans,
-    and the planner picks them for a batch's equality look-ups, which then take seconds.
-    While a table grows faster than its statistics (an import into an empty database), the
-    planner also believes it small and scans it whole for each look-up, comparing every row with
-    every value asked for: 0.3 s more per 1,000 rows imported, until autovacuum re-analyzes it.
-    Without either, the look-ups use the b-tree indexes, in milliseconds, whatever the
-    statistics say. (Tables without an index, such as the staging tables, are still scanned.)
-    A plan that has to scan one then costs more than jit_above_cost, and compiling it would add
-    ~60 ms to each statement of the batch: no JIT either."""
+    Look-ups use the b-tree indexes: the trigram (GIN) indexes that serve "contains" searches
+    can only be read by bitmap scans, which the planner picks for a batch's equality look-ups and
+    which then take seconds; and while a table grows faster than its statistics (an import into
+    an empty database) the planner believes it small and scans it whole for each look-up,
+    comparing every row with every value asked for: 0.3 s more per 1,000 rows imported, until
+    autovacuum analyzes it again. Without bitmap and sequential scans the look-ups take
+    milliseconds whatever the statistics say (tables without an index, such as the staging
+    tables, are still scanned). A plan that must scan one then costs more than jit_above_cost,
+    and compiling it would add ~60 ms to each statement: no JIT.
+
+    The commit does not wait for its WAL to reach the disk (synchronous_commit off). A batch
+    commits its rows together with the import's checkpoint, so a database crash can lose only
+    whole batches with their checkpoint, and the resumed import writes them again; any later
+    ordinary commit (the import's end, a text sent to a new contact) flushes them first."""
     if is_postgresql(session):
-        session.execute(text("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
+                             "SET LOCAL jit = off; SET LOCAL synchronous_commit = off"))
 
 
 def analyze(session, *tables):

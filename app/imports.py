@@ -390,7 +390,7 @@ def _save_batch(settings, batch, end, claim):
 
 
 def _begin_batch():
-    bulk.prefer_btree_lookups(db.session)
+    bulk.tune_batch(db.session)
 
 
 def _read_again(settings, batch):

@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from app import bulk
+from app.contacts import _fetch_contacts
 from app.import_files import BadFile
 from app.imports import ParseAhead, cancel_import, create_import, import_counts, rejected_rows_csv, run_import
-from app.models import Contact, ContactProperty, Import, ImportRow, ListMember, OptOut, Property
+from app.models import Contact, ContactProperty, Import, ImportRow, ListMember, OptOut, Property, utcnow
 from tests.conftest import SAMPLE
 
 
@@ -482,3 +484,21 @@ def test_a_value_over_its_fields_limit_is_that_rows_error(db, tmp_path):
         "mail_state is 4 characters long; the limit is 2")
     phones = set(db.session.scalars(select(Contact.phone)))
     assert "+16172531000" in phones and "+16172531001" not in phones
+
+
+def test_a_batchs_contact_look_up_reads_the_phone_index_even_before_statistics_exist(db):
+    """Right after the first batches the planner believes the contacts table nearly empty; a
+    look-up that scanned the whole table for each batch grew 0.3 s slower per 1,000 rows imported."""
+    db.session.execute(Contact.__table__.insert(), [
+        {"phone": f"+1617555{i:04d}", "first_name": "Ann", "source": "test", "created_at": utcnow(),
+         "updated_at": utcnow()} for i in range(300)])
+    bulk.tune_batch(db.session)
+    people = [{"phone": "+16175550007", "email": None}, {"phone": "+16175559999", "email": None}]
+    query = select(Contact.id).where(*bulk.where_in(db.session, Contact.phone, [p["phone"] for p in people]))
+    compiled = query.compile(dialect=db.session.get_bind().dialect, compile_kwargs={"literal_binds": True})
+    explain = "EXPLAIN" if bulk.is_postgresql(db.session) else "EXPLAIN QUERY PLAN"
+    plan = " ".join(str(row) for row in db.session.execute(text(f"{explain} {compiled}")))
+    assert "contacts_phone_key" in plan or "sqlite_autoindex_contacts" in plan, plan
+    assert "Seq Scan" not in plan and "SCAN contacts" not in plan, plan
+    assert [c["phone"] for c in _fetch_contacts(db.session, people)] == ["+16175550007"]
+    db.session.rollback()
