@@ -76,6 +76,15 @@ def money(value):
     return f"{sign}${abs(amount):,.2f}"
 
 
+def reply_rate(variant):
+    """A variant's reply rate with its 95% interval: '12.5% (8.1-18.7%)'; a dash until a text went
+    out, since a rate of nothing sent is no rate."""
+    if not variant.get("sent"):
+        return "\u2013 (no texts sent yet)"
+    low, rate, high = (f"{100 * variant[k]:.1f}" for k in ("ci_low", "reply_rate", "ci_high"))
+    return f"{rate}% ({low}\u2013{high}%)"
+
+
 def yes_no(value):
     """True -> 'Yes', False -> 'No', None -> ''."""
     if value is None:

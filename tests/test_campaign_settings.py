@@ -128,6 +128,7 @@ def test_the_campaign_page_says_when_texts_go_out_before_start_and_next_send_whi
     marketer = client_for("marketer")
     draft = marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
     assert "First text goes out Monday 09:00 ET, the last about Dec 1 at 60 a day (2 sending days)." in draft
+    assert "\u2013 (no texts sent yet)" in draft and "0.0% (0.0" not in draft  # no rate before a text went out
     campaigns.change_status(campaign.id, "scheduled")
     campaigns.plan_audience(campaign.id)
     page = marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)

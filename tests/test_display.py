@@ -129,3 +129,9 @@ def test_a_new_user_lands_on_that_user(db, client_for, post_form):
     finally:
         db.session.delete(db.session.get(User, new_id))
         db.session.commit()
+
+
+def test_a_reply_rate_is_shown_only_once_texts_went_out():
+    assert display.reply_rate({"sent": 0, "reply_rate": 0.0, "ci_low": 0.0, "ci_high": 0.0}) == "\u2013 (no texts sent yet)"
+    assert display.reply_rate({"sent": 40, "reply_rate": 0.125, "ci_low": 0.0545, "ci_high": 0.2614}) == \
+        "12.5% (5.5\u201326.1%)"

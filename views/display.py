@@ -63,6 +63,7 @@ FILTERS = {
     "window_days": display.window_days,
     "blank": display.blank,
     "yes_no": display.yes_no,
+    "reply_rate": display.reply_rate,
     "day": display.day,
     "clock": display.clock,
     "when": lambda value, with_zone=True: display.when(value, zone(), with_zone),
