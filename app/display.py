@@ -85,6 +85,24 @@ def reply_rate(variant):
     return f"{rate}% ({low}\u2013{high}%)"
 
 
+RECORD_NAMES = {"ab_user": "User", "ab_role": "Role", "contact_properties": "Property owner", "messages": "Text",
+                "opt_outs": "Opt-out", "qb_customers": "QuickBooks customer", "quickbooks_sync": "QuickBooks sync",
+                "openphone_webhooks": "OpenPhone webhook", "integration_secrets": "Integration key",
+                "media": "Photo or recording", "webhook_events": "Webhook event", "todos": "To-do"}
+
+
+def record_name(table):
+    """What an audit row's table holds, as people say it: 'contacts' -> 'Contact',
+    'campaign_recipients' -> 'Campaign recipient', 'properties' -> 'Property'."""
+    if not table:
+        return ""
+    if table in RECORD_NAMES:
+        return RECORD_NAMES[table]
+    words = table.removeprefix("ab_").replace("_", " ")
+    words = words[:-3] + "y" if words.endswith("ies") else words.removesuffix("s")
+    return words[:1].upper() + words[1:]
+
+
 def yes_no(value):
     """True -> 'Yes', False -> 'No', None -> ''."""
     if value is None:

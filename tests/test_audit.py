@@ -34,6 +34,13 @@ def test_audit_rows_cannot_be_edited_or_deleted_through_the_screens(app, db, cli
     assert db.session.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "forged")) == 0
 
 
+def test_the_audit_log_names_each_record_in_words(db, client_for, audit_row):
+    audit.record_now("erasure", object_type="contact_properties", object_id="7")
+    page = " ".join(client_for("admin").get("/auditlogview/list/").get_data(as_text=True).split())
+    assert "<td>User</td>" in page and "<td>Property owner</td>" in page
+    assert "<td>ab_user</td>" not in page and "<td>contact_properties</td>" not in page
+
+
 def test_audit_log_has_no_api_to_change_it(app, db, client_for, audit_row):
     headers = {"Authorization": "Bearer " + create_access_token(identity=str(user_id("admin")), fresh=True)}
     client = app.test_client()

@@ -135,3 +135,10 @@ def test_a_reply_rate_is_shown_only_once_texts_went_out():
     assert display.reply_rate({"sent": 0, "reply_rate": 0.0, "ci_low": 0.0, "ci_high": 0.0}) == "\u2013 (no texts sent yet)"
     assert display.reply_rate({"sent": 40, "reply_rate": 0.125, "ci_low": 0.0545, "ci_high": 0.2614}) == \
         "12.5% (5.5\u201326.1%)"
+
+
+@pytest.mark.parametrize(("table", "shown"), [
+    ("contacts", "Contact"), ("properties", "Property"), ("campaign_recipients", "Campaign recipient"),
+    ("ab_user", "User"), ("history_imports", "History import"), ("opt_outs", "Opt-out"), (None, "")])
+def test_an_audit_rows_record_is_named_as_people_say_it(table, shown):
+    assert display.record_name(table) == shown

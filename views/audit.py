@@ -2,7 +2,7 @@
 from flask import current_app
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
-from app import audit
+from app import audit, display
 from app.extensions import appbuilder as _appbuilder
 from app.models import AuditLog
 from views.display import ModelView
@@ -18,6 +18,7 @@ class AuditLogView(ModelView):
     list_columns = ["at", "username", "action", "object_type", "object_id", "detail"]
     show_columns = ["at", "user_id", "username", "action", "object_type", "object_id", "changes", "detail", "ip"]
     search_columns = ["username", "action", "object_type", "object_id", "at"]
+    formatters_columns = {"object_type": display.record_name}
 
 
 def audit_history(object_type, object_id):
