@@ -723,7 +723,7 @@ def page_variant_rows(html):
     table = re.search(r'id="campaign-variants">(.*?)</table>', html, re.S).group(1)
     rows = []
     for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
-        cells = [re.sub(r"<[^>]+>|\s+", " ", c).replace("&ndash;", "-").strip()
+        cells = [re.sub(r"<[^>]+>|\s+", " ", c).replace("\u2013", "-").strip()
                  for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
         rows.append(cells[:7])
     return rows

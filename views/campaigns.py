@@ -45,6 +45,17 @@ class CampaignVariantView(ModelView):
         _refuse_unless(campaigns.check_variant_edit, item)
 
 
+def _act_then_show(pk, act, said):
+    """A button on the campaign page: run the rule, flash what it did (said(result)) or why it
+    refused, and go back to the campaign."""
+    try:
+        flash(said(act()), "success")
+    except CampaignError as exc:
+        db.session.rollback()
+        flash(str(exc), "danger")
+    return redirect(url_for(".show", pk=pk))
+
+
 def _refuse_unless(check, item):
     """Run an app/campaigns rule; when it refuses, drop what the form already wrote into the session
     (Flask-AppBuilder shows the rule's message)."""
@@ -130,15 +141,11 @@ class CampaignView(ModelView):
     @has_access
     def test_text(self, pk):
         """Send message A or B to the signed-in user's own phone, once, through the outbox."""
-        try:
-            message = campaign_settings.send_test_text(pk, request.form.get("variant", "A"),
-                                                       request.form.get("phone", ""), g.user.id)
-            flash(f"Test of message {request.form.get('variant', 'A')} queued to {display.phone(message.to_phone)}: "
-                  "it is not counted as a campaign text.", "success")
-        except CampaignError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
-        return redirect(url_for(".show", pk=pk))
+        variant = request.form.get("variant", "A")
+        return _act_then_show(pk, lambda: campaign_settings.send_test_text(
+            pk, variant, request.form.get("phone", ""), g.user.id), lambda message: (
+            f"Test of message {variant} queued to {display.phone(message.to_phone)}: "
+            "it is not counted as a campaign text."))
 
     @expose("/show/<pk>", methods=["GET"])
     @has_access
@@ -160,14 +167,9 @@ class CampaignView(ModelView):
     @expose("/transition/<int:pk>/<status>", methods=["POST"])
     @has_access
     def transition(self, pk, status):
-        try:
-            campaigns.change_status(pk, status)
-            flash("Unscheduled: the campaign is a draft again and its plan was dropped." if status == "draft"
-                  else f"Campaign is now {status}.", "success")
-        except CampaignError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
-        return redirect(url_for(".show", pk=pk))
+        return _act_then_show(pk, lambda: campaigns.change_status(pk, status), lambda _campaign: (
+            "Unscheduled: the campaign is a draft again and its plan was dropped." if status == "draft"
+            else f"Campaign is now {status}."))
 
     @expose("/winner/<int:pk>/<int:variant_id>", methods=["GET", "POST"])
     @has_access
@@ -189,13 +191,8 @@ class CampaignView(ModelView):
     @expose("/undo_winner/<int:pk>", methods=["POST"])
     @has_access
     def undo_winner(self, pk):
-        try:
-            restored = winners.undo_winner(pk)
-            flash(f"Winner undone: {restored} recipients not yet texted are back on their planned variant.", "success")
-        except CampaignError as exc:
-            db.session.rollback()
-            flash(str(exc), "danger")
-        return redirect(url_for(".show", pk=pk))
+        return _act_then_show(pk, lambda: winners.undo_winner(pk), lambda restored: (
+            f"Winner undone: {restored} recipients not yet texted are back on their planned variant."))
 
     @expose("/clone/<int:pk>", methods=["POST"])
     @has_access
