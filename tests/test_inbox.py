@@ -114,7 +114,7 @@ def test_done_files_a_conversation_until_the_next_inbound(db, contacts, as_user)
     inbox.mark_done(mine, admin, now=at(32))
     text_in(db, mine, "Thanks!", 40)
     assert names(admin, minutes=41) == ["Ann"]
-    audited = db.session.query(AuditLog).filter_by(object_type="conversation_states").all()
+    audited = db.session.query(AuditLog).filter_by(object_type="conversation_states").order_by(AuditLog.id).all()
     assert [row.action for row in audited] == ["create", "update"]
     assert audited[0].changes["done_by_id"] == admin and audited[1].changes["done_at"] == [at(15).isoformat(),
                                                                                             at(32).isoformat()]
