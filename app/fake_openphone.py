@@ -3,12 +3,15 @@ a record of what it received, and correctly signed webhooks back to the CRM.
 
 Sandbox mode (`crm run` without OPENPHONE_API_KEY) and the tests talk to it over real HTTP.
 Control endpoints (no auth, loopback only): GET /_fake/sent, GET /_fake/histogram,
-POST /_fake/config {latency, fail_next: [500, ...], timeout_next, lose_next, delivery},
+POST /_fake/config {latency, fail_next: [500, ...], timeout_next, lose_next, delivery, fail_next_get,
+fail_get_matching: [[regex, status], ...] (each answers the first API GET whose decoded path and
+query it matches), expire_tokens, duplicate_pages},
 POST /_fake/reply {from, text[, to]}, POST /_fake/reset.
 """
 import base64
 import json
 import logging
+import re
 import secrets
 import sys
 import threading
@@ -17,7 +20,7 @@ import uuid
 from collections import Counter, deque
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import httpx
 
@@ -54,9 +57,10 @@ class FakeOpenPhone(FakeServer):
             self.webhooks = []  # signed webhooks not yet delivered (when there is no webhook_url)
             self.window = deque()
             self.histogram = Counter()
+            self.asked = []  # every API GET answered (not 429), as its decoded path and query
             self.faults = {"latency": 0.0, "fail_next": [], "timeout_next": 0, "lose_next": 0,
                            "delivery": "delivered", "fail_next_get": [], "expire_tokens": 0,
-                           "duplicate_pages": False}
+                           "duplicate_pages": False, "fail_get_matching": []}
             self.history = History(self)
 
     def configure(self, **faults):
@@ -209,7 +213,9 @@ def _handler(fake):
             if not self._api_allowed():
                 return None
             with fake.lock:
+                fake.asked.append(unquote(self.path))
                 failure = fake.faults["fail_next_get"].pop(0) if fake.faults["fail_next_get"] else None
+                failure = failure or _matching_failure(fake.faults["fail_get_matching"], unquote(self.path))
             if failure:
                 return self._json(int(failure), {"message": f"Injected error {failure}"})
             return self._json(*_get(fake, url.path, parse_qs(url.query)))
@@ -292,6 +298,15 @@ def _handler(fake):
             return self._json(404, {"message": "Not found"})
 
     return Handler
+
+
+def _matching_failure(rules, path):
+    """The status of the first [regex, status] rule matching `path` (used up), or None."""
+    for rule in rules:
+        if re.search(rule[0], path):
+            rules.remove(rule)
+            return rule[1]
+    return None
 
 
 def _get(fake, path, query):
