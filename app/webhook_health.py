@@ -4,7 +4,8 @@ has registered for this CRM's URL (OpenPhone's webhooks API), registering the mi
 
 OpenPhone gives each webhook it creates its own signing key: the CRM stores the keys of the
 webhooks it registers (encrypted, as integration secrets are) and accepts a delivery signed by
-any of them as well as by the webhook secret (Settings -> Integrations or OPENPHONE_WEBHOOK_SECRET)."""
+any of them as well as by the webhook secret (Settings -> Integrations or OPENPHONE_WEBHOOK_SECRET).
+When the screen lists OpenPhone's webhooks, the keys of webhooks deleted in OpenPhone are removed."""
 import logging
 from datetime import timedelta
 
@@ -59,10 +60,26 @@ def registered_webhooks(url=None):
         hooks = client_from_config().list_webhooks()
     except OpenPhoneError as exc:
         return {"url": url, "hooks": [], "missing": [], "error": str(exc)}
+    forget_deleted_webhooks(hooks)
     ours = [h for h in hooks if h.get("url") == url]
     covered = {e for h in ours if h.get("status", "enabled") == "enabled" for e in h.get("events") or []}
     missing = [(kind, event) for kind, events in REQUIRED.items() for event in events if event not in covered]
     return {"url": url, "hooks": ours, "missing": missing, "error": None}
+
+
+def forget_deleted_webhooks(hooks):
+    """Remove the stored signing keys of webhooks OpenPhone no longer has (`hooks`: its whole list),
+    so a deleted webhook's key verifies nothing; each removal is audited without the key."""
+    names = db.session.scalars(select(IntegrationSecret.name).where(IntegrationSecret.name.startswith(KEY_PREFIX))).all()
+    existing = {str(h.get("id")) for h in hooks}
+    gone = [name for name in names if name[len(KEY_PREFIX):] not in existing]
+    for name in gone:
+        set_secret(name, "")
+        audit.record("delete", "openphone_webhooks", None,
+                     detail=f"webhook {name[len(KEY_PREFIX):]} is no longer in OpenPhone: its signing key removed")
+    if gone:
+        db.session.commit()
+    return len(gone)
 
 
 def register_missing(url, user_id=None):

@@ -345,6 +345,39 @@ def test_each_registered_webhooks_own_signing_key_is_stored_encrypted_and_verifi
     assert sorted(db.session.scalars(select(WebhookEvent.provider_event_id))) == ["EVkey1", "EVkey2", "EVkey3"]
 
 
+def test_the_key_of_a_webhook_deleted_in_openphone_is_removed_when_the_screen_lists_them(app, db, history_fake,
+                                                                                        client_for, post_form):
+    import time as clock
+
+    from app.models import AuditLog
+    from app.openphone import sign_standard
+    from app.webhook_health import webhook_keys
+
+    admin = client_for("admin")
+    post_form(admin, "/settings/integrations/webhooks/register")
+    kept, deleted = history_fake.history.webhooks
+    history_fake.configure(fail_next_get=[500])  # OpenPhone cannot be asked: every key stays
+    assert "OpenPhone could not be asked" in admin.get("/settings/integrations/").get_data(as_text=True)
+    assert sorted(webhook_keys()) == sorted([kept["key"], deleted["key"]])
+    history_fake.history.webhooks.remove(deleted)  # deleted in OpenPhone's own screens
+    admin.get("/settings/integrations/")
+    assert webhook_keys() == [kept["key"]]
+    removed = db.session.scalars(select(AuditLog).where(AuditLog.action.in_(("delete", "secret_cleared")))).all()
+    assert sorted(a.action for a in removed) == ["delete", "secret_cleared"] and all(a.username == "admin" for a in removed)
+    assert f"webhook {deleted['id']} is no longer in OpenPhone" in next(a.detail for a in removed if a.action == "delete")
+    assert not any(key in json.dumps([a.detail, a.changes]) for key in (kept["key"], deleted["key"]) for a in removed)
+    admin.get("/settings/integrations/")
+    assert count(AuditLog, AuditLog.action == "delete") == 1  # listed again: nothing more to remove
+
+    def post(n, key):
+        body = json.dumps({"id": f"EVgone{n}", "type": "message.received", "data": {"object": {
+            "id": f"ACgone{n}", "from": "+16175559902", "to": ["+16175550100"], "text": "hi"}}}).encode()
+        headers = sign_standard(key, body, f"msg_{n}", int(clock.time()))
+        return app.test_client().post("/webhooks/openphone", data=body, headers=headers).status_code
+
+    assert [post(1, deleted["key"]), post(2, kept["key"])] == [401, 200]
+
+
 # --- media, calls on the timeline, the Inbox and the REST API --------------------------------
 
 def test_calls_on_the_timeline_in_the_inbox_and_the_rest_api_scoped_by_role(app, db, redis, history_fake,
