@@ -7,7 +7,7 @@ from flask import current_app
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.filters import FilterStartsWith, SQLAFilterConverter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, exists, false, func, or_, select
 
 from app.contacts import normalize_phone
 from app.extensions import db
@@ -102,18 +102,41 @@ def _contact_clause(q):
     return or_(name, _contains(Contact.email, q), _contains(Contact.mail_address, q))
 
 
+def _places(q):
+    """Property conditions for a town ("needham", "West Roxbury": the case it is stored in) or a ZIP
+    ("02492", "02492-1234") the text names; [] when it names neither. Equalities, so each reads
+    the b-tree index on its column."""
+    if re.fullmatch(r"\d{5}(-\d{4})?", q):
+        return [Property.zip == q, Property.zip == q[:5]]
+    if re.search(r"\d", q):
+        return []
+    return [Property.city.in_(sorted({q, q.title(), q.upper(), q.lower()}))]
+
+
 def search(q, user_id=None, limit=20):
-    """{"contacts": [...], "properties": [...]}: up to `limit` of each that match the text, among those
-    the user (None: everyone) may see. A contact matches by name (every word), phone in any format,
-    email or mailing street; a property by its street address, or as a property of a contact found."""
+    """{"contacts": [...], "properties": [...], "more_contacts": bool, "more_properties": bool}: up to
+    `limit` of each that match the text, among those the user (None: everyone) may see, and whether
+    there are more. A contact matches by name (every word), phone in any format, email or mailing
+    street, or as an owner of a property in the town or ZIP typed; a property by its street address,
+    town or ZIP, or as a property of a contact found."""
     q = " ".join((q or "").split())[:200]
     if len(q) < 2:
-        return {"contacts": [], "properties": [], "q": q}
+        return {"contacts": [], "properties": [], "q": q, "more_contacts": False, "more_properties": False}
+    places = _places(q)
     # Sorting on lower() (no index has it) lets the database filter first, then sort the few matches.
-    contacts = scoped(select(Contact).where(_contact_clause(q)), Contact, user_id)
-    contacts = db.session.scalars(contacts.order_by(func.lower(Contact.last_name), func.lower(Contact.first_name),
-                                                    Contact.id).limit(limit)).all()
-    owned = select(ContactProperty.property_id).where(ContactProperty.contact_id.in_([c.id for c in contacts]))
-    properties = select(Property).where(or_(_contains(Property.address, q), Property.apn == q, Property.id.in_(owned)))
-    properties = scoped(properties, Property, user_id).order_by(func.lower(Property.address), Property.id).limit(limit)
-    return {"contacts": list(contacts), "properties": list(db.session.scalars(properties)), "q": q}
+    by_name = (func.lower(Contact.last_name), func.lower(Contact.first_name), Contact.id)
+    contacts = db.session.scalars(scoped(select(Contact).where(_contact_clause(q)), Contact, user_id)
+                                  .order_by(*by_name).limit(limit + 1)).all()
+    if places and len(contacts) <= limit:  # owners of the town's properties, after the name matches
+        owns = exists().where(ContactProperty.contact_id == Contact.id, Property.id == ContactProperty.property_id,
+                              or_(*places))
+        owners = select(Contact).where(owns, Contact.id.not_in([c.id for c in contacts] or [-1]))
+        contacts += db.session.scalars(scoped(owners, Contact, user_id).order_by(*by_name)
+                                       .limit(limit + 1 - len(contacts))).all()
+    owned = select(ContactProperty.property_id).where(ContactProperty.contact_id.in_([c.id for c in contacts[:limit]]))
+    properties = select(Property).where(or_(_contains(Property.address, q), Property.apn == q, *places,
+                                            Property.id.in_(owned)))
+    properties = db.session.scalars(scoped(properties, Property, user_id).order_by(
+        func.lower(Property.address), Property.id).limit(limit + 1)).all()
+    return {"contacts": contacts[:limit], "properties": properties[:limit], "q": q,
+            "more_contacts": len(contacts) > limit, "more_properties": len(properties) > limit}

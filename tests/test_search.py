@@ -56,6 +56,30 @@ def test_a_street_address_finds_the_property_and_an_owner_finds_their_properties
         assert [p.address for p in by_owner["properties"]] == ["954 WASHINGTON ST"]
 
 
+@pytest.mark.parametrize("typed", ["quincy", "Quincy", "QUINCY", "02169", "02169-1234"])
+def test_a_town_or_zip_finds_its_properties_and_their_owners(app, book, typed):
+    with app.test_request_context():
+        found = search.search(typed)
+        assert sorted(p.address for p in found["properties"]) == ["3 ELM ST", "954 WASHINGTON ST"]
+        assert names(found) == ["Bob Ray", "Mary O'Brien"]  # the owners; Ann owns nothing there
+        staff = search.search(typed, user_id=user_id("staff"))
+        assert names(staff) == ["Mary O'Brien"] and [p.address for p in staff["properties"]] == ["954 WASHINGTON ST"]
+        assert search.search("braintree")["properties"] == [] and names(search.search("02170")) == []
+
+
+def test_more_matches_than_shown_are_said_on_the_page_and_in_the_api(app, db, book, client_for):
+    db.session.add_all([Property(key=f"addr:{n} OAK ST|QUINCY|02169", address=f"{n} OAK ST", city="QUINCY",
+                                 zip="02169") for n in range(1, 25)])
+    db.session.commit()
+    with app.test_request_context():
+        found = search.search("quincy")
+    assert len(found["properties"]) == 20 and found["more_properties"] and not found["more_contacts"]
+    page = client_for("admin").get("/search/?q=Quincy").get_data(as_text=True)
+    assert 'id="property-hits">20+<' in page and "The first 20 are shown" in page and 'id="contact-hits">2<' in page
+    answer = client_for("admin").get("/api/v1/search/?q=quincy", headers=bearer("admin")).get_json()
+    assert answer["more_properties"] is True and answer["more_contacts"] is False
+
+
 def test_the_search_page_groups_contacts_and_properties_and_staff_see_only_theirs(app, book, client_for):
     marketer, staff = client_for("marketer"), client_for("staff")
     page = marketer.get("/search/?q=st").get_data(as_text=True)

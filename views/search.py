@@ -24,17 +24,19 @@ class SearchApi(BaseApi):
     @api_expose("/", methods=["GET"])
     @protect()
     def get(self):
-        """Contacts and properties matching ?q= (name, phone in any format, email, street address).
+        """Contacts and properties matching ?q= (name, phone in any format, email, street address, town, ZIP).
         ---
         get:
           responses:
             200:
-              description: contacts (id, name, phone, email) and properties (id, address, city, zip)
+              description: contacts (id, name, phone, email) and properties (id, address, city, zip), the first
+                20 of each; more_contacts / more_properties say whether there are more
         """
         results = search.search(request.args.get("q", ""), user_id=g.user.id)
         contacts = [{"id": c.id, "name": str(c), "phone": c.phone, "email": c.email} for c in results["contacts"]]
         properties = [{"id": p.id, "address": p.address, "city": p.city, "zip": p.zip} for p in results["properties"]]
-        return self.response(200, q=results["q"], contacts=contacts, properties=properties)
+        return self.response(200, q=results["q"], contacts=contacts, properties=properties,
+                             more_contacts=results["more_contacts"], more_properties=results["more_properties"])
 
 
 def register(appbuilder):
