@@ -193,8 +193,8 @@ def test_opt_outs_plus_saves_a_manual_opt_out_with_who_and_why(db, client_for, p
 
     marketer = client_for("marketer")
     response = post_form(marketer, "/optoutview/add", {"phone": "(617) 555-0123", "reason": "called the office"})
-    assert response.status_code == 302
     row = db.session.scalars(select(OptOut)).one()
+    assert response.status_code == 302 and response.location.endswith(f"/optoutview/show/{row.id}")  # the saved one
     assert (row.phone, row.source, row.reason, row.created_by_id, row.active) == (
         PHONE, "manual", "called the office", user_id("marketer"), True)
     assert row.phone_hash == opt_outs.phone_hash(PHONE)
@@ -210,10 +210,11 @@ def test_opt_outs_plus_refuses_a_bad_phone_and_revives_a_lifted_one(db, client_f
     opt_out(PHONE, "keyword")
     opt_in(PHONE)
     db.session.commit()
-    post_form(marketer, "/optoutview/add", {"phone": "617 555 0123", "reason": "asked again by phone"})
+    again = post_form(marketer, "/optoutview/add", {"phone": "617 555 0123", "reason": "asked again by phone"})
     db.session.expire_all()
     row = db.session.scalars(select(OptOut)).one()
     assert row.active and row.source == "manual" and row.reason == "asked again by phone"
+    assert again.location.endswith(f"/optoutview/show/{row.id}")
 
 
 def test_opt_out_api_lists_and_creates_for_marketers_and_refuses_staff(app, db):

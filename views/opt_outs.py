@@ -32,7 +32,9 @@ class OptOutInterface(ScopedInterface):
     """The "+" of the Opt-outs screen saves through opt_out(): a manual opt-out, by whom."""
 
     def add(self, item, commit=True):
-        opt_out(item.phone, "manual", reason=item.reason, user_id=g.user.id)
+        row = opt_out(item.phone, "manual", reason=item.reason, user_id=g.user.id)
+        self.session.flush()
+        item.id = row.id  # the saved opt-out (new, or the one already there): the page lands on it
         if commit:
             self.session.commit()
 
