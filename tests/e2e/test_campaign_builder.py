@@ -80,6 +80,18 @@ def test_marketer_builds_an_ab_campaign_on_one_page_tests_it_and_starts_it(live,
     # The clock of the live server is a Tuesday 14:00 in Boston: inside the window, 3 people at 125 a day.
     assert marketer.inner_text("#campaign-forecast") == "First text goes out as soon as it starts, the last the same day (125 a day)."
     shot(marketer, "scheduled")
+    # Scheduled: the audience and the messages are greyed out on Edit; the sending settings still save.
+    marketer.goto(campaign_url.replace("/show/", "/edit/"))
+    assert marketer.is_disabled("#message_a") and marketer.is_disabled("#builder-lists input[name=lists] >> nth=0")
+    assert marketer.is_enabled("#daily_limit") and marketer.is_enabled("#name")
+    shot(marketer, "scheduled-edit")
+    marketer.fill("#daily_limit", "120")
+    marketer.fill("#name", "Builder December (scheduled)")
+    marketer.click("#builder-save")
+    marketer.wait_for_selector("#campaign-status")
+    assert "Campaign saved" in marketer.inner_text("body") and "Unschedule" in marketer.inner_text("body")
+    assert "Builder December (scheduled)" in marketer.inner_text("body") and "(120 a day)" in marketer.inner_text("#campaign-forecast")
+    shot(marketer, "scheduled-edited")
     marketer.click("button:has-text('Start')")
 
     mine = {phone for _, phone in PEOPLE} | {MY_PHONE}
