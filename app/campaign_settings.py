@@ -331,7 +331,9 @@ def sending_plan(campaign, counts, now=None):
     text = schedule.describe_forecast(forecast, campaign.daily_limit, now,
                                       lead="Next send" if running else "First text goes out",
                                       soon="now" if running else "as soon as it starts")
-    return {"text": text, **forecast}
+    pace = schedule.describe_pace(campaign.window_start, campaign.window_end, campaign.daily_limit) \
+        if current_app.config["CAMPAIGN_SPREAD"] and forecast["first"] is not None else None
+    return {"text": text, "pace": pace, **forecast}
 
 
 def campaign_times(campaign):

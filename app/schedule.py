@@ -180,6 +180,21 @@ def zone_label(moment):
     return name[0] + name[2] if len(name) == 3 and name[1] in "SD" and name[2] == "T" else name
 
 
+def describe_pace(start, end, daily_limit):
+    """How the sender spreads a day's texts over the window (paced_quota), in words: a campaign
+    started during the window first sends the day's share already gone, then keeps this pace."""
+    every = (_seconds(end) - _seconds(start)) / daily_limit
+    if every >= 90:
+        minutes = every / 60
+        pace = f"about one every {f'{minutes:.1f}'.removesuffix('.0') if minutes < 10 else round(minutes)} minutes"
+    elif every >= 1:
+        pace = f"about {round(60 / every)} a minute"
+    else:
+        pace = "as fast as OpenPhone allows"
+    return (f"Texts are spread over the window: {daily_limit} a day from {start:%H:%M} to {end:%H:%M} is {pace}. "
+            "Started during the window, it first sends the part of the day's share whose time has passed.")
+
+
 def describe_forecast(forecast, daily_limit, now, lead="First text goes out", soon="now"):
     """"first text goes out Monday 09:00 ET, the last about Jan 22 at 60 a day" in words; `soon`
     stands for a first text due within minutes."""

@@ -1,10 +1,12 @@
 """The campaign builder: one page (and the REST API) that checks a campaign as a whole, the live
 preview, the sending forecast on the campaign page and the test text to the user's own phone."""
+from datetime import time
+
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app import campaigns
+from app import campaigns, schedule
 from app.models import AuditLog, Campaign, CampaignRecipient, ContactList, Message, OptOut
 from tests.test_campaigns import NUMBER, TUESDAY_10AM, add_contact, bearer, make_campaign, phones
 
@@ -138,6 +140,7 @@ def test_the_campaign_page_says_when_texts_go_out_before_start_and_next_send_whi
     campaigns.change_status(campaign.id, "running")
     page = marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
     assert "Next send Monday 09:00 ET, the last about Dec 1" in page
+    assert ("Texts are spread over the window: 60 a day from 09:00 to 17:00 is about one every 8 minutes." in page)
     assert "0 sent of 120 to text; 120 still to go." in " ".join(page.split())
 
 
@@ -201,3 +204,12 @@ def test_the_campaign_page_heads_with_its_name_and_times_to_the_minute_in_the_co
     # stored as UTC: 14:05 UTC in December is 09:05 EST, 13:00 UTC in July is 09:00 EDT
     assert "created Dec 1, 2026 09:05 ET &middot; started Jul 1, 2026 09:00 ET</p>" in page
     assert "14:05:59" not in page and "None" not in page[page.index('id="campaign-name"'):]
+
+
+@pytest.mark.parametrize(("start", "end", "limit", "said"), [
+    ("08:00", "21:00", 500, "about one every 1.6 minutes"), ("09:00", "17:00", 60, "about one every 8 minutes"),
+    ("09:00", "17:00", 10, "about one every 48 minutes"), ("09:00", "17:00", 960, "about 2 a minute"),
+    ("09:00", "09:30", 6000, "as fast as OpenPhone allows")])
+def test_the_pace_a_days_texts_are_spread_at_is_said_in_words(start, end, limit, said):
+    text = schedule.describe_pace(time.fromisoformat(start), time.fromisoformat(end), limit)
+    assert f"{limit} a day from {start} to {end} is {said}." in text
