@@ -83,9 +83,6 @@ WINNER_MIN_SENT = int(os.environ.get("WINNER_MIN_SENT", "100"))
 HISTORY_CALL_DETAILS = os.environ.get("HISTORY_CALL_DETAILS", "voicemail,summary,transcript,recording")
 HISTORY_NIGHTLY_HOUR = int(os.environ.get("HISTORY_NIGHTLY_HOUR", "2"))
 HISTORY_NIGHTLY_HOURS = int(os.environ.get("HISTORY_NIGHTLY_HOURS", "48"))
-# How many OpenPhone answers the history import keeps ahead of the conversation it is writing
-# (each a page of at most 100 texts or calls, or one call detail); 0 makes each request in turn.
-HISTORY_PREFETCH = int(os.environ.get("HISTORY_PREFETCH", "20"))
 # Downloaded MMS photos and voicemail audio; larger or other files are refused.
 MEDIA_FOLDER = os.environ.get("MEDIA_FOLDER", str(INSTANCE_DIR / "media"))
 MEDIA_MAX_MB = float(os.environ.get("MEDIA_MAX_MB", "10"))

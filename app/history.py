@@ -6,9 +6,7 @@ A run is a HistoryImport row: its checkpoint (number, conversation page token, c
 item page token) is committed with every page, so a killed worker's run resumes where it was.
 OpenPhone ids are unique in messages and calls, so a second run adds only what is new; each
 item's outcome (created, existing, skipped, restarted) is a HistoryItem row. Every request
-takes a slot of the one 10 requests/second limit the sender uses (app/openphone.py); while the
-walk writes one conversation, the next ones' requests are already being made
-(app/history_prefetch.py)."""
+takes a slot of the one 10 requests/second limit the sender uses (app/openphone.py)."""
 import logging
 from datetime import timedelta, timezone
 
@@ -22,7 +20,6 @@ from app.contacts import contact_for_phone, normalize_phone
 from app.events import reply_recipient
 from app.extensions import db
 from app.history_models import Call, HistoryImport, HistoryItem, Media
-from app.history_prefetch import PAGE, Prefetch, conversation_params, detail_paths, list_query, stored_call_ids, unique
 from app.media import download_pending
 from app.models import CampaignRecipient, Message, utcnow
 from app.openphone import NotFound, PermanentError, call_values, client_from_config, parse_time
@@ -31,6 +28,7 @@ from app.queue import enqueue, get_redis, job_alive
 
 log = logging.getLogger(__name__)
 SOURCE = "openphone history"
+PAGE = 100  # OpenPhone's largest maxResults
 UNFINISHED = ("queued", "running")
 
 
@@ -132,8 +130,7 @@ def run_history_import(import_id, client=None):
         return None
     run = db.session.get(HistoryImport, import_id, populate_existing=True)
     try:
-        with Prefetch(client or client_from_config(), current_app.config["HISTORY_PREFETCH"]) as prefetch:
-            _walk(run, prefetch)
+        _walk(run, client or client_from_config())
     except OperationalError:  # the database went away: the run stays running and recovery resumes it
         db.session.rollback()
         log.exception("history import %s lost its database; recovery resumes it", import_id)
@@ -207,7 +204,6 @@ def _walk_number(run, client, cp, number_id, number, since):
         if not cp.get("token"):
             cp.setdefault("totals", {})[number_id] = body.get("totalItems")
         seen = set(cp.get("seen") or [])
-        client.plan(_to_import(page, seen, cp.get("conversation")), since)
         for conversation in page:
             if conversation.get("id") in seen:
                 continue  # finished before a restart, or repeated from the previous page
@@ -235,19 +231,6 @@ def _restartable(run, cp, key, exc, what):
     raise exc
 
 
-def _to_import(page, seen, resumed):
-    """The page's conversations the walk imports from their first request, in its order (not the
-    one a resumed run is in the middle of)."""
-    found, ids = [], set(seen)
-    for conversation in page:
-        if conversation.get("id") in ids:
-            continue
-        ids.add(conversation.get("id"))
-        if conversation.get("id") != resumed and not participant_problem(conversation.get("participants") or []):
-            found.append(conversation)
-    return found
-
-
 def participant_problem(participants):
     """Why a conversation has no one phone to file it under, or None."""
     if len(participants) != 1:
@@ -273,7 +256,7 @@ def _import_conversation(run, client, cp, conversation, since):
     db.session.flush()
     if cp.get("conversation") != conversation["id"]:
         cp.update(conversation=conversation["id"], stage="messages", item_token=None)
-    params = conversation_params(conversation)
+    params = {"phoneNumberId": conversation["phoneNumberId"], "participants[]": raw}
     if cp["stage"] == "messages":
         _pages(run, client, cp, "/v1/messages", params, since, lambda items: _save_messages(run, contact, phone, items))
         _apply_opt_out(phone)
@@ -297,8 +280,13 @@ def _download_media(run, contact_id):
 def _pages(run, client, cp, path, params, since, save):
     """Every page of one list endpoint for one conversation, checkpointed page by page."""
     while True:
+        query = dict(params, maxResults=PAGE)
+        if since:
+            query["createdAfter"] = since
+        if cp.get("item_token"):
+            query["pageToken"] = cp["item_token"]
         try:
-            body = client.get(path, list_query(params, since, cp.get("item_token")))
+            body = client.get(path, query)
         except PermanentError as exc:
             participant = params["participants[]"]
             if _restartable(run, cp, "item_token", exc, f"{path} {participant}"):
@@ -319,11 +307,17 @@ def _clean(value):
     return value.replace("\x00", "") if isinstance(value, str) else value
 
 
+def _unique(items):
+    """A page's items once each (OpenPhone may repeat one across pages), oldest first."""
+    found = {i["id"]: i for i in items if i.get("id")}
+    return sorted(found.values(), key=lambda i: (str(i.get("createdAt") or ""), i["id"]))
+
+
 def _save_messages(run, contact, phone, items):
     """A page's texts in one INSERT ... ON CONFLICT DO NOTHING (OpenPhone's id is unique): a text a
     webhook stored first, or stores meanwhile, is 'existing'. A reply is attributed to the campaign
     text it answers; the look-up runs only for a phone that was ever sent one."""
-    items = unique(items)
+    items = _unique(items)
     if not items:
         return
     answerable = db.session.scalar(select(CampaignRecipient.id).where(
@@ -393,40 +387,32 @@ def _detail(client, path):
         raise
 
 
-def _voicemail(data):
-    return {"voicemail_url": (data or {}).get("recordingUrl"), "voicemail_transcript": (data or {}).get("transcript")}
-
-
-def _summary(data):
-    summary = (data or {}).get("summary")
-    return {"summary": "\n".join(summary) if isinstance(summary, list) else summary}
-
-
-def _transcript(data):
-    dialogue = (data or {}).get("dialogue") or []
-    return {"transcript": "\n".join(str(d.get("content") or "") for d in dialogue) or None}
-
-
-def _recording(data):
-    return {"recording_url": next((r.get("url") for r in data or [] if r.get("url")), None)}
-
-
-DETAIL_VALUES = {"voicemail": _voicemail, "summary": _summary, "transcript": _transcript, "recording": _recording}
-
-
 def _call_details(client, item):
-    """The call's columns from its details (app/history_prefetch.detail_paths says which)."""
+    details = set(current_app.config["HISTORY_CALL_DETAILS"].split(","))
     found = {}
-    for name, path in detail_paths(item):
-        found.update(DETAIL_VALUES[name](_detail(client, path)))
+    missed = item.get("status") in ("missed", "no-answer")
+    if "voicemail" in details and item.get("direction") == "incoming" and missed:
+        voicemail = _detail(client, f"/v1/call-voicemails/{item['id']}") or {}
+        found.update(voicemail_url=voicemail.get("recordingUrl"), voicemail_transcript=voicemail.get("transcript"))
+    if not missed and (item.get("duration") or 0) > 0:
+        if "summary" in details:
+            summary = (_detail(client, f"/v1/call-summaries/{item['id']}") or {}).get("summary")
+            found["summary"] = "\n".join(summary) if isinstance(summary, list) else summary
+        if "transcript" in details:
+            dialogue = (_detail(client, f"/v1/call-transcripts/{item['id']}") or {}).get("dialogue") or []
+            found["transcript"] = "\n".join(str(d.get("content") or "") for d in dialogue) or None
+        if "recording" in details:
+            recordings = _detail(client, f"/v1/call-recordings/{item['id']}") or []
+            found["recording_url"] = next((r.get("url") for r in recordings if r.get("url")), None)
     return found
 
 
 def _save_calls(run, client, contact, phone, items):
     """Each call once (app/calls.py): a call a webhook stored first is 'existing', its row only
     filled in; details are asked of OpenPhone for new calls only."""
-    items = unique(items)
-    existing = stored_call_ids(items)
+    items = _unique(items)
+    existing = set(db.session.scalars(select(Call.provider_id).where(
+        Call.provider_id.in_([c["id"] for c in items])))) if items else set()
     outcomes = []
     for item in items:
         values = call_values(item, contact, phone, SOURCE)

@@ -10,8 +10,7 @@ ceil(conversations / 100) conversation pages, per conversation ceil(texts / 100)
 and ceil(calls / 100) call pages (at least one each), and per call the details the import asks
 for (a voicemail for a missed incoming call; summary, transcript and recording for an answered
 one). At 10/s the wall time is bounded below by requests / 10; the CRM's limiter lets 10 into
-any 1.15 s (RATE_WINDOW_SECONDS), so 1.15x that floor is the least a run takes. HISTORY_PREFETCH=0
-in the environment measures the import one request at a time. Business tables are emptied
+any 1.15 s (RATE_WINDOW_SECONDS), so 1.15x that floor is the least a run takes. Business tables are emptied
 first: point it at a scratch database. Nothing asserts on time.
 """
 import argparse
