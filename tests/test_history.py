@@ -229,6 +229,8 @@ def test_import_button_runs_in_the_worker_and_the_screen_counts_rows(app, db, re
     assert count(HistoryItem) == 0
     response = post_form(admin, "/settings/integrations/history/start", {"since": ""})
     assert response.status_code == 302
+    said = admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert "is under way: its progress below updates by itself" in said and " is queued" not in said
     queued = admin.get("/settings/integrations/history/progress").get_json()
     assert queued["status"] == "queued" and queued["percent"] == 0
     run_jobs()

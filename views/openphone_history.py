@@ -30,7 +30,7 @@ def start(user_id):
               "danger")
         return redirect(url_for("IntegrationsView.index"))
     run = history.start_history_import("full", since=since, user_id=user_id)
-    flash(f"History import {run.id} is {run.status}; the progress below updates by itself.", "success")
+    flash(f"History import {run.id} is under way: its progress below updates by itself until it is done.", "success")
     return redirect(url_for("IntegrationsView.index") + "#openphone-history")
 
 
