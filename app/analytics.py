@@ -288,23 +288,34 @@ def overnight_since(now, zone):
     return close.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def overnight_activity(now, zone, user_id=None):
-    """What came in since last night began: texts in and out, calls (missed ones apart) and
-    campaign replies, counted from their rows; Staff count their contacts' only."""
-    since = overnight_since(now, zone)
+def overnight_until(now, zone):
+    """When last night ended: the start of today's business hours once they began (so Monday's
+    daytime texts are not overnight), otherwise now; as naive UTC."""
+    local = now.astimezone(ZoneInfo(zone))
+    opening = datetime.combine(local.date(), time(BUSINESS_HOURS.start), ZoneInfo(zone))
+    end = opening if local.weekday() in BUSINESS_DAYS and local >= opening else local
+    return end.astimezone(timezone.utc).replace(tzinfo=None)
 
-    def count(model, *conditions):
-        query = select(func.count()).select_from(model).where(*conditions)
+
+def overnight_activity(now, zone, user_id=None):
+    """What came in last night (from the close of the last business day to the start of today's),
+    texts in and out, calls (missed ones apart) and campaign replies, counted from their rows;
+    Staff count their contacts' only."""
+    since, until = overnight_since(now, zone), overnight_until(now, zone)
+
+    def count(model, column, *conditions):
+        query = select(func.count()).select_from(model).where(column >= since, column < until, *conditions)
         if user_id is not None:
             query = query.where(scope_clause(model, user_id))
         return db.session.scalar(query)
 
     return {
         "since": since,
-        "texts_in": count(Message, Message.direction == "incoming", Message.created_at >= since),
-        "texts_out": count(Message, Message.direction == "outgoing", Message.sent_at >= since),
-        "calls": count(Call, Call.created_at >= since),
-        "missed_calls": count(Call, Call.direction == "incoming", Call.created_at >= since,
+        "until": until,
+        "texts_in": count(Message, Message.created_at, Message.direction == "incoming"),
+        "texts_out": count(Message, Message.sent_at, Message.direction == "outgoing"),
+        "calls": count(Call, Call.created_at),
+        "missed_calls": count(Call, Call.created_at, Call.direction == "incoming",
                               or_(Call.status.in_(MISSED_CALL_STATUSES), Call.voicemail_url.is_not(None))),
-        "campaign_replies": count(CampaignRecipient, CampaignRecipient.replied_at >= since),
+        "campaign_replies": count(CampaignRecipient, CampaignRecipient.replied_at),
     }

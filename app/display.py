@@ -59,6 +59,12 @@ def day(value):
     return f"{value.strftime('%b')} {value.day}, {value.year}"
 
 
+def overnight(since, until, zone):
+    """A night as people say it: 'Fri 6:00 PM to Mon 8:00 AM' (naive UTC timestamps, shown in `zone`)."""
+    start, end = local_time(since, zone), local_time(until, zone)
+    return f"{start.strftime('%a')} {clock(start)} to {end.strftime('%a')} {clock(end)}"
+
+
 def clock(value):
     """A time of day as '9:05 AM'; "" for nothing."""
     if value is None:

@@ -27,7 +27,8 @@ class HomeView(IndexView):
         zone = ZoneInfo(current_app.config["CAMPAIGN_TIMEZONE"])
         local_today = now.astimezone(zone).date()
         overnight = analytics.overnight_activity(now, current_app.config["CAMPAIGN_TIMEZONE"], scope)
-        overnight_since_local = display.local_time(overnight["since"], current_app.config["CAMPAIGN_TIMEZONE"]).strftime("%a %H:%M")
+        overnight_since_local = display.overnight(overnight["since"], overnight["until"],
+                                                  current_app.config["CAMPAIGN_TIMEZONE"])
         return self.render_template(self.index_template, appbuilder=self.appbuilder, board=board,
                                     scoped=scope is not None, money=analytics.money_waiting(local_today, scope),
                                     quickbooks=money.quickbooks_status(),
