@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import and_, case, exists, func, or_, select
 
-from app import openphone
+from app import display, openphone
 from app.analytics import SENT
 from app.extensions import db
 from app.models import Campaign, CampaignRecipient, Contact, Import, Message
@@ -25,7 +25,7 @@ def recent_replies(user_id=None, limit=8):
         query = query.where(scope_clause(Message, user_id))
     rows = db.session.execute(query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)).all()
     return [{"id": r.id, "body": r.body or "", "at": r.created_at, "contact_id": r.contact_id,
-             "name": " ".join(p for p in (r.first_name, r.last_name) if p) or r.from_phone or "Unknown"}
+             "name": " ".join(p for p in (r.first_name, r.last_name) if p) or display.phone(r.from_phone) or "Unknown"}
             for r in rows]
 
 

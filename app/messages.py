@@ -6,6 +6,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
+from app import display
 from app.contacts import normalize_phone
 from app.extensions import db
 from app.models import Campaign, CampaignRecipient, Contact, Message, utcnow
@@ -38,7 +39,7 @@ def queue_text(phone, body, *, contact_id=None, user_id=None, campaign_recipient
     if len(body) > MAX_LENGTH:
         raise TextError(f"The text is {len(body)} characters; OpenPhone accepts at most {MAX_LENGTH}.")
     if kind != CONFIRMATION_KIND and not opt_out_checked and is_opted_out(number):
-        raise OptedOut(f"{number} has opted out of texts.")
+        raise OptedOut(f"{display.phone(number)} has opted out of texts.")
     if contact_id is None:
         contact_id = db.session.scalar(select(Contact.id).filter_by(phone=number))
     message = Message(direction="outgoing", kind=kind, status="queued", body=body, to_phone=number,

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import column_property, relationship
 
+from app.display import phone as shown_phone
 from app.utc import utcnow  # noqa: F401 - callers take it with the models
 
 
@@ -52,7 +53,7 @@ class Contact(Model):
 
     def __repr__(self):
         name = " ".join(p for p in (self.first_name, self.last_name) if p)
-        return name or self.phone or self.email or f"Contact {self.id}"
+        return name or shown_phone(self.phone) or self.email or f"Contact {self.id}"
 
 
 class Property(Model):
@@ -170,7 +171,7 @@ class OptOut(Model):
     created_by = relationship("User", foreign_keys=[created_by_id])
 
     def __repr__(self):
-        return self.phone or f"erased ({(self.phone_hash or '')[:8]})"
+        return shown_phone(self.phone) or f"erased ({(self.phone_hash or '')[:8]})"
 
 
 # What a new campaign starts with, whichever door creates it (the form, "Text selected", the API).
@@ -258,7 +259,7 @@ class CampaignRecipient(Model):
     variant = relationship("CampaignVariant")
 
     def __repr__(self):
-        return self.phone or f"{self.__tablename__} {self.id}"
+        return shown_phone(self.phone) or f"{self.__tablename__} {self.id}"
 
 
 class Message(Model):

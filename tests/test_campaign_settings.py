@@ -157,7 +157,7 @@ def test_send_a_test_to_my_phone_goes_through_the_outbox_once_and_is_no_campaign
     sent = httpx.get(fake_openphone.url + "/_fake/sent").json()["data"]
     assert [(m["to"], m["text"]) for m in sent] == [(["+16175550199"], "Hey Maria!\nReply STOP to opt out.")]
     # Remembered for next time; audited; never a campaign text (no recipient, not in today's count).
-    assert 'value="+16175550199"' in marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
+    assert 'value="(617) 555-0199"' in marketer.get(f"/campaignview/show/{campaign.id}").get_data(as_text=True)
     assert db.session.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "test_text")) == 1
     assert db.session.scalar(select(func.count(CampaignRecipient.id))) == 0
     assert campaigns.texts_sent_today(NUMBER, TUESDAY_10AM) == 0
@@ -166,7 +166,7 @@ def test_send_a_test_to_my_phone_goes_through_the_outbox_once_and_is_no_campaign
     db.session.commit()
     page = post_form(marketer, f"/campaignview/test_text/{campaign.id}", {"variant": "A", "phone": "6175550198"},
                      follow_redirects=True).get_data(as_text=True)
-    assert "The test cannot be sent: +16175550198 has opted out" in page
+    assert "The test cannot be sent: (617) 555-0198 has opted out" in page
     sender_clock("2026-12-01T22:30:00-05:00")
     page = post_form(marketer, f"/campaignview/test_text/{campaign.id}", {"variant": "A", "phone": "6175550199"},
                      follow_redirects=True).get_data(as_text=True)

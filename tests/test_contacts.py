@@ -86,7 +86,7 @@ def test_form_edit_keeps_the_rule(db, client_for, post_form):
     db.session.commit()
     marketer = client_for("marketer")
     page = post_form(marketer, f"/contactview/edit/{bob.id}", {"first_name": "Bob", "phone": "(617) 555 3020"})
-    assert "already belongs to" in page.get_data(as_text=True)
+    assert "(617) 555-3020 already belongs to" in page.get_data(as_text=True)
     post_form(marketer, f"/contactview/edit/{ann.id}", {"first_name": "Ann", "phone": TYPED, "notes": "kept"})
     post_form(marketer, f"/contactview/edit/{bob.id}", {"first_name": "Bob", "phone": "617.555.3099"})
     assert [(c.first_name, c.phone, c.notes) for c in contacts(db)] == [
@@ -113,7 +113,7 @@ def test_api_post_stores_e164_and_refuses_a_duplicate_with_the_existing_id(app, 
     again = post("POST", "/api/v1/contact/", {"first_name": "Annie", "phone": "(617) 555-3020"})
     assert again.status_code == 409
     assert again.get_json()["existing_id"] == created.get_json()["id"]
-    assert "already belongs to" in again.get_json()["message"]["phone"][0]
+    assert "(617) 555-3020 already belongs to Ann" in again.get_json()["message"]["phone"][0]
     assert len(contacts(db)) == 1
 
 

@@ -1,4 +1,7 @@
 """The contact page thread, the Send text box, the Inbox, the send API and the sandbox reply."""
+import html
+import re
+
 import pytest
 from flask import g
 
@@ -169,3 +172,24 @@ def test_the_dashboard_counts_exactly_the_conversations_the_inbox_lists(app, db,
         assert listed == expected
         home = client.get("/").get_data(as_text=True)
         assert re.search(rf'id="dashboard-waiting">\s*{len(expected)}\s*<', home), username
+
+
+def test_a_nameless_contact_reads_as_its_phone_once_in_the_inbox(app, db, client_for):
+    nameless = Contact(phone="+16175552029")
+    db.session.add(nameless)
+    db.session.commit()
+    _incoming(db, nameless.id, "Voicemail: call me back")
+    page = client_for("admin").get("/inbox/").get_data(as_text=True)
+    assert page.count("(617) 555-2029") == 1 and "+16175552029" not in page
+
+
+def test_the_thread_says_each_texts_direction_and_time_and_a_status_only_when_it_tells_something(
+        app, db, client_for, contacts):
+    mine, _ = contacts
+    _incoming(db, mine, "Is Friday OK?")
+    db.session.add(Message(contact_id=mine, direction="outgoing", status="delivered", body="Yes", to_phone=PHONE))
+    db.session.commit()
+    thread = client_for("admin").get(f"/conversations/thread/{mine}").get_data(as_text=True)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", thread)).split())
+    assert "received" in text and text.count("received") == 1
+    assert "\u2192 delivered \u00b7" in text

@@ -400,9 +400,9 @@ def test_calls_on_the_timeline_in_the_inbox_and_the_rest_api_scoped_by_role(app,
     db.session.commit()
     inbox = client_for("admin").get("/inbox/").get_data(as_text=True)
     assert "Voicemail: Please call me back about the estimate" in inbox
-    assert "+16175558202" in inbox and "+16175558203" not in inbox  # called back: nothing to answer
+    assert "(617) 555-8202" in inbox and "(617) 555-8203" not in inbox  # called back: nothing to answer
     staff_inbox = client_for("staff").get("/inbox/").get_data(as_text=True)
-    assert "+16175558201" in staff_inbox and "+16175558202" not in staff_inbox
+    assert "(617) 555-8201" in staff_inbox and "(617) 555-8202" not in staff_inbox
     thread = client_for("admin").get(f"/conversations/thread/{mine.id}").get_data(as_text=True)
     assert "Voicemail:</strong> Please call me back about the estimate" in thread
     called_back = db.session.scalar(select(Contact).filter_by(phone="+16175558203"))

@@ -119,3 +119,21 @@ def test_the_checklist_ticks_itself_from_rows_and_goes_when_everything_is_done(a
     monkeypatch.setitem(app.config, "OPENPHONE_API_KEY", "key-from-the-environment")
     assert steps() == {}
     assert 'id="getting-started"' not in client_for("staff").get("/").get_data(as_text=True)
+
+
+def test_home_shows_phones_as_people_write_them(app, db, yesterday, clock, client_for):
+    """A reply from a contact without a name reads as its phone; today's sending number and the
+    running campaigns' numbers are written (617) 555-0100, never +16175550100."""
+    nameless = Contact(phone="+16175552035")
+    db.session.add(nameless)
+    db.session.flush()
+    db.session.add(Message(contact=nameless, direction="incoming", body="Thanks!", status="received",
+                           from_phone=nameless.phone, created_at=datetime(2026, 12, 2, 14, 30)))
+    db.session.commit()
+    page = client_for("marketer").get("/").get_data(as_text=True)
+    replies = re.sub(r"<[^>]+>|\s+", " ", re.search(r'id="recent-replies">(.*?)</ul>', page, re.S).group(1))
+    assert "(617) 555-2035" in replies and "+1617" not in replies
+    numbers = re.sub(r"<[^>]+>|\s+", " ", re.search(r'id="dashboard-numbers">(.*?)</table>', page, re.S).group(1)).split()
+    assert numbers[:4] == ["(617)", "555-0100", "1", "of"]
+    running = re.search(r'id="dashboard-campaigns">(.*?)</ul>', page, re.S).group(1)
+    assert "Spring</a> ((617) 555-0100)" in running and "+1617" not in running

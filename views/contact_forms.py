@@ -6,6 +6,7 @@ from markupsafe import Markup, escape
 from wtforms import StringField
 from wtforms.validators import Optional
 
+from app import display
 from app.contacts import EDITABLE_FIELDS, ContactError, apply_contact_rules, clean_contact
 from app.extensions import db
 from app.security import check_assignment, current_user_scope
@@ -25,7 +26,7 @@ def duplicate_message(existing, link=True):
     name = escape(str(existing))
     if link:
         name = Markup(f'<a href="{url_for("ContactView.show", pk=existing.id)}">{name}</a>')
-    return Markup(f"{escape(existing.phone)} already belongs to {name} (contact {existing.id}): one phone, "
+    return Markup(f"{escape(display.phone(existing.phone))} already belongs to {name} (contact {existing.id}): one phone, "
                   f"one contact. Open that contact to update it instead.")
 
 
