@@ -142,3 +142,9 @@ def test_a_reply_rate_is_shown_only_once_texts_went_out():
     ("ab_user", "User"), ("history_imports", "History import"), ("opt_outs", "Opt-out"), (None, "")])
 def test_an_audit_rows_record_is_named_as_people_say_it(table, shown):
     assert display.record_name(table) == shown
+
+
+def test_the_empty_assigned_to_choice_reads_nobody(db, client_for):
+    for path in ("/contactview/add", "/todoview/add"):
+        page = client_for("admin").get(path).get_data(as_text=True)
+        assert '<option selected value="__None">Nobody</option>' in page and ">__None<" not in page

@@ -6,7 +6,9 @@ from decimal import Decimal
 
 from flask import current_app, g, redirect, url_for
 from flask_appbuilder import ModelView as FabModelView
+from flask_appbuilder.fields import QuerySelectField
 from markupsafe import Markup
+from wtforms.fields.core import UnboundField
 
 from app import display
 
@@ -90,6 +92,14 @@ def noun_of(model_name):
     return re.sub(r"(?<!^)(?=[A-Z])", " ", model_name).lower()
 
 
+def name_empty_choices(form):
+    """A pick-one field's empty choice reads "Nobody" (a user) or "(none)", not FAB's "__None"."""
+    for name, field in vars(form).items():
+        if isinstance(field, UnboundField) and issubclass(field.field_class, QuerySelectField) \
+                and field.kwargs.get("allow_blank") and not field.kwargs.get("blank_text"):
+            field.kwargs["blank_text"] = "Nobody" if "user" in name else "(none)"
+
+
 class PlainViewMixin:
     """Plain words ("Contacts", "New contact", "Contact saved"), values shown for people, and a
     save that lands on the saved record; for FAB's model views (ours and its user and role screens)."""
@@ -112,6 +122,11 @@ class PlainViewMixin:
         # and show templates (times with their zone on a record's page, without in a list).
         named = {c for c in {*self.list_columns, *self.show_columns} if named_column(c)}
         self.formatters_columns = {**{c: formatter_for(c) for c in named}, **self.formatters_columns}
+
+    def _init_forms(self):
+        super()._init_forms()
+        for form in (self.add_form, self.edit_form):
+            name_empty_choices(form)
 
     @staticmethod
     def _prettify_column(name):
