@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.contacts import ContactError
+from app.display import local_time
 from app.extensions import db
 from app.history_models import MISSED_CALL_STATUSES, Call
 from app.inbox_models import ConversationRead, ConversationState
@@ -157,7 +158,7 @@ def inbox(user_id, folder="open", assigned="", now=None, limit=PAGE_SIZE):
         select(User).where(User.active.is_(True)).order_by(User.username)).all()
     return {"conversations": conversations, "counts": folder_counts(user_id, assigned, now), "folder": folder,
             "folders": FOLDERS, "assigned": assigned, "assignees": assignees, "scoped": scope is not None,
-            "snooze_choices": SNOOZE_CHOICES}
+            "snooze_choices": snooze_choices(now)}
 
 
 def _preview(kind, body, voicemail, transcript):
@@ -217,6 +218,13 @@ def move_to_inbox(contact_id, now=None):
     state.done_at = state.done_by_id = state.snoozed_until = state.snoozed_at = state.snoozed_by_id = None
     db.session.commit()
     return state
+
+
+def snooze_choices(now=None, zone=None):
+    """SNOOZE_CHOICES as offered at `now`: the Monday choice says which Monday ("Monday Dec 7, 9:00")."""
+    zone = zone or current_app.config["COMPANY_TIMEZONE"]
+    monday = local_time(snooze_until("monday", now, zone), zone)
+    return {**SNOOZE_CHOICES, "monday": f"Monday {monday:%b} {monday.day}, 9:00"}
 
 
 def snooze_until(choice, now=None, zone=None):

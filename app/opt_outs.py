@@ -8,6 +8,7 @@ import hashlib
 import re
 import unicodedata
 
+from flask import current_app
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import String
 
-from app import audit
+from app import audit, display
 from app.contacts import normalize_phone
 from app.extensions import db
 from app.models import OptOut, utcnow
@@ -154,7 +155,8 @@ def describe(row):
     if row is None:
         return None
     who = f" by {row.created_by_id and _username(row.created_by_id)}" if row.created_by_id else ""
-    text = f"Opted out {row.created_at:%Y-%m-%d}: {SOURCE_LABELS.get(row.source, row.source)}{who}"
+    opted = display.day(display.local_time(row.created_at, current_app.config["COMPANY_TIMEZONE"]))
+    text = f"Opted out {opted}: {SOURCE_LABELS.get(row.source, row.source)}{who}"
     if row.reason:
         text += f' ("{row.reason[:200]}")'
     if row.source not in LIFTABLE_SOURCES:

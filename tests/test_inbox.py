@@ -142,6 +142,8 @@ def test_snooze_choices_are_times_in_the_company_zone(app, db):
     assert inbox.snooze_until("tomorrow", monday_noon_boston, zone) == datetime(2026, 11, 24, 14, 0)
     assert inbox.snooze_until("monday", monday_noon_boston, zone) == datetime(2026, 11, 30, 14, 0)
     assert inbox.snooze_until("2026-11-25T08:30", monday_noon_boston, zone) == datetime(2026, 11, 25, 13, 30)
+    assert inbox.snooze_choices(monday_noon_boston, zone)["monday"] == "Monday Nov 30, 9:00"
+    assert inbox.snooze_choices(datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc), zone)["monday"] == "Monday Nov 30, 9:00"
     for bad, message in (("2026-11-23T11:00", "future"), ("soon", "choice from the list"),
                          ("2028-01-01T09:00", "at most a year")):
         with pytest.raises(inbox.InboxError, match=message):

@@ -1,6 +1,7 @@
 """What a reply means (the one classifier), and the opt-out list every door writes and every
 sender reads: by phone or, for an erased contact, by its hash."""
 import hashlib
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -287,3 +288,8 @@ def test_possible_opt_outs_are_decided_by_a_person(db, client_for, post_form):
     assert db.session.scalars(select(OptOut)).one().message_id == keep
     assert all(m.opt_out_reviewed_at for m in db.session.scalars(select(Message)))
     assert "Not interested" not in marketer.get("/possibleoptoutview/list/").get_data(as_text=True)
+
+
+def test_the_opt_out_note_gives_the_day_in_the_company_zone(app, db):
+    row = OptOut(phone="+16175550177", source="dnc", active=True, created_at=datetime(2026, 12, 1, 3, 0))  # Nov 30, 22:00 ET
+    assert opt_outs.describe(row) == "Opted out Nov 30, 2026: on a do-not-contact file. A START reply does not lift it."
