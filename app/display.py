@@ -97,6 +97,18 @@ RECORD_NAMES = {"ab_user": "User", "ab_role": "Role", "contact_properties": "Pro
                 "media": "Photo or recording", "webhook_events": "Webhook event", "todos": "To-do"}
 
 
+CONTACT_SOURCES = {"manual": "Added by hand", "propertyradar": "PropertyRadar import", "contacts": "Contacts import",
+                   "dnc": "Do-not-contact import", "openphone": "OpenPhone", "inbound": "Texted or called us",
+                   "quickbooks": "QuickBooks", "demo": "Demo data", "api": "API"}
+
+
+def contact_source(value):
+    """Where a contact came from, in words: 'propertyradar' -> 'PropertyRadar import' (stored codes stay)."""
+    if not value:
+        return ""
+    return CONTACT_SOURCES.get(value, value.replace("_", " ").capitalize())
+
+
 def record_name(table):
     """What an audit row's table holds, as people say it: 'contacts' -> 'Contact',
     'campaign_recipients' -> 'Campaign recipient', 'properties' -> 'Property'."""

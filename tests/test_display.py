@@ -148,3 +148,14 @@ def test_the_empty_assigned_to_choice_reads_nobody(db, client_for):
     for path in ("/contactview/add", "/todoview/add"):
         page = client_for("admin").get(path).get_data(as_text=True)
         assert '<option selected value="__None">Nobody</option>' in page and ">__None<" not in page
+
+
+def test_a_contacts_source_reads_in_words_and_is_stored_as_its_code(db, client_for):
+    contact = Contact(first_name="Ann", phone="+16175550160", source="propertyradar")
+    db.session.add(contact)
+    db.session.commit()
+    admin = client_for("admin")
+    for path in ("/contactview/list/", f"/contactview/show/{contact.id}"):
+        page = admin.get(path).get_data(as_text=True)
+        assert "PropertyRadar import" in page and ">propertyradar<" not in page
+    assert db.session.get(Contact, contact.id).source == "propertyradar"

@@ -3,7 +3,7 @@ from flask import g, request, url_for
 from flask_appbuilder import expose, has_access
 from markupsafe import Markup, escape
 
-from app import conversations, lists
+from app import conversations, display, lists
 from app.models import Contact, ContactList, ContactProperty, ListMember, Message, Property, Todo
 from app.search import ContactFilterConverter
 from app.security import AssignedToCurrentUser, ScopedInterface
@@ -82,6 +82,7 @@ class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNot
     related_views = [ContactPropertyView, ListMemberView, *money.CONTACT_MONEY_VIEWS]
     show_template = "contact_show.html"
     label_columns = {"name_as_received": "Name as received"}
+    formatters_columns = {"source": display.contact_source}
 
     @expose("/show/<int:pk>", methods=["GET"])
     @has_access
