@@ -1,9 +1,10 @@
 """What the campaign page and the home dashboard show, read from database rows."""
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, exists, func, or_, select
 
+from app import display
 from app.campaigns import STATUS_ORDER, TRANSITIONS, edit_notice, exclusion_counts
 from app.exports import csv_lines
 from app.extensions import db
@@ -92,7 +93,7 @@ def texts_per_day(campaign_id):
     day = func.date(R.sent_at)
     rows = db.session.execute(select(day, func.count()).where(R.campaign_id == campaign_id, R.sent_at.is_not(None))
                               .group_by(day).order_by(day)).all()
-    return [(str(d), n) for d, n in rows]
+    return [(display.short_day(date.fromisoformat(str(d))), n) for d, n in rows]
 
 
 def status_counts(campaign_id):

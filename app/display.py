@@ -65,6 +65,13 @@ def overnight(since, until, zone):
     return f"{start.strftime('%a')} {clock(start)} to {end.strftime('%a')} {clock(end)}"
 
 
+def short_day(value):
+    """'Nov 30' (a chart's label); "" for nothing."""
+    if value is None:
+        return ""
+    return f"{value.strftime('%b')} {value.day}"
+
+
 def clock(value):
     """A time of day as '9:05 AM'; "" for nothing."""
     if value is None:

@@ -8,8 +8,8 @@ import pytest
 from flask_appbuilder.security.sqla.models import User
 from sqlalchemy import select
 
-from app import display
-from app.models import Contact, ContactList
+from app import analytics, display
+from app.models import Campaign, CampaignRecipient, Contact, ContactList
 from tests.conftest import user_id
 
 
@@ -159,3 +159,13 @@ def test_a_contacts_source_reads_in_words_and_is_stored_as_its_code(db, client_f
         page = admin.get(path).get_data(as_text=True)
         assert "PropertyRadar import" in page and ">propertyradar<" not in page
     assert db.session.get(Contact, contact.id).source == "propertyradar"
+
+
+def test_the_texts_per_day_chart_labels_read_as_days(db):
+    campaign = Campaign(name="Fall", sending_number="+16175550100")
+    db.session.add(campaign)
+    db.session.flush()
+    for i, sent in enumerate((datetime(2026, 11, 30, 15, 0), datetime(2026, 11, 30, 16, 0), datetime(2026, 12, 1, 15, 0))):
+        db.session.add(CampaignRecipient(campaign_id=campaign.id, phone=f"+1617555017{i}", status="sent", sent_at=sent))
+    db.session.commit()
+    assert analytics.texts_per_day(campaign.id) == [("Nov 30", 2), ("Dec 1", 1)]
