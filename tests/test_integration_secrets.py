@@ -30,7 +30,11 @@ def test_a_stored_secret_is_encrypted_and_reads_back(app, db):
 
 def test_admin_sets_the_key_on_screen_and_never_sees_it_again(app, db, client_for, post_form):
     admin = client_for("admin")
-    assert "not set" in admin.get(URL).get_data(as_text=True)
+    first = admin.get(URL).get_data(as_text=True)
+    assert "not set" in first
+    note = first[first.index('id="secrets-note"'):first.index("</p>", first.index('id="secrets-note"'))]
+    assert "a copy of the database alone does not give them away" in " ".join(note.split())
+    assert "ENCRYPTION_KEY" not in note and "<code>ENCRYPTION_KEY</code>" in first
     page = post_form(admin, URL + "save", {"name": "openphone_api_key", "value": KEY},
                      follow_redirects=True).get_data(as_text=True)
     assert "set, ends in ...abcd" in page and KEY not in page and KEY[:-4] not in page
