@@ -246,7 +246,7 @@ def money_waiting(today, user_id=None, shown=10):
         accepted = accepted or created.date()
         days = (today - accepted).days
         rows.append({"job_id": job_id, "amount": total or 0, "accepted": accepted, "days": days, "late": days >= 1,
-                     "name": " ".join(p for p in (first, last) if p) or customer or phone or f"Job {job_id}"})
+                     "name": " ".join(p for p in (first, last) if p) or customer or display.phone(phone) or f"Job {job_id}"})
     count, amount, late = db.session.execute(
         select(func.count(Job.id), func.coalesce(func.sum(Estimate.total), 0),
                func.count(Job.id).filter(func.coalesce(Estimate.accepted_date, func.date(Job.created_at))

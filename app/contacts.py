@@ -8,7 +8,7 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import bulk
+from app import bulk, display
 from app.extensions import db
 from app.models import Contact, utcnow
 from app.names import proper_names
@@ -139,7 +139,7 @@ def clean_contact(values, contact_id=None, region=None):
         with db.session.no_autoflush:
             existing = db.session.scalar(query.limit(1))
         if existing is not None:
-            raise ContactError({"phone": f"{cleaned['phone']} already belongs to {existing} (contact "
+            raise ContactError({"phone": f"{display.phone(cleaned['phone'])} already belongs to {existing} (contact "
                                          f"{existing.id}): one phone, one contact."}, existing=existing)
     return cleaned
 

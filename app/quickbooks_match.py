@@ -7,6 +7,7 @@ import phonenumbers
 from flask import current_app
 from sqlalchemy import func, insert, select
 
+from app import display
 from app.bulk import where_in
 from app.contacts import ContactError, clean_contact, normalize_email, normalize_phone
 from app.extensions import db
@@ -101,7 +102,7 @@ def _decide(customer, known):
     ids = sorted({known.by_phone[p] for p in phones if p in known.by_phone})
     if len(ids) == 1:
         phone = next(p for p in phones if known.by_phone.get(p) == ids[0])
-        return "phone", ids[0], f"phone {phone}", None
+        return "phone", ids[0], f"phone {display.phone(phone)}", None
     if len(ids) > 1:
         return "ambiguous", None, f"its phones belong to {len(ids)} different contacts", ids
     ids = sorted(known.by_email.get(email, ())) if email else []
