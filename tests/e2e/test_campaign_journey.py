@@ -136,6 +136,22 @@ def test_marketer_imports_runs_an_ab_campaign_and_staff_sees_only_their_contacts
         return marketer.inner_text("#campaign-variants")
     assert eventually(lambda: "1" in variant_totals() and marketer.locator("svg").count() > 0)
 
+    # On a phone (390 px) the campaign page does not scroll sideways, its previews wrap inside their
+    # boxes and every column of the A/B table can be reached; Home fits too.
+    marketer.set_viewport_size({"width": 390, "height": 844})
+    marketer.goto(campaign_url)
+    assert marketer.evaluate("document.documentElement.scrollWidth") <= 390
+    assert marketer.evaluate("[...document.querySelectorAll('pre.campaign-preview')]"
+                             ".every(p => p.scrollWidth <= p.clientWidth)")
+    # the A/B table scrolls inside its box: scrolled to its end, the reply-rate column is on the screen
+    marketer.evaluate("(box => { box.scrollLeft = box.scrollWidth; })"
+                      "(document.querySelector('#campaign-variants').parentElement)")
+    rate = marketer.locator("#campaign-variants th", has_text="Reply rate").bounding_box()
+    assert 0 <= rate["x"] and rate["x"] + rate["width"] <= 390, "the A/B table's reply-rate column is cut off"
+    marketer.goto(base + "/")
+    assert marketer.evaluate("document.documentElement.scrollWidth") <= 390
+    marketer.set_viewport_size({"width": 1280, "height": 720})
+
     # Declare winner asks first: both variants' numbers, the p-value, why it is early; then it moves
     # the people not yet texted, and Undo puts them back.
     marketer.goto(campaign_url)
