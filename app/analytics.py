@@ -2,6 +2,7 @@
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import and_, case, exists, func, or_, select
 
 from app import display
@@ -90,10 +91,17 @@ def funnel(results):
 
 
 def texts_per_day(campaign_id):
-    day = func.date(R.sent_at)
-    rows = db.session.execute(select(day, func.count()).where(R.campaign_id == campaign_id, R.sent_at.is_not(None))
-                              .group_by(day).order_by(day)).all()
-    return [(display.short_day(date.fromisoformat(str(d))), n) for d, n in rows]
+    """[(day label, texts sent)] by the company's calendar day: counted by UTC hour in the database
+    (at most 24 rows a day), each hour then placed on its local day (a text at 9 PM in Boston is
+    sent the next day in UTC)."""
+    day, hour = func.date(R.sent_at), func.extract("hour", R.sent_at)
+    rows = db.session.execute(select(day, hour, func.count()).where(R.campaign_id == campaign_id,
+                                                                    R.sent_at.is_not(None)).group_by(day, hour)).all()
+    zone, counts = current_app.config["COMPANY_TIMEZONE"], {}
+    for utc_day, utc_hour, n in rows:
+        local = display.local_time(datetime.combine(date.fromisoformat(str(utc_day)), time(int(utc_hour))), zone)
+        counts[local.date()] = counts.get(local.date(), 0) + n
+    return [(display.short_day(d), counts[d]) for d in sorted(counts)]
 
 
 def status_counts(campaign_id):

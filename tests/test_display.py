@@ -165,7 +165,10 @@ def test_the_texts_per_day_chart_labels_read_as_days(db):
     campaign = Campaign(name="Fall", sending_number="+16175550100")
     db.session.add(campaign)
     db.session.flush()
-    for i, sent in enumerate((datetime(2026, 11, 30, 15, 0), datetime(2026, 11, 30, 16, 0), datetime(2026, 12, 1, 15, 0))):
+    # UTC: 15:00 and 16:00 are 10 and 11 AM in Boston; Dec 1 02:30 UTC is 9:30 PM on Nov 30 there
+    sent_at = (datetime(2026, 11, 30, 15, 0), datetime(2026, 11, 30, 16, 0), datetime(2026, 12, 1, 2, 30),
+               datetime(2026, 12, 1, 15, 0))
+    for i, sent in enumerate(sent_at):
         db.session.add(CampaignRecipient(campaign_id=campaign.id, phone=f"+1617555017{i}", status="sent", sent_at=sent))
     db.session.commit()
-    assert analytics.texts_per_day(campaign.id) == [("Nov 30", 2), ("Dec 1", 1)]
+    assert analytics.texts_per_day(campaign.id) == [("Nov 30", 3), ("Dec 1", 1)]
