@@ -1,4 +1,5 @@
 """The audit trail: every change to business data and every security event."""
+import ast
 import contextvars
 import time as clock
 import uuid
@@ -76,12 +77,53 @@ def _plain(value):
     return str(value)
 
 
+# How a counted thing reads in a sentence ("86 texts created"); others read as their name.
+NOUNS = {"call": "calls", "conversation": "conversations", "message": "texts", "media": "media",
+         "contact": "contacts", "property": "properties", "row": "rows", "person": "people"}
+
+
+def _words(key):
+    parts = key if isinstance(key, tuple) else (key,)
+    words = [str(p).replace("_", " ") for p in parts]
+    words[0] = NOUNS.get(words[0], words[0])
+    return " ".join(words)
+
+
+def describe_counts(counts):
+    """{("call", "created"): 12, "opted_out": 3} -> "12 calls created, 3 opted out" (in key order)."""
+    items = sorted(counts.items(), key=lambda item: _words(item[0]))
+    return ", ".join(f"{n} {_words(key)}" for key, n in items) or "nothing"
+
+
+def readable_detail(detail):
+    """A detail as a person reads it: counts written as a Python dict (older rows) become words."""
+    if isinstance(detail, str) and detail.startswith("{") and detail.endswith("}"):
+        try:
+            parsed = ast.literal_eval(detail)
+        except (ValueError, SyntaxError):
+            return detail
+        if isinstance(parsed, dict) and all(isinstance(n, int) for n in parsed.values()):
+            return describe_counts(parsed)
+    return detail
+
+
+def plain_changes(value):
+    """Changes as JSON: every key a string (a tuple key becomes its words joined by spaces)."""
+    if isinstance(value, dict):
+        return {(" ".join(map(str, k)) if isinstance(k, tuple) else str(k)): plain_changes(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_changes(v) for v in value]
+    return _plain(value)
+
+
 def build_entry(action, object_type=None, object_id=None, changes=None, detail=None):
+    """One audit row; a dict of counts as detail is written as words, changes with string keys."""
     user_id, username = current_actor()
     return AuditLog(
         user_id=user_id, username=username, action=action, object_type=object_type,
-        object_id=None if object_id is None else str(object_id), changes=changes,
-        detail=detail, ip=_ip(),
+        object_id=None if object_id is None else str(object_id),
+        changes=None if changes is None else plain_changes(changes),
+        detail=describe_counts(detail) if isinstance(detail, dict) else detail, ip=_ip(),
     )
 
 

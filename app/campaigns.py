@@ -345,7 +345,7 @@ def plan_audience(campaign_id, now=None):
                case((planned.c.reason.is_(None), "queued"), else_="excluded"), planned.c.reason, position,
                case((planned.c.reason.is_(None), variant), else_=None))))
     campaign.planned_at, campaign.plan_error = utcnow(), None
-    audit.record("plan", "campaigns", campaign.id, detail=str(exclusion_counts(campaign.id)))
+    audit.record("plan", "campaigns", campaign.id, detail=exclusion_counts(campaign.id))
     db.session.commit()
     # Fresh statistics, or the planner keeps believing the new rows are rare and skips the primary key.
     bulk.analyze(db.session, "campaign_recipients")

@@ -144,7 +144,7 @@ def run_history_import(import_id, client=None):
         db.session.commit()
         return run.status
     run.status, run.finished_at, run.error = "done", utcnow(), None
-    audit.record("finish", "history_imports", run.id, detail=str(outcome_counts(run.id)))
+    audit.record("finish", "history_imports", run.id, detail=outcome_counts(run.id))
     db.session.commit()
     return run.status
 

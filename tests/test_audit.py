@@ -214,3 +214,20 @@ def test_a_flood_of_sources_and_names_is_folded_into_one_other_row(app, db, monk
     assert audit.flush_rejections(now=minute + 60) == 6
     counts = {r.ip: r.changes["count"] for r in rows(db, action="webhook_rejected")}
     assert counts["other"] == 7 and sum(counts.values()) == 12
+
+
+def test_counts_in_an_audit_detail_read_as_words_and_changes_as_json(db, client_for):
+    counts = {("call", "created"): 12, ("conversation", "imported"): 36, ("media", "stored"): 7,
+              ("message", "created"): 86}
+    audit.record("finish", "history_imports", 1, detail=counts, changes={"by_kind": counts})
+    audit.record_now("plan", object_type="campaigns", object_id="2", detail="{'queued': 5, 'opted_out': 2}")
+    db.session.commit()
+    finish = rows(db, action="finish")[0]
+    assert finish.detail == "12 calls created, 36 conversations imported, 7 media stored, 86 texts created"
+    assert finish.changes == {"by_kind": {"call created": 12, "conversation imported": 36, "media stored": 7,
+                                          "message created": 86}}
+    admin = client_for("admin")
+    page = admin.get("/auditlogview/list/").get_data(as_text=True)
+    assert "2 opted out, 5 queued" in page and "{&#39;queued&#39;" not in page and "(&#39;call&#39;" not in page
+    shown = admin.get(f"/auditlogview/show/{finish.id}").get_data(as_text=True)
+    assert "{&#34;by_kind&#34;: {&#34;call created&#34;: 12" in shown

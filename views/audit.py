@@ -1,4 +1,6 @@
 """The audit log: read-only, Admin only; and the history block of a record's page."""
+import json
+
 from flask import current_app
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 
@@ -18,7 +20,8 @@ class AuditLogView(ModelView):
     list_columns = ["at", "username", "action", "object_type", "object_id", "detail"]
     show_columns = ["at", "user_id", "username", "action", "object_type", "object_id", "changes", "detail", "ip"]
     search_columns = ["username", "action", "object_type", "object_id", "at"]
-    formatters_columns = {"object_type": display.record_name}
+    formatters_columns = {"object_type": display.record_name, "detail": audit.readable_detail,
+                          "changes": lambda changes: "" if changes is None else json.dumps(changes, ensure_ascii=False)}
 
 
 def audit_history(object_type, object_id):
@@ -31,3 +34,4 @@ def audit_history(object_type, object_id):
 def register(appbuilder):
     appbuilder.add_view(AuditLogView, "Audit log", icon="fa-history", category="Audit log")
     current_app.jinja_env.globals["audit_history"] = audit_history
+    current_app.jinja_env.filters["audit_detail"] = audit.readable_detail
