@@ -1,5 +1,5 @@
 """Bulk actions on the contact list: a mixin added to ContactView's bases."""
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlparse
 
 from flask import Response, flash, g, redirect, request, url_for
 from flask_appbuilder import expose, has_access
@@ -9,6 +9,8 @@ from app import contact_actions
 from app.extensions import db
 
 NEEDS_ARGUMENT = {"add_to_list": "list", "remove_from_list": "list", "assign": "user"}
+# The list's own state in its query: filters, order, page and page size.
+LIST_STATE = ("_flt_", "_oc_", "_od_", "page_", "psize_")
 TITLES = {"add_to_list": "Add to list", "remove_from_list": "Remove from list", "assign": "Assign to user",
           "opt_out": "Opt out"}
 
@@ -17,13 +19,18 @@ def _ids(items):
     return [item.id for item in (items if isinstance(items, list) else [items])]
 
 
+def list_state(query):
+    """The filters, order and page of a list's query string, re-encoded (nothing else is kept)."""
+    return urlencode([(k, v) for k, v in parse_qsl(query or "") if k.startswith(LIST_STATE)])
+
+
 class ContactActionsMixin:
     """add_to_list, remove_from_list, assign, opt_out, export_csv, text_selected, and the same
     for "every contact matching the current filter" (run by a job)."""
 
     def _to_form(self, name, items):
         ids = ",".join(str(i) for i in _ids(items))
-        search = urlparse(request.referrer or "").query
+        search = list_state(urlparse(request.referrer or "").query)
         return redirect(url_for(f"{self.endpoint}.bulk", name=name, ids=ids, search=search))
 
     @action("add_to_list", "Add to list", single=False)
@@ -67,7 +74,13 @@ class ContactActionsMixin:
         choices = contact_actions.choices(NEEDS_ARGUMENT.get(name))
         return self.render_template("contact_bulk.html", name=name, title=TITLES[name], ids=ids,
                                     search=request.values.get("search") or "", has_filter=bool(search),
-                                    choices=choices, argument_kind=NEEDS_ARGUMENT.get(name))
+                                    choices=choices, argument_kind=NEEDS_ARGUMENT.get(name),
+                                    back=self._back_to_list())
+
+    def _back_to_list(self):
+        """The contact list as the user left it: same filters, order and page (always this site's list)."""
+        state = list_state(request.values.get("search"))
+        return url_for(f"{self.endpoint}.list") + (f"?{state}" if state else "")
 
     def _bulk_apply(self, name, ids, search):
         argument = request.form.get("argument") or None
@@ -81,4 +94,4 @@ class ContactActionsMixin:
             count = contact_actions.apply(name, ids, argument, g.user.id)
             db.session.commit()
             flash(f"{TITLES[name]}: {count} contacts done.", "success")
-        return redirect(url_for(f"{self.endpoint}.list"))
+        return redirect(self._back_to_list())
