@@ -16,10 +16,11 @@ from itertools import islice
 
 from flask import current_app
 from flask_appbuilder.security.sqla.models import User
-from sqlalchemy import func, or_, select, true, update
+from sqlalchemy import and_, case, exists, func, or_, select, true, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import aliased
 
-from app import audit, bulk
+from app import audit, bulk, import_report
 from app.contacts import normalize_phone
 from app.exports import csv_lines
 from app.extensions import db
@@ -445,22 +446,38 @@ def _finish(claim, status, error):
 
 
 def import_counts(import_id):
-    """{'rows': {outcome: n}, 'people': {outcome: n}, 'footer': n}, read from the outcome rows.
+    """{'rows': {outcome: n}, 'people': {outcome: n}, 'sharing': {outcome: n}, 'footer': n}, read from
+    the outcome rows.
 
-    'rows' counts data rows only: PropertyRadar's licence footer is recorded but is no data row."""
-    query = (select(ImportRow.person, ImportRow.outcome, func.count()).where(ImportRow.import_id == import_id)
-             .group_by(ImportRow.person, ImportRow.outcome))
-    return _counts(db.session.execute(query))
+    'rows' counts data rows only: PropertyRadar's licence footer is recorded but is no data row.
+    'sharing' counts the co-owners among 'people' who are the primary owner's contact (same phone
+    or email): one contact for both."""
+    groups = _outcome_groups(import_id)
+    return _counts(db.session.execute(select(groups.c.person, groups.c.outcome, groups.c.shared, groups.c.n)))
+
+
+def _outcome_groups(import_id):
+    """Outcome rows of one import counted per person slot, outcome and "shares the primary's contact"."""
+    primary = aliased(ImportRow)
+    same_contact = exists().where(primary.import_id == ImportRow.import_id, primary.line == ImportRow.line,
+                                  primary.person == 1, primary.contact_id == ImportRow.contact_id)
+    shared = case((and_(ImportRow.person == 2, same_contact), 1), else_=0)
+    inner = (select(ImportRow.person, ImportRow.outcome, shared.label("shared"))
+             .where(ImportRow.import_id == import_id).subquery())
+    return (select(inner.c.person, inner.c.outcome, inner.c.shared, func.count().label("n"))
+            .group_by(inner.c.person, inner.c.outcome, inner.c.shared).subquery())
 
 
 def _counts(groups):
-    counts = {"rows": {}, "people": {}, "footer": 0}
-    for person, outcome, n in groups:
+    counts = {"rows": {}, "people": {}, "sharing": {}, "footer": 0}
+    for person, outcome, shared, n in groups:
         if outcome == "footer":
             counts["footer"] += n
         elif outcome is not None:
             group = counts["people" if person else "rows"]
             group[outcome] = group.get(outcome, 0) + n
+            if shared:
+                counts["sharing"][outcome] = counts["sharing"].get(outcome, 0) + n
     return counts
 
 
@@ -472,18 +489,19 @@ def progress_of(import_id):
     """Everything the import page shows, from one statement (one snapshot of the database): the
     import's state and checkpoint with its outcome counts, rows per second and time left.
     None when there is no such import."""
-    groups = (select(ImportRow.person, ImportRow.outcome, func.count().label("n"))
-              .where(ImportRow.import_id == import_id).group_by(ImportRow.person, ImportRow.outcome).subquery())
+    groups = _outcome_groups(import_id)
     found = db.session.execute(
         select(*(getattr(Import, field) for field in PROGRESS_FIELDS), ContactList.name,
-               groups.c.person, groups.c.outcome, groups.c.n)
+               groups.c.person, groups.c.outcome, groups.c.shared, groups.c.n)
         .outerjoin(ContactList, ContactList.id == Import.list_id).outerjoin(groups, true())
         .where(Import.id == import_id)).all()
     if not found:
         return None
     imp = dict(zip(PROGRESS_FIELDS, found[0], strict=False))
     imp["list"] = found[0][len(PROGRESS_FIELDS)]
-    imp["counts"] = _counts(row[-3:] for row in found)
+    imp["counts"] = _counts(row[-4:] for row in found)
+    imp["format_name"] = import_report.FORMAT_NAMES.get(imp["format"], imp["format"] or "")
+    imp["report"] = import_report.report_lines(imp["format"], imp["counts"])
     elapsed = ((imp["finished_at"] or utcnow()) - imp["started_at"]).total_seconds() if imp["started_at"] else 0
     rate = imp["rows_done"] / elapsed if elapsed > 0 else 0
     left = (imp["total_rows"] - imp["rows_done"]) / rate if rate and imp["total_rows"] else None

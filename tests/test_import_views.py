@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.models import Contact, Import, ImportRow
 from tests.conftest import start_worker
-from tests.test_imports import assert_matches_truth, business_state, make_sample
+from tests.test_imports import assert_matches_truth, business_state, import_file, make_sample
 
 
 def test_upload_mapping_progress_and_rejected_download(app, db, client_for, post_form, run_jobs):
@@ -34,7 +34,11 @@ def test_upload_mapping_progress_and_rejected_download(app, db, client_for, post
     progress = marketer.get(f"/importview/progress/{imp.id}").get_json()
     assert progress["status"] == "succeeded" and progress["rows_done"] == progress["total_rows"] == 2
     assert progress["counts"]["rows"] == {"created": 1, "skipped": 1}
-    assert "import-progress" in marketer.get(f"/importview/show/{imp.id}").get_data(as_text=True)
+    assert [(line["label"], line["count"]) for line in progress["report"]] == [
+        ("Rows in the file", 2), ("Contacts created", 1), ("Contacts updated", 0), ("Contacts already there", 0),
+        ("People skipped (no phone or email)", 1), ("Rows with errors", 0)]
+    page = marketer.get(f"/importview/show/{imp.id}").get_data(as_text=True)
+    assert "import-progress" in page and "<td>Contacts file</td>" in page
     rejected = marketer.get(f"/importview/rejected/{imp.id}").get_data(as_text=True).splitlines()
     assert rejected == ["Full Name,Cell,Mail,reason", "No Contact,,,no phone or email"]
     ann = db.session.scalars(select(Contact)).one()
@@ -69,7 +73,49 @@ def test_the_import_page_shows_one_state_and_leaves_the_licence_line_out(app, db
     assert shown(page, "import-done") == shown(page, "details-rows_done") == "30"
     assert shown(page, "import-total") == shown(page, "details-total_rows") == "30"
     assert shown(page, "details-finished_at") == progress["finished_at"]
-    assert "<th>rows created</th><td>30</td>" in page and "licence line" in page
+    assert "<th>Properties created</th><td>30</td>" in page and "licence line" in page
+    assert "<td>PropertyRadar export</td>" in page and progress["format_name"] == "PropertyRadar export"
+    assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d\d [AP]M E[SD]T", progress["finished_at"])
+    assert 'class="col-xs-12" id="import-report"' in page  # inside the page's margins on a phone
+
+
+def count_rows(db, import_id, *where):
+    return db.session.scalar(select(func.count()).select_from(ImportRow).where(ImportRow.import_id == import_id,
+                                                                                 *where))
+
+
+def test_the_import_report_says_what_the_file_made_in_the_owners_words(app, db, client_for, tmp_path):
+    path, truth = make_sample(tmp_path, 400, 11, "--messy")
+    imp = import_file(path)
+    rows = {o: count_rows(db, imp.id, ImportRow.person == 0, ImportRow.outcome == o)
+            for o in ("created", "updated", "unchanged", "skipped", "error")}
+    people = {o: count_rows(db, imp.id, ImportRow.person > 0, ImportRow.outcome == o)
+              for o in ("created", "updated", "unchanged", "skipped")}
+    sharing = dict(db.session.execute(select(ImportRow.outcome, func.count()).where(
+        ImportRow.import_id == imp.id, ImportRow.person == 2,
+        ImportRow.reason.like("same % as the primary owner: one contact for both")).group_by(ImportRow.outcome)).all())
+    assert sum(sharing.values()) > 0
+    progress = client_for("marketer").get(f"/importview/progress/{imp.id}").get_json()
+    report = {line["key"]: line["count"] for line in progress["report"]}
+    assert report["rows"] == truth["data_rows"] == 400
+    assert (report["properties_created"], report["properties_updated"], report["properties_unchanged"],
+            report["rows_error"]) == (rows["created"], rows["updated"], rows["unchanged"], rows["error"])
+    assert report["contacts_created"] == people["created"] == db.session.scalar(select(func.count(Contact.id)))
+    assert report["co_owners_sharing"] == sum(sharing.values())
+    assert report["contacts_unchanged"] == people["unchanged"] - sharing.get("unchanged", 0)
+    assert report["contacts_updated"] == people["updated"] - sharing.get("updated", 0)
+    assert report["people_skipped"] == people["skipped"] == truth["people_without_contact"]
+    assert report["properties_created"] + report["properties_updated"] + report["properties_unchanged"] \
+        + report["rows_error"] + report.get("rows_skipped", 0) == report["rows"]
+    assert report["contacts_created"] + report["contacts_updated"] + report["contacts_unchanged"] \
+        + report["co_owners_sharing"] + report["people_skipped"] == report["people"] == sum(people.values())
+    assert progress["counts"]["people"]["unchanged"] == people["unchanged"]  # the API's fields stay
+    page = client_for("marketer").get(f"/importview/show/{imp.id}").get_data(as_text=True)
+    for label in ("Rows in the file", "Properties created", "Contacts created", "Contacts already there",
+                  "Co-owners sharing the primary owner&#39;s contact", "People skipped (no phone or email)",
+                  "Rows with errors"):
+        assert f"<th>{label}</th>" in page
+    assert "people unchanged" not in page and "rows created" not in page
 
 
 def shown(page, element):

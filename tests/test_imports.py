@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 from app import bulk
 from app.contacts import _fetch_contacts
 from app.import_files import BadFile
+from app.import_report import report_lines
 from app.imports import ParseAhead, cancel_import, create_import, import_counts, rejected_rows_csv, run_import
 from app.models import Contact, ContactProperty, Import, ImportRow, ListMember, OptOut, Property, utcnow
 from tests.conftest import SAMPLE
@@ -189,6 +190,9 @@ def test_dnc_list_becomes_opt_outs(db, tmp_path):
     assert [(o.phone, o.source, o.active) for o in rows] == [("+16172531000", "dnc", True),
                                                              ("+17816250724", "dnc", True)]
     assert import_counts(imp.id)["rows"] == {"created": 2, "skipped": 1, "unchanged": 1}
+    report = report_lines("dnc", import_counts(imp.id))
+    assert [line["count"] for line in report] == [4, 2, 0, 1, 1]
+    assert report[1]["label"] == "Phones added to the do-not-contact list"
 
 
 def test_rejected_rows_download_has_original_columns_and_reason(db, tmp_path):

@@ -4,10 +4,10 @@ from flask_appbuilder import expose, has_access
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app import contact_actions, imports
+from app import contact_actions, display, import_report, imports
 from app.import_files import BadFile, inspect_file
 from app.models import Import
-from views.display import ModelView
+from views.display import ModelView, zone
 
 
 class ImportView(ModelView):
@@ -17,6 +17,7 @@ class ImportView(ModelView):
     base_order = ("created_at", "desc")
     list_columns = ["filename", "format", "list", "status", "rows_done", "total_rows", "created_at"]
     search_columns = ["filename", "format", "status", "created_at"]
+    formatters_columns = {"format": lambda code: import_report.FORMAT_NAMES.get(code, code or "")}
     show_template = "import_show.html"
     list_template = "import_list.html"
 
@@ -98,12 +99,12 @@ class ImportView(ModelView):
 
 
 def _progress(pk):
-    """The import page's one read, with times as the page prints them."""
+    """The import page's one read, with times as every screen prints them (company zone, to the minute)."""
     progress = imports.progress_of(int(pk)) if str(pk).isdigit() else None
     if progress is None:
         abort(404)
     for field in ("created_at", "started_at", "finished_at"):
-        progress[field] = progress[field].strftime("%Y-%m-%d %H:%M:%S UTC") if progress[field] else ""
+        progress[field] = display.when(progress[field], zone())
     return progress
 
 

@@ -4,6 +4,7 @@ with a mapping step, an A/B campaign, texts at the fake OpenPhone, a reply and a
 arriving as signed webhooks, the conversation, the opt-out, the charts, staff scoping."""
 import csv
 import io
+import re
 import subprocess
 import sys
 import time
@@ -63,12 +64,17 @@ def test_marketer_imports_runs_an_ab_campaign_and_staff_sees_only_their_contacts
     assert marketer.get_attribute("#import-bar", "style").replace(" ", "") == "width:100%;"
     # 400 properties; the licence line at the end is recorded as a "footer", not counted as a row
     assert marketer.inner_text("#import-done") == marketer.inner_text("#import-total") == "400"
-    assert "rows created" in marketer.inner_text("#import-counts")
+    assert "Properties created" in marketer.inner_text("#import-counts")
+    desktop = marketer.viewport_size
+    marketer.set_viewport_size({"width": 390, "height": 844})
+    for element in ("#import-report h2", "#import-counts", "#import-details"):  # inside the margins on a phone
+        assert marketer.locator(element).bounding_box()["x"] >= 10, element
+    marketer.set_viewport_size(desktop)
     assert "licence line" in marketer.inner_text("#import-footer")
     # the details under the header were refreshed by the same poll: no "queued" beside "succeeded"
     assert marketer.inner_text("#import-details [data-field=status]") == "succeeded"
     assert marketer.inner_text("#import-details [data-field=rows_done]") == "400"
-    assert marketer.inner_text("#import-details [data-field=finished_at]").endswith("UTC")
+    assert re.search(r"\d:\d\d [AP]M E[SD]T$", marketer.inner_text("#import-details [data-field=finished_at]"))
 
     # Rejected rows come back as a CSV with the original columns and a reason.
     with marketer.expect_download() as download:
