@@ -36,7 +36,7 @@ _MARKETER_VIEWS = ("(PropertyView|ListView|ListMemberView|CampaignView|CampaignR
 _STAFF_VIEWS = "(ContactView|MessageView|InboxView|TodoView|HomeView|ConversationView|ContactApi|MessageApi)$"
 _MENUS = ("(Contacts|Properties|Lists|Campaigns|Messages|Imports|Opt-outs|Possible opt-outs|Inbox|Saved replies|Todos"
           "|Money|Jobs|Estimates|Invoices|Payments|Settings)$")
-_STAFF_MENUS = "(Contacts|Messages|Inbox|Todos|Money|Jobs|Estimates|Invoices|Payments)$"
+_STAFF_MENUS = "(Contacts|Properties|Messages|Inbox|Todos|Money|Jobs|Estimates|Invoices|Payments)$"
 # Money (views/money.py): Staff read their contacts' estimates, invoices and payments, and edit their jobs.
 _MONEY_VIEWS = ("(Estimate|Invoice|Payment|Job|UnscheduledJob|OpenEstimate|PastDueInvoice|MonthPayment"
                 "|LastMonthPayment|ContactEstimate|ContactInvoice|ContactPayment|ContactJob)View$")
@@ -58,8 +58,9 @@ ROLES = {
         ["PossibleOptOutView$", "can_list$"],
         ["ContactApi$", "(can_get|can_info|can_put)$"],
         ["(MessageView|InboxView|ConversationView|HomeView)$", "(can_list|can_show|can_send_text|can_thread|can_simulate_reply|can_file|can_index)$"],
-        ["(ContactMessageView|ContactPropertyView)$", "can_list$"],
-        ["(MessageApi|CallApi)$", "(can_get|can_info)$"],
+        ["(ContactMessageView|ContactPropertyView|PropertyContactView)$", "can_list$"],
+        ["PropertyView$", "(can_list|can_show)$"],  # the properties linked to their contacts (scope_clause)
+        ["(MessageApi|CallApi|PropertyApi)$", "(can_get|can_info)$"],
         ["MediaView$", "can_get$"],
         ["ConversationApi$", "can_send_text$"],
         ["InboxApi$", "can_get$"],

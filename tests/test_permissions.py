@@ -42,6 +42,8 @@ STAFF_ALLOWED = {
     "ContactApi": {"can_get", "can_info", "can_put"},
     "ContactMessageView": {"can_list"},
     "ContactPropertyView": {"can_list"},
+    # The properties linked to their contacts, and on a property's page only their contacts among its owners.
+    "PropertyView": {"can_list", "can_show"}, "PropertyContactView": {"can_list"}, "PropertyApi": {"can_get", "can_info"},
     "MessageView": CONVERSATION, "InboxView": CONVERSATION, "ConversationView": CONVERSATION,
     "MessageApi": {"can_get", "can_info"},
     "CallApi": {"can_get", "can_info"},
@@ -228,7 +230,7 @@ def _base_permissions(view_name, permission):
 
 @pytest.mark.parametrize("role,hidden", [
     ("Marketer", ["Security", "List Users", "Users", "Roles", "Audit log", "Integrations", "Failed events"]),
-    ("Staff", ["Security", "Audit log", "Properties", "Lists", "Opt-outs", "Imports", "Campaigns", "Settings"]),
+    ("Staff", ["Security", "Audit log", "Lists", "Opt-outs", "Imports", "Campaigns", "Settings"]),
 ])
 def test_menus_hide_what_a_role_cannot_open(client_for, role, hidden):
     html = client_for(USERNAMES[role]).get("/").get_data(as_text=True)
@@ -543,3 +545,41 @@ def test_staff_cannot_change_who_a_contact_is_assigned_to(app, db, client_for, p
     marketer = {"Authorization": f"Bearer {create_access_token(identity=str(user_id('marketer')), fresh=True)}"}
     assert client.put(f"/api/v1/contact/{mine}", json={"assigned_user": other}, headers=marketer).status_code == 200
     assert assigned() == other
+
+
+def test_staff_see_only_the_properties_linked_to_their_contacts_at_every_door(app, db, client_for, post_form,
+                                                                              other_users_records):
+    from app.models import ContactProperty, Property
+
+    mine, theirs = other_users_records
+    shared = Property(key="shared-apn", address="5 Shared Road", city="Quincy")
+    db.session.add(shared)
+    db.session.flush()
+    db.session.add_all([ContactProperty(contact_id=mine, property_id=shared.id, role="primary"),
+                        ContactProperty(contact_id=theirs, property_id=shared.id, role="secondary")])
+    db.session.commit()
+    secret = db.session.scalar(select(Property.id).where(Property.key == "secret-apn"))
+    staff = client_for("staff")
+    listed = staff.get("/propertyview/list/").get_data(as_text=True)
+    assert "5 Shared Road" in listed and not leaked(listed)
+    assert "Properties" in staff.get("/").get_data(as_text=True)
+    for search in ("/propertyview/list/?_flt_0_address=Secret", "/propertyview/list/?_flt_0_city=Quincy"):
+        page = staff.get(search).get_data(as_text=True)
+        assert staff.get(search).status_code == 200 and not leaked(page), search
+    shown = staff.get(f"/propertyview/show/{shared.id}").get_data(as_text=True)
+    assert "5 Shared Road" in shown and "Minnie" in shown and not leaked(shown)  # owners: their contact only
+    assert staff.get(f"/propertyview/show/{secret}").status_code == 404
+    contact_page = staff.get(f"/contactview/show/{mine}").get_data(as_text=True)
+    assert f"/propertyview/show/{shared.id}" in contact_page  # the link on their contact's page opens
+    assert staff.get(f"/propertyview/edit/{shared.id}").status_code == 403
+    assert staff.get("/propertyview/add").status_code == 403
+    assert post_form(staff, f"/propertyview/delete/{shared.id}").status_code == 403
+    headers = {"Authorization": f"Bearer {create_access_token(identity=str(user_id('staff')), fresh=True)}"}
+    api = app.test_client()
+    assert [row["address"] for row in api.get("/api/v1/property/", headers=headers).get_json()["result"]] \
+        == ["5 Shared Road"]
+    assert api.get(f"/api/v1/property/{shared.id}", headers=headers).status_code == 200
+    assert api.get(f"/api/v1/property/{secret}", headers=headers).status_code == 404
+    assert api.put(f"/api/v1/property/{shared.id}", json={"address": "x"}, headers=headers).status_code == 403
+    assert api.post("/api/v1/property/", json={"key": "k", "address": "x"}, headers=headers).status_code == 403
+    assert db.session.get(Property, shared.id).address == "5 Shared Road"

@@ -10,7 +10,7 @@ from app.models import Campaign, Contact, ContactList, Estimate, Import, Invoice
 from app.security import ScopedInterface
 from views.campaigns import api_save_campaign
 from views.contact_forms import ContactApiRulesMixin
-from views.contacts import CONTACT_SCOPE, OWN_LISTS, STAFF_SCOPE, ContactInterface
+from views.contacts import CONTACT_SCOPE, OWN_LISTS, PROPERTY_SCOPE, STAFF_SCOPE, ContactInterface
 
 CONTACT_FIELDS = ["id", "first_name", "last_name", "phone", "email", "mail_address", "mail_city",
                   "mail_state", "mail_zip", "source", "assigned_user.id", "notes", "created_at"]
@@ -47,6 +47,7 @@ class ContactApi(AuditedReads, ContactApiRulesMixin, ModelRestApi):
 class PropertyApi(ModelRestApi):
     resource_name = "property"
     datamodel = ScopedInterface(Property)
+    base_filters = PROPERTY_SCOPE
     list_columns = ["id", "apn", "address", "city", "state", "zip", "type", "year_built", "estimated_value"]
 
 

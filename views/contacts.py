@@ -17,6 +17,7 @@ from views.opt_outs import DoNotTextMixin
 
 STAFF_SCOPE = [["assigned_user_id", AssignedToCurrentUser, None]]
 CONTACT_SCOPE = [["contact", AssignedToCurrentUser, None]]
+PROPERTY_SCOPE = [["id", AssignedToCurrentUser, None]]  # Staff: the properties linked to their contacts
 OWN_LISTS = [["id", lists.OwnListsOnly, None]]
 
 
@@ -100,6 +101,7 @@ class ContactView(EstimatedPager, StaffAssignmentMixin, ContactRulesMixin, DoNot
 class PropertyContactView(ModelView):
     list_title = "Owners and contacts"
     datamodel = ScopedInterface(ContactProperty)
+    base_filters = CONTACT_SCOPE
     base_permissions = ["can_list"]
     list_columns = ["contact", "role"]
     formatters_columns = {"contact": link_to("ContactView.show")}
@@ -107,6 +109,7 @@ class PropertyContactView(ModelView):
 
 class PropertyView(ModelView):
     datamodel = ScopedInterface(Property)
+    base_filters = PROPERTY_SCOPE
     base_order = ("id", "desc")
     list_columns = ["address", "city", "zip", "type", "year_built", "estimated_value", "owner_name"]
     search_columns = ["apn", "address", "city", "state", "zip", "type", "year_built", "owner_name",
