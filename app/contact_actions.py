@@ -71,6 +71,14 @@ def text_selected(contact_ids, user_id=None, sending_number=None):
     return campaign
 
 
+def _argument_words(action, argument):
+    """What a bulk action's audit row says it was given: "list 4", "user 7", "nobody"."""
+    noun = {"add_to_list": "list", "remove_from_list": "list", "assign": "user"}.get(action)
+    if noun is None:
+        return None
+    return f"{noun} {argument}" if argument else "nobody"
+
+
 def apply(action, contact_ids, argument=None, user_id=None):
     """Run one bulk action on contact ids; the caller commits. Returns a count or a result.
 
@@ -85,7 +93,7 @@ def apply(action, contact_ids, argument=None, user_id=None):
         "opt_out": lambda: opt_out_contacts(contact_ids, user_id),
     }
     result = actions[action]()
-    audit.record_bulk(f"bulk_{action}", "contacts", contact_ids, detail=f"argument={argument!r}")
+    audit.record_bulk(f"bulk_{action}", "contacts", contact_ids, detail=_argument_words(action, argument))
     return result
 
 

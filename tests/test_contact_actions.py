@@ -4,7 +4,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from app.models import Contact, ContactList, ListMember
+from app.models import AuditLog, Contact, ContactList, ListMember
 from tests.conftest import csrf_token, user_id
 
 FILTERED = "/contactview/list/?_flt_0_last_name=Sullivan&_oc_ContactView=first_name&_od_ContactView=asc&psize_ContactView=2"
@@ -43,6 +43,8 @@ def test_a_bulk_action_returns_to_the_filtered_sorted_paged_list(app, db, client
     listed = marketer.get(done.headers["Location"]).get_data(as_text=True)
     assert record_count(listed) == "5" and "contacts done" in listed
     assert "Sue2" in listed and "Sue0" not in listed and "Ola0" not in listed  # page 2 of 2 per page, by first name
+    detail = db.session.scalar(select(AuditLog.detail).where(AuditLog.action == f"bulk_{name}"))
+    assert detail == {"assign": f"user {argument}", "opt_out": None}.get(name, f"list {argument}")
     if name == "assign":
         assert {c.assigned_user_id for c in db.session.scalars(select(Contact).where(Contact.id.in_(picked)))} \
             == {user_id("staff")}
