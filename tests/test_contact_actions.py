@@ -46,7 +46,7 @@ def test_a_bulk_action_returns_to_the_filtered_sorted_paged_list(app, db, client
     detail = db.session.scalar(select(AuditLog.detail).where(AuditLog.action == f"bulk_{name}"))
     assert detail == {"assign": f"user {argument}", "opt_out": None}.get(name, f"list {argument}")
     if name == "assign":
-        assert {c.assigned_user_id for c in db.session.scalars(select(Contact).where(Contact.id.in_(picked)))} \
+        assert {c.assigned_user_id for c in db.session.scalars(select(Contact).where(Contact.id.in_([int(i) for i in picked])))} \
             == {user_id("staff")}
     if name == "add_to_list":
         assert sorted(str(i) for i in db.session.scalars(select(ListMember.contact_id))) == sorted(picked)
