@@ -96,7 +96,10 @@ def describe_counts(counts):
 
 
 def readable_detail(detail):
-    """A detail as a person reads it: counts written as a Python dict (older rows) become words."""
+    """A detail as a person reads it: counts written as a Python dict (older rows) become words;
+    no detail is a blank."""
+    if detail is None:
+        return ""
     if isinstance(detail, str) and detail.startswith("{") and detail.endswith("}"):
         try:
             parsed = ast.literal_eval(detail)

@@ -39,6 +39,7 @@ def test_the_audit_log_names_each_record_in_words(db, client_for, audit_row):
     page = " ".join(client_for("admin").get("/auditlogview/list/").get_data(as_text=True).split())
     assert "<td>User</td>" in page and "<td>Property owner</td>" in page
     assert "<td>ab_user</td>" not in page and "<td>contact_properties</td>" not in page
+    assert "<td>None</td>" not in page  # a row without a detail shows a blank
 
 
 def test_audit_log_has_no_api_to_change_it(app, db, client_for, audit_row):
