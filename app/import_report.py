@@ -15,10 +15,6 @@ def _contacts(outcomes, less=None):
                                    ("unchanged", "Contacts already there"))]
 
 
-def _errors(key, label, outcomes):
-    return [_line(key, label, outcomes["error"])] if outcomes.get("error") else []
-
-
 def report_lines(fmt, counts):
     """[{key, label, count}] from app.imports' counts: the rows' lines add up to the rows in the
     file, the people's lines to the people in it."""
@@ -45,5 +41,5 @@ def report_lines(fmt, counts):
               *_contacts(people, sharing),
               _line("co_owners_sharing", "Co-owners sharing the primary owner's contact", sum(sharing.values())),
               _line("people_skipped", "People skipped (no phone or email)", people.get("skipped", 0)),
-              *_errors("people_error", "People with errors", people)]
+              *([_line("people_error", "People with errors", people["error"])] if people.get("error") else [])]
     return lines

@@ -186,7 +186,8 @@ def describe_pace(start, end, daily_limit):
     every = (_seconds(end) - _seconds(start)) / daily_limit
     if every >= 90:
         minutes = every / 60
-        pace = f"about one every {f'{minutes:.1f}'.removesuffix('.0') if minutes < 10 else round(minutes)} minutes"
+        shown = round(minutes) if minutes >= 10 else f"{minutes:.1f}".removesuffix(".0")
+        pace = f"about one every {shown} minutes"
     elif every >= 1:
         pace = f"about {round(60 / every)} a minute"
     else:

@@ -107,7 +107,7 @@ def _places(q):
     ("02492", "02492-1234") the text names; [] when it names neither. Equalities, so each reads
     the b-tree index on its column."""
     if re.fullmatch(r"\d{5}(-\d{4})?", q):
-        return [Property.zip == q, Property.zip == q[:5]]
+        return [Property.zip.in_(sorted({q, q[:5]}))]
     if re.search(r"\d", q):
         return []
     return [Property.city.in_(sorted({q, q.title(), q.upper(), q.lower()}))]
