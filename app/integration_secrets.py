@@ -86,22 +86,24 @@ def describe(name):
     return f"set, ends in ...{value[-4:]}" if len(value) >= 12 else "set"
 
 
-def set_secret(name, value, user_id=None):
-    """Store (or with an empty value, remove) a secret, audited without its value. The caller commits."""
+def set_secret(name, value, user_id=None, reason=None):
+    """Store (or with an empty value, remove) a secret, audited without its value (`reason`: why,
+    in the audit row's words). The caller commits."""
     value = (value or "").strip()
     check_requirements(name, value)
     row = db.session.get(IntegrationSecret, name)
     if not value:
         if row is not None:
             db.session.delete(row)
-            audit.record("secret_cleared", "integration_secrets", name, detail=f"{KNOWN.get(name, name)} removed")
+            audit.record("secret_cleared", "integration_secrets", name,
+                         detail=reason or f"{KNOWN.get(name, name)} removed")
         return
     ciphertext = fernet().encrypt(value.encode()).decode()
     if row is None:
         db.session.add(IntegrationSecret(name=name, ciphertext=ciphertext, updated_by_id=user_id))
     else:
         row.ciphertext, row.updated_by_id, row.updated_at = ciphertext, user_id, utcnow()
-    audit.record("secret_changed", "integration_secrets", name, detail=f"{KNOWN.get(name, name)} set")
+    audit.record("secret_changed", "integration_secrets", name, detail=reason or f"{KNOWN.get(name, name)} set")
 
 
 def check_requirements(name, value):

@@ -74,9 +74,7 @@ def forget_deleted_webhooks(hooks):
     existing = {str(h.get("id")) for h in hooks}
     gone = [name for name in names if name[len(KEY_PREFIX):] not in existing]
     for name in gone:
-        set_secret(name, "")
-        audit.record("delete", "openphone_webhooks", None,
-                     detail=f"webhook {name[len(KEY_PREFIX):]} is no longer in OpenPhone: its signing key removed")
+        set_secret(name, "", reason=f"webhook {name[len(KEY_PREFIX):]} is no longer in OpenPhone: its signing key removed")
     if gone:
         db.session.commit()
     return len(gone)
